@@ -1,0 +1,55 @@
+# The book's two commands:
+#   make book   build the website into _build/html, executing every notebook (preset: tiny)
+#   make test   unit tests for utils, every notebook through nbmake, and the browser test of the site
+# Both create the virtual environment .venv on first use and reuse it afterwards.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The torch to install when the venv has none. Plain "torch" takes your platform's default build;
+# CI (.ci/run) installs a CPU build first, so this is then already satisfied.
+TORCH_SPEC ?= torch>=2.2
+# The preset notebooks run on; the bundled tiny model needs no network.
+PRESET ?= tiny
+
+RUN_ENV := SAE_BOOK_PRESET=$(PRESET) WANDB_MODE=disabled
+ifeq ($(PRESET),tiny)
+RUN_ENV += HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+endif
+
+STAMP := $(VENV)/.installed
+
+.PHONY: book test venv clean clean-book tiny-model benchmarks
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip check
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $(STAMP)
+
+book: $(STAMP)
+	$(RUN_ENV) $(BIN)/jupyter-book build . -W -n --keep-going
+	@echo "Open $(CURDIR)/_build/html/index.html"
+
+test: $(STAMP)
+	$(RUN_ENV) $(BIN)/python -m pytest tests notebooks --nbmake -v -rs
+
+# Rebuild the bundled tiny model, tokenizer and SAE (about 15 minutes on 2 CPU cores).
+tiny-model: $(STAMP)
+	$(RUN_ENV) $(BIN)/python -m utils.tiny.build
+
+benchmarks: $(STAMP)
+	$(RUN_ENV) $(BIN)/python benchmarks/notebook_times.py
+	$(RUN_ENV) $(BIN)/python benchmarks/training_throughput.py
+
+clean-book:
+	rm -rf _build
+
+clean: clean-book
+	rm -rf $(VENV)

@@ -1,0 +1,89 @@
+"""Load the model, the SAE and text for a preset, the same way for every preset.
+
+Every function returns the same types whichever preset it is given (a ``HookedSAETransformer``,
+a SAELens ``SAE``, a list of strings, a ``datasets.Dataset``), so notebook cells do not care
+whether they run on GPT-2 small or on the bundled tiny model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .presets import Preset
+
+
+def load_sae(preset: Preset, device: str = "cpu"):
+    """The preset's pretrained SAE (tutorial 1), as a SAELens ``SAE`` on ``device``.
+
+    Registry presets call ``SAE.from_pretrained(release, sae_id, device=...)`` (SAELens 6.x returns
+    the SAE alone); local presets call ``SAE.load_from_disk(folder, device=...)``.
+    """
+    from sae_lens import SAE
+
+    if preset.sae_path is not None:
+        from .tiny import check_asset_folder
+
+        check_asset_folder(preset.sae_path)
+        return SAE.load_from_disk(str(preset.sae_path), device=device)
+    return SAE.from_pretrained(preset.sae_release, preset.sae_id, device=device)
+
+
+def load_model(preset: Preset, device: str = "cpu", **from_pretrained_kwargs: Any):
+    """The preset's language model as a ``HookedSAETransformer`` on ``device``, in eval mode.
+
+    ``from_pretrained_kwargs`` are the loading options an SAE asks for in
+    ``sae.cfg.metadata.model_from_pretrained_kwargs`` (e.g. ``center_writing_weights=True`` for
+    ``gpt2-small-res-jb``); they are passed to
+    ``HookedSAETransformer.from_pretrained_no_processing`` so the model is processed exactly as
+    the SAE was trained on. The bundled tiny model is stored unprocessed and needs none.
+    """
+    from sae_lens import HookedSAETransformer
+
+    if preset.model_path is not None:
+        from .tiny import load_tiny_model
+
+        model = load_tiny_model(preset.model_path, device=device, **from_pretrained_kwargs)
+    else:
+        model = HookedSAETransformer.from_pretrained_no_processing(
+            preset.model_name, device=device, **from_pretrained_kwargs
+        )
+    model.eval()
+    return model
+
+
+def load_texts(preset: Preset, n: int | None = None, split: str = "heldout") -> list[str]:
+    """Up to ``n`` documents of the preset's dataset, in a fixed order.
+
+    ``split`` is ``"heldout"`` (text the models were not trained on; default) or ``"train"``.
+    For streamed Hub datasets both splits read the start of the stream (the Pile's train split;
+    the published SAEs saw a tiny fraction of it).
+    """
+    if split not in ("heldout", "train"):
+        raise ValueError(f"split must be 'heldout' or 'train', got {split!r}")
+    if n is not None and n < 1:
+        raise ValueError(f"n must be a positive number of documents (or None for all), got {n}")
+    if preset.dataset_path.startswith("bundled:"):
+        from .tiny.corpus import build_corpus
+
+        corpus = build_corpus()
+        docs = corpus.heldout if split == "heldout" else corpus.train
+        return list(docs[:n] if n is not None else docs)
+    if n is None:
+        raise ValueError(f"{preset.dataset_path} is streamed: give n, the number of documents to read")
+    from datasets import load_dataset
+
+    stream = load_dataset(preset.dataset_path, split="train", streaming=True)
+    return [row["text"] for _, row in zip(range(n), stream)]
+
+
+def training_dataset(preset: Preset):
+    """What to pass as ``override_dataset`` to SAELens' training runner for this preset.
+
+    ``None`` for Hub datasets (the runner streams ``cfg.dataset_path`` itself); for the bundled
+    corpus, a ``datasets.Dataset`` with a ``text`` column holding the training documents.
+    """
+    if not preset.dataset_path.startswith("bundled:"):
+        return None
+    from datasets import Dataset
+
+    return Dataset.from_dict({"text": load_texts(preset, split="train")})
