@@ -41,6 +41,11 @@ class TrainingSizes:
     n_batches_in_buffer: int
     store_batch_size_prompts: int
     eval_batches: int
+    # Batches used to estimate the activation norm for normalize_activations="expected_average_only_in"
+    # (SAELens' default, 1000, would read more tokens than the tiny preset trains on).
+    n_batches_for_norm_estimate: int
+    # Held-out documents read for evaluating a trained SAE (all of them if the split is smaller).
+    eval_texts: int
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,8 @@ PRESETS: dict[str, Preset] = {
             n_batches_in_buffer=32,
             store_batch_size_prompts=16,
             eval_batches=20,
+            n_batches_for_norm_estimate=100,
+            eval_texts=1000,
         ),
     ),
     "tiny": Preset(
@@ -130,6 +137,8 @@ PRESETS: dict[str, Preset] = {
             n_batches_in_buffer=16,
             store_batch_size_prompts=16,
             eval_batches=10,
+            n_batches_for_norm_estimate=10,
+            eval_texts=1000,
         ),
     ),
 }

@@ -27,6 +27,7 @@ import functools
 import hashlib
 import importlib
 import inspect
+import os
 import random
 import sys
 import sysconfig
@@ -109,10 +110,13 @@ def stdlib_source_files(root: Path | None = None) -> list[Path]:
     """The standard library's ``.py`` files to read, sorted by their path relative to ``root``."""
     root = root or stdlib_dir()
     files = []
-    for path in root.rglob("*.py"):
-        relative = path.relative_to(root)
-        if not _skip(relative):
-            files.append(relative)
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = [d for d in subfolders if d not in SKIP_DIRS]  # prune: never walk site-packages
+        for name in names:
+            if name.endswith(".py"):
+                relative = Path(folder, name).relative_to(root)
+                if not _skip(relative):
+                    files.append(relative)
     return [root / rel for rel in sorted(files, key=lambda p: p.as_posix())]
 
 

@@ -1,0 +1,482 @@
+"""The website, checked the way a reader sees it: in headless Chromium.
+
+The session builds the book like `make book` (or reuses _build/html when it is newer than every
+source of the site), serves _build/html on localhost and opens every page of the table of contents.
+On each page: no JavaScript errors, no failed request to the site, every internal link resolves,
+the repository / edit / issue buttons point at the repository. On each tutorial page: every plotly
+figure, circuitsvis view and HTML output that the executed notebook holds is on the page and drawn,
+the tables have rows, the Colab and Binder buttons open this notebook, copying a code cell gives
+its source. A full-page screenshot of each page goes to _build/screenshots/ for review.
+
+Requests to other hosts (CDNs) are blocked, so the page must not need them; they are listed in the
+output of test_page_loads_cleanly. The page weights (test_page_weight) need no browser.
+
+Without Chromium (and Python playwright) the browser tests are skipped, saying so; with CI=true
+they fail instead, because CI must run them (.ci/run installs Debian's chromium).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import nbformat
+import pytest
+from site_helpers import (
+    CHROMIUM_ARGS,
+    HTML_DIR,
+    PAGE_BUDGET_BYTES,
+    PAGE_SIZES_JSON,
+    REPO_ROOT,
+    SCREENSHOT_DIR,
+    SiteServer,
+    ensure_built,
+    executed_notebook_outputs,
+    expected_outputs,
+    find_chromium,
+    format_size,
+    is_local_url,
+    load_config,
+    local_target,
+    page_slug,
+    page_weights,
+    parse_page,
+    toc_docnames,
+    tutorial_docnames,
+)
+
+PAGES = toc_docnames()
+TUTORIALS = tutorial_docnames()
+RENDER_TIMEOUT_MS = 20_000
+
+
+# --- fixtures ------------------------------------------------------------------------------------
+
+
+def _no_browser(reason: str):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"Browser test cannot run: {reason}. CI=true, and CI must run it (.ci/run installs chromium).")
+    pytest.skip(f"Browser test skipped: {reason}; install Debian's `chromium` (or set SAE_BOOK_CHROMIUM) to run it.")
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Checked before the (slow) build, so a machine without a browser skips at once."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _no_browser("the Python package `playwright` is not installed")
+    path = find_chromium()
+    if path is None:
+        _no_browser(
+            f"no Chromium found ({os.environ.get('SAE_BOOK_CHROMIUM') or 'chromium, chromium-browser, google-chrome'})"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def site():
+    """_build/html, built now if it is missing or older than its sources."""
+    try:
+        message = ensure_built()
+    except RuntimeError as error:
+        pytest.fail(f"The book does not build:\n{error}", pytrace=False)
+    print(message)
+    return HTML_DIR
+
+
+@pytest.fixture(scope="session")
+def server(site):
+    with SiteServer(site) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Visit:
+    """What one page load showed."""
+
+    docname: str
+    url: str
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    failed_local: list[str] = field(default_factory=list)
+    external: list[str] = field(default_factory=list)
+    dom: dict = field(default_factory=dict)
+    clipboard: str | None = None
+    screenshot: str = ""
+
+
+# Run in the page once it has loaded and its figures had time to draw.
+COLLECT_JS = r"""
+() => {
+  // Outputs folded away (a hide-output toggle, a closed dropdown) have no size until opened.
+  const box = el => { const r = el.getBoundingClientRect();
+    return {w: r.width, h: r.height, folded: !!el.closest('.tag_hide-output, details:not([open]), .toggle-hidden')}; };
+  const plotly = [...document.querySelectorAll('.plotly-graph-div')].map(gd => ({
+    id: gd.id,
+    ...box(gd),
+    svg: gd.querySelectorAll('svg.main-svg').length,
+    traces: (gd._fullData || []).length,
+    drawn: gd.querySelectorAll('.main-svg .trace, .main-svg .hm, .main-svg image, .main-svg .point,'
+                               + ' .main-svg .bars path, .main-svg .slice').length,
+  }));
+  const cv = [...document.querySelectorAll('[id^="circuits-vis-"]')].map(el => ({
+    id: el.id, ...box(el), children: el.querySelectorAll('*:not(script)').length,
+  }));
+  const html = [...document.querySelectorAll('.cell_output .output.text_html')].map(el => ({
+    ...box(el), text: el.innerText.length, children: el.children.length,
+  }));
+  const tables = [...document.querySelectorAll('.cell_output .output.text_html table')].map(t => ({
+    ...box(t), rows: t.querySelectorAll('tbody tr').length, head: t.querySelectorAll('thead th').length,
+  }));
+  const links = [...document.querySelectorAll('a[href]')].map(a => ({raw: a.getAttribute('href'), abs: a.href}));
+  const ids = [...document.querySelectorAll('[id]')].map(e => e.id);
+  const stderr = document.querySelectorAll('.cell_output .output.stderr').length;
+  const textOutputs = [...document.querySelectorAll(
+      '.cell_output .output.stream, .cell_output .output.text_plain, .cell_output .output.traceback')];
+  const tallText = textOutputs.map(box).filter(b => b.h > 520 && !b.folded).map(b => b.h);
+  const warningLines = textOutputs.flatMap(e => e.innerText.split('\n'))
+      .filter(l => /\b[A-Z]\w*Warning\b|^\s*WARNING\b|^\s*warn(ings)?\.warn/.test(l));
+  const logo = document.querySelector('img.logo__image');
+  const favicon = document.querySelector('link[rel~="icon"]');
+  const scripts = [...document.querySelectorAll('script[src]')].map(s => s.getAttribute('src'));
+  const codeInputs = [...document.querySelectorAll('.cell_input div.highlight pre')].length;
+  const copyButtons = document.querySelectorAll('button.copybtn').length;
+  const outputCopyButtons = document.querySelectorAll('.cell_output button.copybtn').length;
+  return {title: document.title, plotly, cv, html, tables, links, ids, stderr, scripts, tallText, warningLines,
+          logo: logo ? {src: logo.getAttribute('src'), w: logo.naturalWidth} : null,
+          favicon: favicon ? favicon.getAttribute('href') : null,
+          codeInputs, copyButtons, outputCopyButtons,
+          height: document.documentElement.scrollHeight};
+}
+"""
+
+WAIT_DRAWN_JS = r"""
+() => [...document.querySelectorAll('.plotly-graph-div')].every(gd => gd.querySelector('svg.main-svg'))
+   && [...document.querySelectorAll('[id^="circuits-vis-"]')].every(el => el.querySelector('*:not(script)'))
+"""
+
+
+@pytest.fixture(scope="session")
+def visit(browser, server):
+    """visit(docname) -> Visit: loads each page once per session, in a fresh browser context."""
+    cache: dict[str, Visit] = {}
+
+    def load(docname: str) -> Visit:
+        if docname in cache:
+            return cache[docname]
+        url = f"{server.base_url}{docname}.html"
+        result = Visit(docname, url)
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 900}, permissions=["clipboard-read", "clipboard-write"]
+        )
+        page = context.new_page()
+
+        def route(r):
+            if is_local_url(r.request.url) or r.request.url.startswith(("data:", "blob:")):
+                r.continue_()
+            else:
+                result.external.append(r.request.url)
+                r.abort("blockedbyclient")
+
+        page.route("**/*", route)
+
+        def on_console(msg):
+            if msg.type != "error":
+                return
+            where = (msg.location or {}).get("url", "")
+            # The browser's own line for a request we blocked on purpose is not a page error.
+            if "net::ERR_BLOCKED_BY_CLIENT" in msg.text or (where and not is_local_url(where)):
+                return
+            result.console_errors.append(f"{msg.text} ({where})")
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda exc: result.page_errors.append(str(exc)))
+        page.on(
+            "requestfailed",
+            lambda req: result.failed_local.append(f"{req.url}: {req.failure}")
+            if is_local_url(req.url)
+            else None,
+        )
+        page.on(
+            "response",
+            lambda resp: result.failed_local.append(f"{resp.url}: HTTP {resp.status}")
+            if is_local_url(resp.url) and resp.status >= 400
+            else None,
+        )
+        page.goto(url, wait_until="load")
+        try:
+            page.wait_for_function(WAIT_DRAWN_JS, timeout=RENDER_TIMEOUT_MS)
+        except Exception:  # noqa: BLE001 (the checks below say what did not draw)
+            pass
+        page.wait_for_timeout(300)  # let plotly finish its layout pass before the screenshot
+        result.dom = page.evaluate(COLLECT_JS)
+        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        shot = SCREENSHOT_DIR / f"{page_slug(docname)}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        result.screenshot = str(shot.relative_to(REPO_ROOT))
+        if docname in TUTORIALS:
+            result.clipboard = _copy_first_code_cell(page)
+        context.close()
+        cache[docname] = result
+        return result
+
+    return load
+
+
+def _copy_first_code_cell(page) -> str | None:
+    """Click the copy button of the first code cell a reader sees; return the clipboard."""
+    button = page.locator(".cell:not(.tag_hide-input):not(.tag_remove-input) .cell_input button.copybtn").first
+    if button.count() == 0:
+        return None
+    button.scroll_into_view_if_needed()
+    button.hover()
+    button.click()
+    page.wait_for_timeout(200)
+    return page.evaluate("navigator.clipboard.readText()")
+
+
+# --- every page --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_page_loads_cleanly(visit, docname):
+    v = visit(docname)
+    if v.external:
+        print(f"\n{docname}: requests to other hosts (blocked; the page must not need them):")
+        for url in sorted(set(v.external)):
+            print(f"  {url}")
+    assert not v.page_errors, f"{docname}: JavaScript exceptions: {v.page_errors}"
+    assert not v.console_errors, f"{docname}: console errors: {v.console_errors}"
+    assert not v.failed_local, f"{docname}: failed requests to the site: {v.failed_local}"
+    assert v.dom["stderr"] == 0, f"{docname}: {v.dom['stderr']} stderr outputs are on the page"
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_outputs_are_readable(visit, docname):
+    """Long text outputs scroll in a box (_static/book.css); no dependency warnings in them."""
+    dom = visit(docname).dom
+    assert not dom["tallText"], f"{docname}: text outputs taller than their box: {dom['tallText']} px"
+    assert not dom["warningLines"], f"{docname}: warning text in outputs: {dom['warningLines'][:5]}"
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_page_title_logo_and_favicon(visit, docname):
+    v = visit(docname)
+    book_title = load_config()["title"]
+    title = v.dom["title"]
+    assert title.endswith(book_title), f"{docname}: <title> {title!r} does not name the book"
+    if docname != PAGES[0]:
+        heading = title[: -len(book_title)].rstrip(" —-")
+        assert heading, f"{docname}: <title> {title!r} has no page heading before the book's name"
+    assert v.dom["logo"] and v.dom["logo"]["w"] > 0, f"{docname}: the logo is missing or did not load"
+    favicon = load_config()["html"]["favicon"].rsplit("/", 1)[-1]
+    assert v.dom["favicon"] and v.dom["favicon"].endswith(favicon), f"{docname}: no link to {favicon}"
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_internal_links_resolve(visit, docname):
+    v = visit(docname)
+    page_file = HTML_DIR / f"{docname}.html"
+    own_ids = set(v.dom["ids"]) | parse_page(page_file).ids
+    broken = []
+    checked = 0
+    for link in v.dom["links"]:
+        raw, absolute = link["raw"], link["abs"]
+        if not is_local_url(absolute) or raw.startswith(("javascript:", "mailto:")):
+            continue
+        parts = urlsplit(raw)
+        if not parts.path:  # "#anchor" on this page
+            target, ids = page_file, own_ids
+        else:
+            target = local_target(page_file, raw)
+            if target is not None and target.is_dir():
+                target = target / "index.html"
+            if target is None or not target.is_file():
+                broken.append(f"{raw} (no file {target})")
+                continue
+            ids = parse_page(target).ids if target.suffix == ".html" else None
+        checked += 1
+        if parts.fragment and ids is not None and parts.fragment not in ids:
+            broken.append(f"{raw} (no id {parts.fragment!r} in {target.name})")
+    assert checked > 0, f"{docname}: no internal links found; is the page empty?"
+    assert not broken, f"{docname}: internal links that do not resolve:\n" + "\n".join(broken)
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_repository_buttons(visit, docname):
+    repo = load_config()["repository"]
+    base, branch = repo["url"].rstrip("/"), repo.get("branch", "main")
+    source = next(p for p in (REPO_ROOT / f"{docname}.ipynb", REPO_ROOT / f"{docname}.md") if p.is_file())
+    path_in_repo = "/".join(filter(None, [repo.get("path_to_book", "").strip("/"), source.relative_to(REPO_ROOT).as_posix()]))
+    hrefs = {link["abs"] for link in visit(docname).dom["links"]}
+    assert base in hrefs, f"{docname}: no repository button linking {base}"
+    assert f"{base}/edit/{branch}/{path_in_repo}" in hrefs, f"{docname}: no 'edit this page' button for {path_in_repo}"
+    assert any(h.startswith(f"{base}/issues/new") for h in hrefs), f"{docname}: no 'open an issue' button"
+
+
+# --- tutorial pages ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("docname", TUTORIALS)
+def test_launch_buttons_open_this_notebook(visit, docname):
+    repo = load_config()["repository"]
+    owner_repo = urlsplit(repo["url"]).path.strip("/").removesuffix(".git")
+    branch = repo.get("branch", "main")
+    path = "/".join(filter(None, [repo.get("path_to_book", "").strip("/"), f"{docname}.ipynb"]))
+    hrefs = {link["abs"] for link in visit(docname).dom["links"]}
+    colab = f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/{path}"
+    binder = f"https://mybinder.org/v2/gh/{owner_repo}/{branch}?urlpath=lab/tree/{path}"
+    assert colab in hrefs, f"{docname}: no Colab button for {colab}; launch links: {_launch_links(hrefs)}"
+    assert binder in hrefs, f"{docname}: no Binder button for {binder}; launch links: {_launch_links(hrefs)}"
+    assert (REPO_ROOT / path).is_file()
+
+
+def _launch_links(hrefs):
+    return sorted(h for h in hrefs if "colab" in h or "binder" in h)
+
+
+@pytest.mark.parametrize("docname", TUTORIALS)
+def test_figures_views_and_tables_render(visit, docname):
+    expected = expected_outputs(docname)
+    dom = visit(docname).dom
+    assert not expected.figures_without_html, (
+        f"{docname}: cells {expected.figures_without_html} show plotly figures with no text/html part, "
+        "which the website cannot show: import utils.plots before the first figure"
+    )
+    figures = dom["plotly"]
+    assert len(figures) == expected.plotly_figures, (
+        f"{docname}: the notebook has {expected.plotly_figures} plotly figures, the page {len(figures)}"
+    )
+    not_drawn = [f for f in figures if not (f["svg"] and f["traces"] and f["drawn"] and (f["h"] > 50 or f["folded"]))]
+    assert not not_drawn, f"{docname}: plotly figures that did not draw: {not_drawn}"
+    views = dom["cv"]
+    assert len(views) == expected.circuitsvis_views, (
+        f"{docname}: the notebook has {expected.circuitsvis_views} circuitsvis views, the page {len(views)}"
+    )
+    blank = [v for v in views if not (v["children"] and (v["h"] > 10 or v["folded"]))]
+    assert not blank, f"{docname}: circuitsvis views that did not render: {blank}"
+    outputs = dom["html"]
+    assert len(outputs) == expected.html_outputs, (
+        f"{docname}: the notebook has {expected.html_outputs} HTML outputs, the page shows {len(outputs)}"
+    )
+    empty = [i for i, o in enumerate(outputs) if o["h"] < 5 and not o["folded"]]
+    assert not empty, f"{docname}: HTML outputs (feature views, tables) with no height: {empty}"
+    tables = dom["tables"]
+    assert len(tables) >= expected.tables, (
+        f"{docname}: the notebook has {expected.tables} table outputs, the page {len(tables)}"
+    )
+    assert all(t["rows"] > 0 for t in tables), f"{docname}: tables without rows: {tables}"
+
+
+def test_tutorials_show_each_kind_of_output(visit):
+    """So the per-page checks cannot pass by finding nothing to check."""
+    totals = {"plotly": 0, "html": 0, "tables": 0}  # circuitsvis views are checked where present
+    for docname in TUTORIALS:
+        dom = visit(docname).dom
+        for key in totals:
+            totals[key] += len(dom[key])
+    assert TUTORIALS, "the table of contents lists no notebooks"
+    assert all(totals.values()), f"the tutorials together show none of some kind of output: {totals}"
+
+
+@pytest.mark.parametrize("docname", TUTORIALS)
+def test_code_cells_copy_cleanly(visit, docname):
+    v = visit(docname)
+    assert v.dom["copyButtons"] >= v.dom["codeInputs"] > 0, f"{docname}: code cells without a copy button"
+    assert v.dom["outputCopyButtons"] == 0, f"{docname}: outputs carry copy buttons"
+    sources = {
+        cell.source.strip()
+        for cell in nbformat.read(REPO_ROOT / f"{docname}.ipynb", as_version=4).cells
+        if cell.cell_type == "code"
+    }
+    assert v.clipboard is not None, f"{docname}: no visible code cell with a copy button"
+    assert v.clipboard.strip() in sources, (
+        f"{docname}: copying a code cell gave text that is not its source:\n{v.clipboard[:500]}"
+    )
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_screenshot_written(visit, docname):
+    v = visit(docname)
+    shot = REPO_ROOT / v.screenshot
+    assert shot.is_file() and shot.stat().st_size > 10_000, f"{docname}: no screenshot at {shot}"
+    print(f"\n{docname}: {v.screenshot} (page height {v.dom['height']} px)")
+
+
+# --- page weight (no browser needed) -----------------------------------------------------------------
+
+
+def test_page_weight(site, capsys):
+    weights = page_weights(PAGES)
+    shared: dict[str, int] = {}
+    for w in weights:
+        shared.update(w.shared_files)
+    report = {
+        "budget_bytes": PAGE_BUDGET_BYTES,
+        "pages": {
+            w.docname: {
+                "html_bytes": w.html_bytes,
+                "own_files": w.own_files,
+                "own_total_bytes": w.own_bytes,
+                "shared_loaded_bytes": w.shared_bytes,
+            }
+            for w in weights
+        },
+        "shared_files": dict(sorted(shared.items(), key=lambda kv: -kv[1])),
+    }
+    PAGE_SIZES_JSON.write_text(json.dumps(report, indent=2))
+    lines = [
+        f"Page weight (budget {format_size(PAGE_BUDGET_BYTES)} per page with its own files; "
+        f"shared files are cached across pages). Also in {PAGE_SIZES_JSON.relative_to(REPO_ROOT)}.",
+        f"{'page':<45} {'html':>11} {'own files':>11} {'page total':>11} {'+ shared':>11}",
+    ]
+    for w in weights:
+        lines.append(
+            f"{w.docname:<45} {format_size(w.html_bytes):>11} {format_size(w.own_bytes - w.html_bytes):>11} "
+            f"{format_size(w.own_bytes):>11} {format_size(w.shared_bytes):>11}"
+        )
+    biggest = sorted(shared.items(), key=lambda kv: -kv[1])[:5]
+    lines.append("largest shared files: " + ", ".join(f"{name} {format_size(n)}" for name, n in biggest))
+    with capsys.disabled():
+        print("\n" + "\n".join(lines))
+    over = [w for w in weights if w.own_bytes > PAGE_BUDGET_BYTES]
+    assert not over, "pages over budget: " + ", ".join(
+        f"{w.docname} {format_size(w.own_bytes)} (largest own files: "
+        f"{sorted(w.own_files.items(), key=lambda kv: -kv[1])[:3]})"
+        for w in over
+    )
+
+
+def test_executed_notebooks_are_known(site):
+    """Every tutorial's executed outputs can be found (the other checks rely on them)."""
+    for docname in TUTORIALS:
+        nb = executed_notebook_outputs(docname)
+        assert any(cell.get("outputs") for cell in nb["cells"] if cell["cell_type"] == "code"), (
+            f"{docname}: the executed notebook has no outputs"
+        )
+
+
+def test_site_scripts_come_before_require_js(site):
+    """plotly.min.js (and circuitsvis.js) must run before require.js, which pages with widgets load
+    from a CDN: after it, plotly.js defines an AMD module instead of window.Plotly and every figure
+    breaks for readers online. The browser test blocks CDNs, so only the order can show this."""
+    for docname in TUTORIALS:
+        scripts = re.findall(r'<script[^>]*\bsrc="([^"]+)"', (HTML_DIR / f"{docname}.html").read_text())
+        ours = [i for i, s in enumerate(scripts) if "plotly.min.js" in s or "circuitsvis.js" in s]
+        require = [i for i, s in enumerate(scripts) if "require" in s]
+        if ours and require:
+            assert max(ours) < min(require), f"{docname}: script order {scripts}"

@@ -1,0 +1,297 @@
+"""The bundled tiny model, tokenizer and SAE: they load offline, meet their targets, and fail clearly.
+
+The metric tests re-measure the card's numbers on the held-out split (about 120k tokens); the
+whole file takes well under a minute on two CPU cores.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+import dataclasses
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+
+from utils.loading import load_model, load_sae, load_texts, training_dataset
+from utils.presets import PRESETS
+from utils.tiny import (
+    ASSETS,
+    REBUILD_HINT,
+    check_asset_folder,
+    load_tiny_model,
+    load_tiny_tokenizer,
+    read_card,
+)
+from utils.tiny.corpus import build_corpus
+from utils.tiny.metrics import (
+    ce_loss_recovered,
+    lm_cross_entropy,
+    pack_documents,
+    sae_lens_metrics,
+    tokenize_documents,
+    top_activations,
+    unigram_cross_entropy,
+    uniform_cross_entropy,
+)
+
+TINY = PRESETS["tiny"]
+HOOK = "blocks.1.hook_resid_pre"
+
+# Targets from the issue; the card must meet them and re-measurement must agree with the card.
+MIN_EXPLAINED_VARIANCE = 0.8
+L0_RANGE = (5, 60)
+MAX_DEAD_FRACTION = 0.10
+MIN_CE_RECOVERED = 0.8
+MIN_MARGIN_OVER_UNIGRAM = 1.5
+
+
+@pytest.fixture()
+def no_network(monkeypatch):
+    """Any attempt to open a network connection fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture(scope="module")
+def sae():
+    return load_sae(TINY, "cpu")
+
+
+@pytest.fixture(scope="module")
+def model(sae):
+    return load_model(TINY, "cpu", **sae.cfg.metadata.model_from_pretrained_kwargs)
+
+
+@pytest.fixture(scope="module")
+def card():
+    return read_card()
+
+
+@pytest.fixture(scope="module")
+def heldout_contexts(model):
+    tokens = tokenize_documents(model.tokenizer, build_corpus().heldout)
+    return pack_documents(tokens, model.tokenizer.bos_token_id, model.cfg.n_ctx)
+
+
+@pytest.fixture(scope="module")
+def measured_sae(model, sae):
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    metrics = sae_lens_metrics(model, sae, build_corpus().heldout)
+    metrics.pop("feature_density")
+    return metrics
+
+
+# Loading ----------------------------------------------------------------------------------------
+
+
+def test_assets_load_offline_through_the_preset(no_network):
+    from sae_lens import SAE, HookedSAETransformer
+
+    sae = load_sae(TINY, "cpu")
+    model = load_model(TINY, "cpu", **sae.cfg.metadata.model_from_pretrained_kwargs)
+    assert isinstance(sae, SAE)
+    assert isinstance(model, HookedSAETransformer)
+    assert not model.training
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(p.dtype == torch.float32 for p in sae.parameters())
+    assert model.cfg.d_model == sae.cfg.d_in
+    assert sae.cfg.d_sae == 8 * sae.cfg.d_in
+
+
+def test_sae_metadata_describes_the_tiny_model(sae):
+    meta = sae.cfg.metadata
+    assert meta.hook_name == HOOK == TINY.analysis_hook
+    assert meta.model_name == "sae-book-tiny" == TINY.model_name
+    assert meta.context_size == 128
+    assert meta.prepend_bos is True
+    assert meta.model_from_pretrained_kwargs == {}
+    assert sae.cfg.normalize_activations == "none"  # works on raw activations
+
+
+def test_tokenizer_has_bos_and_behaves_like_gpt2_in_transformer_lens(model):
+    tokenizer = load_tiny_tokenizer(ASSETS / "tokenizer")
+    assert len(tokenizer) == 4096
+    assert tokenizer.bos_token == "<|endoftext|>"
+    text = "def f(x):\n    return x"
+    with_bos = model.to_tokens(text)
+    without = model.to_tokens(text, prepend_bos=False)
+    assert with_bos[0, 0].item() == tokenizer.bos_token_id
+    assert without[0, 0].item() != tokenizer.bos_token_id
+    assert torch.equal(with_bos[0, 1:], without[0])
+    str_tokens = model.to_str_tokens(text)
+    assert str_tokens[0] == "<|endoftext|>"
+    assert "".join(str_tokens[1:]) == text
+    assert model.to_string(without[0]) == text
+
+
+def test_load_tiny_model_rejects_unknown_options():
+    with pytest.raises(TypeError, match="center_writing_weights"):
+        load_tiny_model(ASSETS / "model", device="cpu", n_devices=2)
+    load_tiny_model(ASSETS / "model", device="cpu", **{})
+
+
+def test_texts_and_training_dataset_come_from_the_bundled_corpus():
+    corpus = build_corpus()
+    assert build_corpus() is corpus  # cached
+    assert load_texts(TINY, 3) == corpus.heldout[:3]
+    assert load_texts(TINY, 2, split="train") == corpus.train[:2]
+    assert not set(corpus.heldout) & set(corpus.train)
+    share = len(corpus.heldout) / (len(corpus.heldout) + len(corpus.train))
+    assert 0.15 < share < 0.25
+    dataset = training_dataset(TINY)
+    assert dataset.column_names == ["text"] and len(dataset) == len(corpus.train)
+
+
+def test_pack_documents_starts_every_context_with_bos_and_keeps_order():
+    docs = [[5, 6, 7], [8], [], [9, 10, 11, 12, 13]]
+    contexts = pack_documents(docs, bos_id=0, n_ctx=4)
+    assert contexts.tolist() == [[0, 5, 6, 7], [0, 8, 0, 9], [0, 10, 11, 12]]
+    with pytest.raises(ValueError, match="n_ctx"):
+        pack_documents(docs, bos_id=0, n_ctx=1)
+
+
+# Splicing the SAE in ---------------------------------------------------------------------------
+
+
+def test_forward_pass_with_the_sae_spliced_in(model, sae):
+    tokens = model.to_tokens("Return a new list containing the items of the sequence.")
+    clean_logits = model(tokens)
+    logits, cache = model.run_with_cache_with_saes(tokens, saes=[sae])
+    acts = cache[f"{HOOK}.hook_sae_acts_post"]
+    assert acts.shape == (1, tokens.shape[1], sae.cfg.d_sae)
+    assert torch.isfinite(logits).all()
+    assert (acts[0, 1:] > 0).sum(-1).float().mean() > 0  # latents fire
+    exact = model.run_with_saes(tokens, saes=[sae], use_error_term=True)
+    torch.testing.assert_close(exact, clean_logits, atol=1e-4, rtol=1e-4)
+
+
+# The card's metrics, re-measured ----------------------------------------------------------------
+
+
+def test_card_records_metrics_sizes_seeds_and_versions(card):
+    for key in ("model", "sae", "corpus", "sizes_bytes", "seed", "versions", "features_named"):
+        assert key in card
+    assert card["sizes_bytes"]["total"] < 10 * 2**20
+    assert len(card["features_named"]) == 3
+
+
+def test_language_model_beats_baselines_on_heldout_text(model, card, heldout_contexts):
+    train_tokens = tokenize_documents(model.tokenizer, build_corpus().train)
+    train_contexts = pack_documents(train_tokens, model.tokenizer.bos_token_id, model.cfg.n_ctx)
+    ce = lm_cross_entropy(model, heldout_contexts)
+    unigram = unigram_cross_entropy(train_contexts, heldout_contexts, model.cfg.d_vocab)
+    uniform = uniform_cross_entropy(model.cfg.d_vocab)
+    assert ce < unigram - MIN_MARGIN_OVER_UNIGRAM < uniform
+    recorded = card["model"]["metrics"]
+    assert_agrees(card, ce, recorded["heldout_cross_entropy"], 0.02)
+    assert_agrees(card, unigram, recorded["unigram_cross_entropy"], 0.02)
+
+
+def test_sae_meets_targets_on_heldout_text(measured_sae):
+    assert measured_sae["explained_variance"] >= MIN_EXPLAINED_VARIANCE
+    assert L0_RANGE[0] <= measured_sae["l0"] <= L0_RANGE[1]
+    assert measured_sae["dead_fraction"] < MAX_DEAD_FRACTION
+    assert measured_sae["ce_loss_score"] >= MIN_CE_RECOVERED
+    assert measured_sae["tokens_sparsity_variance"] >= 100_000
+
+
+def test_sae_metrics_agree_with_the_card(measured_sae, card):
+    recorded = card["sae"]["metrics"]
+    assert_agrees(card, measured_sae["explained_variance"], recorded["explained_variance"], 0.01)
+    assert_agrees(card, measured_sae["l0"], recorded["l0"], 0.02 * recorded["l0"])
+    assert_agrees(card, measured_sae["dead_fraction"], recorded["dead_fraction"], 0.01)
+    assert_agrees(card, measured_sae["ce_loss_score"], recorded["ce_loss_score"], 0.01)
+
+
+def test_ce_loss_recovered_against_mean_ablation(model, sae, card, heldout_contexts):
+    result = ce_loss_recovered(model, sae, heldout_contexts[:256])
+    assert result["ce_clean"] < result["ce_with_sae"] < result["ce_mean_ablation"] < result["ce_zero_ablation"]
+    assert result["ce_loss_recovered_zero_ablation"] >= MIN_CE_RECOVERED
+    assert result["ce_loss_recovered_mean_ablation"] >= MIN_CE_RECOVERED
+    recorded = card["sae"]["metrics"]["ce_loss_recovered_mean_ablation"]
+    assert_agrees(card, result["ce_loss_recovered_mean_ablation"], recorded, 0.05)  # a subset of the tokens
+
+
+def test_named_features_fire_on_what_the_card_says(model, sae, card, heldout_contexts):
+    named = card["features_named"]
+    values, positions = top_activations(model, sae, heldout_contexts, k=10)
+    flat = heldout_contexts.flatten()
+    for feature in named:
+        shown = [model.tokenizer.decode([t]) for t in flat[positions[feature["index"]]].tolist()]
+        if card["corpus"]["fingerprint"] == build_corpus().fingerprint:
+            assert shown == feature["top_tokens"][:10]
+        assert values[feature["index"], 0] > 0
+
+
+def assert_agrees(card: dict, measured: float, recorded: float, tolerance: float) -> None:
+    """Re-measured values match the card when the corpus is the one it was built from (the corpus
+    is read from the running Python; another Python version gives slightly different text)."""
+    if card["corpus"]["fingerprint"] != build_corpus().fingerprint:
+        tolerance *= 5
+    assert abs(measured - recorded) <= tolerance, f"measured {measured:.4f}, card says {recorded:.4f}"
+
+
+# Missing or corrupt assets ----------------------------------------------------------------------
+
+
+@pytest.fixture()
+def broken_assets(tmp_path: Path) -> Path:
+    copy = tmp_path / "assets"
+    shutil.copytree(ASSETS, copy)
+    return copy
+
+
+def test_missing_asset_folder_names_the_folder_and_the_rebuild_command(tmp_path):
+    missing = tmp_path / "nowhere" / "sae"
+    with pytest.raises(FileNotFoundError) as error:
+        check_asset_folder(missing)
+    assert str(missing) in str(error.value) and REBUILD_HINT in str(error.value)
+    preset = dataclasses.replace(TINY, sae_path=missing, model_path=tmp_path / "nowhere" / "model")
+    with pytest.raises(FileNotFoundError, match="python -m utils.tiny.build"):
+        load_sae(preset, "cpu")
+    with pytest.raises(FileNotFoundError, match="python -m utils.tiny.build"):
+        load_model(preset, "cpu")
+
+
+@pytest.mark.parametrize(
+    ("folder", "name"),
+    [("sae", "sae_weights.safetensors"), ("model", "config.json"), ("tokenizer", "tokenizer.json")],
+)
+def test_missing_file_is_named(broken_assets, folder, name):
+    (broken_assets / folder / name).unlink()
+    with pytest.raises(FileNotFoundError) as error:
+        check_asset_folder(broken_assets / folder)
+    message = str(error.value)
+    assert str(broken_assets / folder) in message and name in message and REBUILD_HINT in message
+
+
+@pytest.mark.parametrize(
+    ("folder", "name"),
+    [("sae", "sae_weights.safetensors"), ("sae", "cfg.json"), ("model", "model.safetensors"), ("tokenizer", "tokenizer.json")],
+)
+def test_corrupt_file_is_named(broken_assets, folder, name):
+    path = broken_assets / folder / name
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])  # truncated
+    with pytest.raises(ValueError) as error:
+        check_asset_folder(broken_assets / folder)
+    message = str(error.value)
+    assert str(broken_assets / folder) in message and name in message and REBUILD_HINT in message
+
+
+def test_loading_a_corrupt_model_fails_clearly(broken_assets):
+    path = broken_assets / "model" / "model.safetensors"
+    path.write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="python -m utils.tiny.build"):
+        load_tiny_model(broken_assets / "model")

@@ -1,0 +1,250 @@
+"""Plotly figures for SAE features. Importing this module sets up plotly's renderer.
+
+Every function takes tensors / tables and returns a ``plotly.graph_objects.Figure`` (call
+``.show()`` or leave it last in a cell). Figures have a title, axis labels and hover text.
+
+Renderer (:func:`configure_plotly_renderer`, run at import): in Google Colab plotly's ``colab``
+renderer; everywhere else ``plotly_mimetype+sae_book``: the plotly mime type for JupyterLab /
+VS Code, plus an HTML copy of the figure for the book's website (Jupyter Book drops the plotly
+mime type; the site loads plotly.js once per page itself, so the HTML does not inline it).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+import plotly.io as pio
+import torch
+from plotly.io._base_renderers import MimetypeRenderer
+
+SITE_RENDERER = "sae_book"
+
+
+class SiteHtmlRenderer(MimetypeRenderer):
+    """A plotly renderer emitting the figure as an HTML ``div`` without plotly.js (``text/html``)."""
+
+    def to_mimebundle(self, fig_dict: dict) -> dict:
+        html = pio.to_html(fig_dict, include_plotlyjs=False, full_html=False, validate=False)
+        return {"text/html": html}
+
+
+def configure_plotly_renderer() -> str:
+    """Choose plotly's default renderer for where we run; returns its name.
+
+    Colab: ``"colab"``. Elsewhere: ``"plotly_mimetype+sae_book"`` (interactive in Jupyter, and
+    visible on the built website).
+    """
+    pio.renderers[SITE_RENDERER] = SiteHtmlRenderer()
+    name = "colab" if "google.colab" in sys.modules else f"plotly_mimetype+{SITE_RENDERER}"
+    pio.renderers.default = name
+    return name
+
+
+configure_plotly_renderer()
+
+_LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=60, b=50))
+
+
+def _as_1d(values: torch.Tensor | Sequence[float], name: str) -> list[float]:
+    tensor = torch.as_tensor(values).detach().flatten().float().cpu()
+    if tensor.numel() == 0:
+        raise ValueError(f"{name} is empty: there is nothing to plot.")
+    return tensor.tolist()
+
+
+def top_features_heatmap(
+    feature_acts: torch.Tensor,
+    str_tokens: Sequence[str],
+    k: int = 5,
+    title: str = "Top features per token",
+    skip_positions: Sequence[int] = (),
+) -> go.Figure:
+    """Heatmap of tokens (rows) x the union of each token's top-``k`` features (columns).
+
+    Args:
+        feature_acts: ``[pos, d_sae]`` (or ``[1, pos, d_sae]``) SAE feature activations.
+        str_tokens: the ``pos`` tokens as strings.
+        k: top features taken from each token.
+        skip_positions: positions to leave out (e.g. ``[0]`` for a BOS token whose huge
+            activations would wash out the colour scale).
+    """
+    if feature_acts.ndim == 3 and feature_acts.shape[0] == 1:
+        feature_acts = feature_acts[0]
+    if feature_acts.ndim != 2:
+        raise ValueError(f"feature_acts must have shape [pos, d_sae], got {tuple(feature_acts.shape)}")
+    if len(str_tokens) != feature_acts.shape[0]:
+        raise ValueError(
+            f"Got {len(str_tokens)} token strings for {feature_acts.shape[0]} positions of feature_acts."
+        )
+    if not 1 <= k <= feature_acts.shape[1]:
+        raise ValueError(f"k must be between 1 and d_sae={feature_acts.shape[1]}, got {k}")
+    acts = feature_acts.detach().float().cpu()
+    positions = [p for p in range(acts.shape[0]) if p not in set(skip_positions)]
+    if not positions:
+        raise ValueError("skip_positions leaves no token to plot.")
+    features: list[int] = []
+    for p in positions:
+        values, indices = acts[p].topk(k)
+        features += [i for v, i in zip(values.tolist(), indices.tolist()) if v > 0 and i not in features]
+    if not features:
+        raise ValueError("No feature is active at any of these tokens.")
+    z = acts[positions][:, features]
+    row_labels = [f"{p}: {str_tokens[p]!r}" for p in positions]
+    col_labels = [str(f) for f in features]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z.tolist(), x=col_labels, y=row_labels, colorscale="Blues", zmin=0,
+            hovertemplate="token %{y}<br>feature %{x}<br>activation %{z:.3f}<extra></extra>",
+            colorbar=dict(title="activation"),
+        )
+    )
+    fig.update_layout(
+        title=title, xaxis_title="feature", yaxis_title="token", **_LAYOUT,
+        xaxis=dict(type="category", tickmode="array", tickvals=col_labels, tickangle=-90,
+                   tickfont=dict(size=10)),
+        yaxis=dict(autorange="reversed"),
+        height=max(300, 40 * len(positions) + 150),
+    )
+    return fig
+
+
+def histogram(
+    values: torch.Tensor | Sequence[float],
+    title: str,
+    xaxis_title: str,
+    yaxis_title: str = "count",
+    nbins: int = 50,
+    log_y: bool = False,
+    integer_bins: bool = False,
+) -> go.Figure:
+    """A histogram of ``values`` (any shape, flattened).
+
+    The counts are computed here and drawn as bars, so the figure stores ``nbins`` numbers rather
+    than every value (a sample can hold 100k values; the page stays light).
+    ``integer_bins`` gives one bar per integer (for counts such as L0).
+    """
+    data = torch.as_tensor(_as_1d(values, "values"), dtype=torch.float64)
+    lo, hi = data.min().item(), data.max().item()
+    if integer_bins:
+        lo, hi = math.floor(lo), math.floor(hi)
+        step = max(1, math.ceil((hi - lo + 1) / nbins))
+        edges = torch.arange(lo, hi + step + 1, step, dtype=torch.float64) - 0.5
+    else:
+        if hi == lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        edges = torch.linspace(lo, hi, nbins + 1, dtype=torch.float64)
+    counts = torch.histogram(data, bins=edges).hist
+    centres = ((edges[:-1] + edges[1:]) / 2).tolist()
+    hover = [f"{a:.4g} to {b:.4g}: {int(c):,}" for a, b, c in zip(edges[:-1].tolist(), edges[1:].tolist(), counts.tolist())]
+    fig = go.Figure(
+        go.Bar(x=centres, y=counts.tolist(), width=(edges[1] - edges[0]).item(), marker_color="#3366cc",
+               hovertext=hover, hoverinfo="text")
+    )
+    fig.update_layout(title=title, xaxis_title=xaxis_title, yaxis_title=yaxis_title, bargap=0.05, **_LAYOUT)
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def feature_activation_histogram(values: torch.Tensor, feature: int, n_tokens: int | None = None) -> go.Figure:
+    """Histogram of one feature's non-zero activations (``[n_fired]``) over a sample.
+
+    ``n_tokens`` (the sample's size) adds the firing frequency to the title.
+    """
+    if torch.as_tensor(values).numel() == 0:
+        fig = go.Figure()
+        fig.update_layout(title=f"Feature {feature} never fired in the sample", **_LAYOUT)
+        return fig
+    n = torch.as_tensor(values).numel()
+    freq = f", fires on {n:,} of {n_tokens:,} tokens ({n / n_tokens:.3%})" if n_tokens else ""
+    return histogram(
+        values, title=f"Feature {feature}: activations when it fires{freq}",
+        xaxis_title="activation", yaxis_title="tokens", nbins=40,
+    )
+
+
+def l0_histogram(l0_values: torch.Tensor) -> go.Figure:
+    """Histogram of active features per token (``[n_tokens]`` L0 values), mean marked."""
+    data = _as_1d(l0_values, "l0_values")
+    mean = sum(data) / len(data)
+    fig = histogram(
+        data, title=f"Active features per token (L0), mean {mean:.1f}",
+        xaxis_title="active features (L0)", yaxis_title="tokens",
+        nbins=60, integer_bins=True,
+    )
+    fig.add_vline(x=mean, line_dash="dash", line_color="firebrick", annotation_text="mean")
+    return fig
+
+
+def feature_density_histogram(density: torch.Tensor, n_tokens: int | None = None) -> go.Figure:
+    """Histogram of log10(firing frequency) per feature (``density`` is ``[d_sae]`` in 0..1).
+
+    Features that never fired (log10 0 = -inf) are counted in the title instead of plotted.
+    """
+    dens = torch.as_tensor(density).detach().double().flatten().cpu()
+    if dens.numel() == 0:
+        raise ValueError("density is empty: there is nothing to plot.")
+    if ((dens < 0) | (dens > 1)).any():
+        raise ValueError("density must be firing frequencies in [0, 1].")
+    alive = dens[dens > 0]
+    dead = int((dens == 0).sum())
+    sample = f" in {n_tokens:,} tokens" if n_tokens else ""
+    title = f"Feature density: {dead:,} of {dens.numel():,} features never fired{sample}"
+    if alive.numel() == 0:
+        fig = go.Figure()
+        fig.update_layout(title=title, **_LAYOUT)
+        return fig
+    fig = histogram(
+        alive.log10(), title=title, xaxis_title="log10(fraction of tokens the feature fires on)",
+        yaxis_title="features", nbins=50,
+    )
+    if n_tokens:
+        fig.add_vline(x=math.log10(1 / n_tokens), line_dash="dot", line_color="grey",
+                      annotation_text="fires once")
+    return fig
+
+
+def logit_effects_bar(effects, feature: int) -> go.Figure:
+    """Horizontal bars of the tokens a feature promotes and suppresses.
+
+    ``effects`` is the table from ``utils.features.feature_logit_effects``.
+    """
+    for column in ("promoted", "promoted_logit", "suppressed", "suppressed_logit"):
+        if column not in effects:
+            raise ValueError(f"effects must be the table from feature_logit_effects (missing {column!r})")
+    tokens = [repr(t) for t in effects["suppressed"][::-1]] + [repr(t) for t in effects["promoted"][::-1]]
+    values = list(effects["suppressed_logit"][::-1]) + list(effects["promoted_logit"][::-1])
+    fig = go.Figure(
+        go.Bar(
+            x=values, y=list(range(len(values))), orientation="h",
+            marker_color=["#d62728" if v < 0 else "#1f77b4" for v in values],
+            hovertext=[f"{t}: {v:+.3f}" for t, v in zip(tokens, values)], hoverinfo="text",
+        )
+    )
+    fig.update_layout(
+        title=f"Feature {feature}: tokens it promotes (blue) and suppresses (red) via W_dec @ W_U",
+        xaxis_title="direct effect on the logit", yaxis_title="token",
+        yaxis=dict(tickmode="array", tickvals=list(range(len(values))), ticktext=tokens),
+        height=max(300, 22 * len(values) + 120), **_LAYOUT,
+    )
+    return fig
+
+
+def ce_loss_bar(losses_table) -> go.Figure:
+    """Bar chart of cross-entropy per condition (``SpliceLosses.to_frame()``)."""
+    if "ce_loss" not in losses_table:
+        raise ValueError("losses_table must be SpliceLosses.to_frame() (a 'ce_loss' column)")
+    names = list(losses_table.index)
+    values = list(losses_table["ce_loss"])
+    fig = go.Figure(
+        go.Bar(x=names, y=values, text=[f"{v:.3f}" for v in values], textposition="outside",
+               marker_color=["#2ca02c", "#1f77b4", "#d62728", "#ff7f0e"][: len(values)])
+    )
+    fig.update_layout(
+        title="Next-token loss with the hook's activations replaced", xaxis_title="condition",
+        yaxis_title="cross-entropy (nats per token)", yaxis=dict(range=[0, max(values) * 1.15]), **_LAYOUT,
+    )
+    return fig
