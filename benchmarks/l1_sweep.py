@@ -34,7 +34,7 @@ from tutorial2_config import runner_config, standard_sae_config, topk_sae_config
 
 from utils.presets import get_preset, pick_device  # noqa: E402
 
-DEFAULT_COEFFICIENTS = (8e-5, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0)
+DEFAULT_COEFFICIENTS = (8e-5, 0.5, 1.0, 2.0, 3.0, 5.0)
 
 
 def results_path(preset_name: str) -> Path:
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--coefficients", type=float, nargs="*", default=list(DEFAULT_COEFFICIENTS))
-    parser.add_argument("--topk", type=int, nargs="*", default=[], help="also train TopK SAEs with these k")
+    parser.add_argument("--topk", type=int, nargs="*", default=[16, 32], help="also train TopK SAEs with these k")
     parser.add_argument("--lr", type=float, default=None, help="override the preset's learning rate")
     parser.add_argument("--tokens", type=int, default=None, help="override the preset's training tokens")
     parser.add_argument("--device", default=None)
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         start = time.perf_counter()
         sae = LanguageModelSAETrainingRunner(cfg, override_dataset=train_data, override_model=model).run()
         seconds = time.perf_counter() - start
-        metrics, _ = evaluate_sae(sae, model, eval_data, n_batches=sizes.eval_batches,
+        metrics, _ = evaluate_sae(sae, model, eval_data, n_batches=sizes.eval_batches, n_ce_batches=sizes.eval_ce_batches,
                                   batch_size_prompts=sizes.store_batch_size_prompts)
         row = {
             "architecture": architecture,
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         out.parent.mkdir(exist_ok=True)
         with out.open("w") as f:
             f.write(f"# benchmarks/l1_sweep.py, {date.today().isoformat()}, preset {preset.name}, device {device}, "
-                    f"{platform.processor() or platform.machine()}, torch {torch.__version__}\n")
+                    f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
             table.to_csv(f, index=False)
         print(f"\nwritten to {out.relative_to(HERE.parent)}")
     return table

@@ -184,7 +184,7 @@ def test_headline_metrics_flattens_and_counts_dead():
 def test_headline_metrics_errors():
     all_metrics, features = fake_eval_output([0.1])
     del all_metrics["model_performance_preservation"]
-    with pytest.raises(KeyError, match="get_eval_everything_config"):
+    with pytest.raises(KeyError, match="book_eval_config"):
         T.headline_metrics(all_metrics, features)
     with pytest.raises(KeyError, match="feature_density"):
         T.headline_metrics(fake_eval_output([0.1])[0], {})
@@ -201,8 +201,20 @@ def test_evaluate_sae_on_a_trained_sae(model, dataset):
     assert metrics["dead_latents"] == int((density == 0).sum())
     again, _ = T.evaluate_sae(sae, model, dataset, n_batches=2, batch_size_prompts=4)
     assert again == metrics  # a fresh store each call: the same tokens, the same numbers
+    fewer_ce, _ = T.evaluate_sae(sae, model, dataset, n_batches=2, batch_size_prompts=4, n_ce_batches=1)
+    assert fewer_ce["eval_tokens"] == metrics["eval_tokens"]
+    assert set(fewer_ce) == set(metrics)
     with pytest.raises(ValueError, match="n_batches"):
         T.evaluate_sae(sae, model, dataset, n_batches=0, batch_size_prompts=4)
+
+
+def test_book_eval_config():
+    cfg = T.book_eval_config(batch_size_prompts=8, n_batches=5, n_ce_batches=2)
+    assert cfg.compute_ce_loss and cfg.compute_sparsity_metrics and cfg.compute_variance_metrics
+    assert cfg.compute_featurewise_density_statistics and not cfg.compute_kl
+    assert cfg.n_eval_reconstruction_batches == 2 and cfg.n_eval_sparsity_variance_batches == 5
+    with pytest.raises(ValueError, match="n_ce_batches"):
+        T.book_eval_config(batch_size_prompts=8, n_batches=5, n_ce_batches=0)
 
 
 def test_dead_latents():
@@ -313,4 +325,5 @@ def test_training_sizes_fit_saelens(name):
     assert 0 < sizes.dead_feature_window < steps
     assert 0 <= sizes.l1_warm_up_steps < steps and 0 <= sizes.lr_warm_up_steps < steps
     assert 0 < sizes.topk_k < sizes.expansion_factor * 64  # k is well below any preset's d_sae
-    assert sizes.n_batches_for_norm_estimate >= 1 and sizes.eval_batches >= 1 and sizes.eval_texts >= 1
+    assert sizes.n_batches_for_norm_estimate >= 1 and sizes.eval_texts >= 1
+    assert 1 <= sizes.eval_ce_batches <= sizes.eval_batches

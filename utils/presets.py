@@ -46,6 +46,9 @@ class TrainingSizes:
     n_batches_for_norm_estimate: int
     # Held-out documents read for evaluating a trained SAE (all of them if the split is smaller).
     eval_texts: int
+    # Batches (of store_batch_size_prompts contexts) for the CE-loss evaluation: three forward passes
+    # of the whole model per batch, so fewer than eval_batches (sparsity, variance, density).
+    eval_ce_batches: int
 
 
 @dataclass(frozen=True)
@@ -106,9 +109,10 @@ PRESETS: dict[str, Preset] = {
             topk_k=32,
             n_batches_in_buffer=32,
             store_batch_size_prompts=16,
-            eval_batches=20,
+            eval_batches=50,  # 50 x 16 x 128 = 102k tokens
             n_batches_for_norm_estimate=100,
             eval_texts=1000,
+            eval_ce_batches=20,
         ),
     ),
     "tiny": Preset(
@@ -124,21 +128,22 @@ PRESETS: dict[str, Preset] = {
         sample_texts=256,
         sample_context=128,
         training=TrainingSizes(
-            training_tokens=400_000,
+            training_tokens=409_600,  # 400 steps (a whole number of progress-bar updates)
             train_batch_size_tokens=1024,
             context_size=128,
             expansion_factor=8,
             lr=3e-3,
-            l1_coefficient=5.0,
-            l1_warm_up_steps=20,
+            l1_coefficient=2.0,  # measured: benchmarks/l1_sweep.py, results/l1_sweep_tiny.csv
+            l1_warm_up_steps=20,  # 5% of the 400 steps
             lr_warm_up_steps=0,
-            dead_feature_window=100,
+            dead_feature_window=100,  # a quarter of the run
             topk_k=32,
             n_batches_in_buffer=16,
             store_batch_size_prompts=16,
-            eval_batches=10,
+            eval_batches=50,  # 50 x 16 x 128 = 102k held-out tokens; with the CE batches, within the ~120k
             n_batches_for_norm_estimate=10,
             eval_texts=1000,
+            eval_ce_batches=8,
         ),
     ),
 }

@@ -39,6 +39,7 @@ __all__ = [
     "headline_metrics",
     "quiet_expected_training_messages",
     "architecture_comparison_figure",
+    "book_eval_config",
     "training_curves_figure",
     "training_script",
 ]
@@ -241,7 +242,8 @@ def headline_metrics(
     recovered, relative to zero-ablating the hook), the three CE losses, and -- from the
     per-latent ``feature_density`` -- ``dead_latents`` (count that never fired on the evaluation
     sample) and ``dead_fraction``. Needs ``run_evals`` to have computed sparsity, variance and
-    CE metrics and feature density (``get_eval_everything_config`` does).
+    CE metrics and feature density (:func:`book_eval_config` and ``get_eval_everything_config``
+    both ask for them).
     """
     out: dict[str, float] = {}
     for group, key, name in HEADLINE_METRICS:
@@ -249,8 +251,8 @@ def headline_metrics(
             out[name] = float(all_metrics[group][key])
         except KeyError as err:
             raise KeyError(
-                f"run_evals output has no {group}/{key}: evaluate with "
-                "get_eval_everything_config() (or compute_ce_loss, compute_sparsity_metrics and "
+                f"run_evals output has no {group}/{key}: evaluate with book_eval_config() or "
+                "get_eval_everything_config() (compute_ce_loss, compute_sparsity_metrics and "
                 "compute_variance_metrics all True)"
             ) from err
     if "feature_density" not in feature_metrics:
@@ -263,42 +265,64 @@ def headline_metrics(
     return out
 
 
+def book_eval_config(batch_size_prompts: int, n_batches: int, n_ce_batches: int):
+    """The ``sae_lens.evals.EvalConfig`` this book evaluates with: CE loss, sparsity, variance, density.
+
+    ``n_ce_batches`` batches for the CE-loss metrics (each costs three forward passes of the whole
+    model: as is, with the SAE spliced in, zero-ablated) and ``n_batches`` for sparsity, variance
+    and per-latent density, each of ``batch_size_prompts`` contexts. Leaves out what
+    ``get_eval_everything_config`` adds on top (KL divergence, L2 norms, weight statistics).
+    """
+    from sae_lens.evals import EvalConfig
+
+    for name, value in (("batch_size_prompts", batch_size_prompts), ("n_batches", n_batches),
+                        ("n_ce_batches", n_ce_batches)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    return EvalConfig(
+        batch_size_prompts=batch_size_prompts,
+        n_eval_reconstruction_batches=n_ce_batches,
+        compute_ce_loss=True,
+        n_eval_sparsity_variance_batches=n_batches,
+        compute_sparsity_metrics=True,
+        compute_variance_metrics=True,
+        compute_featurewise_density_statistics=True,
+    )
+
+
 def evaluate_sae(
     sae: Any,
     model: Any,
     dataset: Any,
     n_batches: int,
     batch_size_prompts: int,
+    n_ce_batches: int | None = None,
     context_size: int | None = None,
 ) -> tuple[dict[str, float], np.ndarray]:
     """Evaluate ``sae`` with ``sae_lens.evals.run_evals`` on ``dataset``; return the headline numbers.
 
     A fresh ``ActivationsStore`` is built for every call, so every SAE evaluated on the same
     ``dataset`` (a ``datasets.Dataset`` with a ``text`` column, or tokens) sees the same tokens:
-    ``n_batches`` batches of ``batch_size_prompts`` contexts of ``context_size`` tokens (default:
-    the SAE's training context) for the CE-loss metrics, and the same batches again for the
-    sparsity and variance metrics. Special tokens (BOS) are left out of every metric.
+    ``n_ce_batches`` (default ``n_batches``) batches of ``batch_size_prompts`` contexts of
+    ``context_size`` tokens (default: the SAE's training context) for the CE-loss metrics, then
+    the next ``n_batches`` batches for sparsity, variance and density (see
+    :func:`book_eval_config`; SAELens' store carries on where the CE batches stopped, and starts
+    the dataset over if it runs out). Special tokens (BOS) are left out of every metric.
 
     Returns ``(metrics, feature_density)``: ``metrics`` as in :func:`headline_metrics` plus
-    ``eval_tokens`` (tokens per metric, BOS included), and ``feature_density``, a ``[d_sae]``
-    array: the fraction of evaluation tokens on which each latent fired.
+    ``eval_tokens`` (tokens read for the sparsity/variance metrics, BOS included), and
+    ``feature_density``, a ``[d_sae]`` array: the fraction of evaluation tokens on which each
+    latent fired.
     """
     from sae_lens import ActivationsStore
-    from sae_lens.evals import get_eval_everything_config, run_evals
+    from sae_lens.evals import run_evals
     from sae_lens.training.activation_scaler import ActivationScaler
 
-    if n_batches < 1:
-        raise ValueError(f"n_batches must be >= 1, got {n_batches}")
-    if batch_size_prompts < 1:
-        raise ValueError(f"batch_size_prompts must be >= 1, got {batch_size_prompts}")
+    eval_config = book_eval_config(batch_size_prompts, n_batches,
+                                   n_batches if n_ce_batches is None else n_ce_batches)
     store = ActivationsStore.from_sae(
         model, sae, dataset=dataset, streaming=False, context_size=context_size,
         store_batch_size_prompts=batch_size_prompts, device=str(sae.device),
-    )
-    eval_config = get_eval_everything_config(
-        batch_size_prompts=batch_size_prompts,
-        n_eval_reconstruction_batches=n_batches,
-        n_eval_sparsity_variance_batches=n_batches,
     )
     all_metrics, feature_metrics = run_evals(
         sae=sae, activation_store=store, model=model,

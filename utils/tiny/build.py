@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import keyword
 import math
 import os
 import platform
@@ -73,7 +72,7 @@ MODEL_CONFIG: dict[str, Any] = {
 
 
 def default_lm_settings() -> dict[str, Any]:
-    return {"steps": 1000, "batch_size": 32, "lr": 2e-3, "warmup_steps": 100, "weight_decay": 0.05, "min_lr_ratio": 0.05}
+    return {"steps": 800, "batch_size": 32, "lr": 2e-3, "warmup_steps": 100, "weight_decay": 0.05, "min_lr_ratio": 0.05}
 
 
 def default_sae_settings() -> dict[str, Any]:
@@ -82,8 +81,8 @@ def default_sae_settings() -> dict[str, Any]:
         "expansion_factor": 8,
         "training_tokens": 4_000_000,
         "train_batch_size_tokens": 4096,
-        "lr": 1e-3,
-        "l1_coefficient": 2.0,
+        "lr": 4e-3,
+        "l1_coefficient": 1.5,
         "l1_warm_up_steps": 50,
         "lr_scheduler": "constant",
         "lr_warm_up_steps": 0,
@@ -259,17 +258,25 @@ def train_sae(model, train_documents: list[str], settings: dict[str, Any]):
 # 4. Named latents -------------------------------------------------------------------------------
 
 
-PYTHON_WORDS = frozenset(keyword.kwlist) | {"self", "cls", "None", "True", "False", "Return", "args", "kwargs"}
+# What a reader of Python's docs can name at a glance, in order of preference. Token latents fire
+# on one token; context latents fire on many different tokens that share what comes just before.
+PREFERRED_TOKENS = ("def", "self", "None", "return", "import", "class", "Return")
+PREFERRED_CONTEXTS = {
+    "def": "the name being defined, just after `def`",
+    "__": "the name inside a dunder such as `__hash__`, just after `__`",
+    "'": "the word just after an opening quote `'`",
+    "(": "the first name just after `(`",
+}
 
 
 def name_latents(model, sae, contexts: torch.Tensor, density: torch.Tensor, k: int = 30) -> list[dict[str, Any]]:
     """Name three latents from their top-``k`` activations on held-out ``contexts``.
 
     * one *token* latent: at least 90% of its top activations are on one word-like token
-      (Python keywords and names such as ``def``, ``self``, ``None`` first);
-    * two *context* latents: their top activations are on many different tokens, but at least 80%
-      of them follow one token within the 3 tokens before (e.g. names after ``(`` or ``def``),
-      so the latent reads context, not just the current token.
+      (``def``, ``self``, ``None``, ... first, see ``PREFERRED_TOKENS``);
+    * two *context* latents: their top activations are on at least 8 different tokens, but at
+      least 80% of them have one token among the 3 tokens before (e.g. names after ``def``), so
+      the latent reads context, not just the current token (``PREFERRED_CONTEXTS`` first).
 
     Only latents with a held-out firing density between 0.1% and 5% are considered.
     """
@@ -281,8 +288,9 @@ def name_latents(model, sae, contexts: torch.Tensor, density: torch.Tensor, k: i
     def text(ids: list[int]) -> list[str]:
         return [model.tokenizer.decode([i]) for i in ids]
 
-    tokens_detectors, context_latents = [], []
-    shares: dict[int, float] = {}  # share of the top-k activations that fit the label
+    # (sort key, latent, label, kind, share of the top-k activations that fit the label)
+    token_latents: dict[str, tuple] = {}
+    context_latents: dict[str, tuple] = {}
     for latent in range(sae.cfg.d_sae):
         if values[latent, -1] <= 0 or not (1e-3 <= float(density[latent]) <= 0.05):
             continue
@@ -291,42 +299,37 @@ def name_latents(model, sae, contexts: torch.Tensor, density: torch.Tensor, k: i
         token, count = current.most_common(1)[0]
         word = token.strip()
         if count / k >= 0.9 and word.isidentifier() and len(word) >= 3:
-            priority = 0 if word in PYTHON_WORDS else 1
-            tokens_detectors.append((priority, -count, -float(density[latent]), latent, f"fires on `{word}`", "token"))
-            shares[latent] = count / k
+            entry = ((-count, -float(density[latent])), latent, f"fires on `{word}`", "token", count / k)
+            token_latents[word] = min(token_latents.get(word, entry), entry)
             continue
         if len(current) < 8:
             continue
         window: Counter[str] = Counter()
         for p in pos.tolist():
             start = max(p - 3, (p // n_ctx) * n_ctx)
-            window.update(set(text([t for t in flat[start:p].tolist() if t != bos])))
+            window.update({t.strip() for t in text([t for t in flat[start:p].tolist() if t != bos])})
         for before, count in window.most_common(3):
-            if count / k >= 0.8 and before.strip() and before.strip() not in {".", ","}:
-                right_after = sum(text([int(flat[p - 1])])[0] == before for p in pos.tolist())
-                where = "the token right after" if right_after / k >= 0.9 else "tokens 1-3 places after"
-                label = f"fires on {where} `{before.strip()}` (many different tokens)"
-                context_latents.append((-count, -len(current), latent, label, "context"))
-                shares[latent] = count / k
+            if count / k >= 0.8 and before and before not in {".", ","}:
+                anchor = next((a for a in PREFERRED_CONTEXTS if before.endswith(a)), before)
+                label = PREFERRED_CONTEXTS.get(anchor, f"many different tokens shortly after `{before}`")
+                entry = ((-count, -len(current)), latent, f"fires on {label}", "context", count / k)
+                context_latents[anchor] = min(context_latents.get(anchor, entry), entry)
                 break
-    tokens_detectors.sort()
-    context_latents.sort()
     if os.environ.get("TINY_BUILD_DEBUG"):
-        for c in tokens_detectors[:10] + context_latents:
-            log(f"candidate {c[-3]}: {c[-2]}; top {text(flat[positions[c[-3], :8]].tolist())}")
-    chosen = [c[-3:] for c in tokens_detectors[:1]]
-    for c in context_latents:
-        if len(chosen) == 3:
-            break
-        if c[-2] not in {label for _, label, _ in chosen}:
-            chosen.append(c[-3:])
-    for c in tokens_detectors[1:]:  # too few context latents: fill with token latents
-        if len(chosen) == 3:
-            break
-        chosen.append(c[-3:])
+        for key, entry in sorted(token_latents.items()) + sorted(context_latents.items()):
+            log(f"candidate {key!r}: latent {entry[1]} {entry[2]}; top {text(flat[positions[entry[1], :8]].tolist())}")
+
+    preferred_tokens = [token_latents[w] for w in PREFERRED_TOKENS if w in token_latents]
+    other_tokens = sorted((e for w, e in token_latents.items() if w not in PREFERRED_TOKENS), key=lambda e: e[0])
+    preferred_contexts = [context_latents[a] for a in PREFERRED_CONTEXTS if a in context_latents]
+    other_contexts = sorted((e for a, e in context_latents.items() if a not in PREFERRED_CONTEXTS), key=lambda e: e[0])
+    tokens_ranked = preferred_tokens + other_tokens
+    chosen = tokens_ranked[:1] + (preferred_contexts + other_contexts)[:2]
+    chosen += tokens_ranked[1 : 1 + 3 - len(chosen)]  # too few context latents: more token latents
+    chosen = [(latent, label, kind, share) for _, latent, label, kind, share in chosen]
 
     named = []
-    for latent, label, kind in chosen:
+    for latent, label, kind, share in chosen:
         pos = positions[latent]
         examples = []
         for p in pos[:5].tolist():
@@ -338,7 +341,7 @@ def name_latents(model, sae, contexts: torch.Tensor, density: torch.Tensor, k: i
                 "label": label,
                 "kind": kind,
                 "density": round(float(density[latent]), 5),
-                f"share_of_top_{k}_fitting_label": round(shares[latent], 3),
+                f"share_of_top_{k}_fitting_label": round(share, 3),
                 "max_activation": round(float(values[latent, 0]), 3),
                 "top_tokens": text(flat[pos[:10]].tolist()),
                 "top_contexts": examples,
@@ -530,6 +533,7 @@ def main(argv: list[str] | None = None) -> None:
     target = args.out.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{target.name}-building-", dir=target.parent))
+    building.chmod(0o755)  # mkdtemp makes it private; the assets are ordinary files
     try:
         build(building, lm, sae_settings)
         swap_in(building, target)
