@@ -37,7 +37,6 @@ from utils.tiny.metrics import (
     pack_documents,
     sae_lens_metrics,
     tokenize_documents,
-    top_activations,
     unigram_cross_entropy,
     uniform_cross_entropy,
 )
@@ -51,6 +50,7 @@ L0_RANGE = (5, 60)
 MAX_DEAD_FRACTION = 0.10
 MIN_CE_RECOVERED = 0.8
 MIN_MARGIN_OVER_UNIGRAM = 1.5
+CE_CONTEXTS = 128  # 16k tokens: CE recovered to within about 0.01 of the whole split, quickly
 
 
 @pytest.fixture()
@@ -86,11 +86,17 @@ def heldout_contexts(model):
 
 
 @pytest.fixture(scope="module")
-def measured_sae(model, sae):
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
-    metrics = sae_lens_metrics(model, sae, build_corpus().heldout)
+def measured_sparsity(model, sae):
+    """SAELens' explained variance, L0 and dead fraction on the whole held-out split (the card's sample)."""
+    metrics = sae_lens_metrics(model, sae, build_corpus().heldout, n_reconstruction_batches=0)
     metrics.pop("feature_density")
     return metrics
+
+
+@pytest.fixture(scope="module")
+def measured_ce(model, sae, heldout_contexts):
+    """CE loss recovered on the first CE_CONTEXTS held-out contexts (the card uses all of them)."""
+    return ce_loss_recovered(model, sae, heldout_contexts[:CE_CONTEXTS])
 
 
 # Loading ----------------------------------------------------------------------------------------
@@ -199,40 +205,50 @@ def test_language_model_beats_baselines_on_heldout_text(model, card, heldout_con
     assert_agrees(card, unigram, recorded["unigram_cross_entropy"], 0.02)
 
 
-def test_sae_meets_targets_on_heldout_text(measured_sae):
-    assert measured_sae["explained_variance"] >= MIN_EXPLAINED_VARIANCE
-    assert L0_RANGE[0] <= measured_sae["l0"] <= L0_RANGE[1]
-    assert measured_sae["dead_fraction"] < MAX_DEAD_FRACTION
-    assert measured_sae["ce_loss_score"] >= MIN_CE_RECOVERED
-    assert measured_sae["tokens_sparsity_variance"] >= 100_000
+def test_sae_meets_targets_on_heldout_text(measured_sparsity, measured_ce):
+    assert measured_sparsity["explained_variance"] >= MIN_EXPLAINED_VARIANCE
+    assert L0_RANGE[0] <= measured_sparsity["l0"] <= L0_RANGE[1]
+    assert measured_sparsity["dead_fraction"] < MAX_DEAD_FRACTION
+    assert measured_sparsity["tokens_sparsity_variance"] >= 100_000
+    ce = measured_ce
+    assert ce["ce_clean"] < ce["ce_with_sae"] < ce["ce_mean_ablation"] < ce["ce_zero_ablation"]
+    assert ce["ce_loss_recovered_zero_ablation"] >= MIN_CE_RECOVERED
+    assert ce["ce_loss_recovered_mean_ablation"] >= MIN_CE_RECOVERED
 
 
-def test_sae_metrics_agree_with_the_card(measured_sae, card):
+def test_sae_metrics_agree_with_the_card(measured_sparsity, measured_ce, card):
     recorded = card["sae"]["metrics"]
-    assert_agrees(card, measured_sae["explained_variance"], recorded["explained_variance"], 0.01)
-    assert_agrees(card, measured_sae["l0"], recorded["l0"], 0.02 * recorded["l0"])
-    assert_agrees(card, measured_sae["dead_fraction"], recorded["dead_fraction"], 0.01)
-    assert_agrees(card, measured_sae["ce_loss_score"], recorded["ce_loss_score"], 0.01)
-
-
-def test_ce_loss_recovered_against_mean_ablation(model, sae, card, heldout_contexts):
-    result = ce_loss_recovered(model, sae, heldout_contexts[:256])
-    assert result["ce_clean"] < result["ce_with_sae"] < result["ce_mean_ablation"] < result["ce_zero_ablation"]
-    assert result["ce_loss_recovered_zero_ablation"] >= MIN_CE_RECOVERED
-    assert result["ce_loss_recovered_mean_ablation"] >= MIN_CE_RECOVERED
-    recorded = card["sae"]["metrics"]["ce_loss_recovered_mean_ablation"]
-    assert_agrees(card, result["ce_loss_recovered_mean_ablation"], recorded, 0.05)  # a subset of the tokens
+    assert_agrees(card, measured_sparsity["explained_variance"], recorded["explained_variance"], 0.005)
+    assert_agrees(card, measured_sparsity["l0"], recorded["l0"], 0.01 * recorded["l0"])
+    assert_agrees(card, measured_sparsity["dead_fraction"], recorded["dead_fraction"], 0.005)
+    # CE recovered is re-measured on a subset of the card's tokens, hence the looser tolerance.
+    zero_ablation = measured_ce["ce_loss_recovered_zero_ablation"]
+    assert_agrees(card, zero_ablation, recorded["ce_loss_score"], 0.03)  # sae_lens' own number
+    assert_agrees(card, zero_ablation, recorded["ce_loss_recovered_zero_ablation"], 0.03)
+    mean_ablation = measured_ce["ce_loss_recovered_mean_ablation"]
+    assert_agrees(card, mean_ablation, recorded["ce_loss_recovered_mean_ablation"], 0.03)
 
 
 def test_named_features_fire_on_what_the_card_says(model, sae, card, heldout_contexts):
-    named = card["features_named"]
-    values, positions = top_activations(model, sae, heldout_contexts, k=10)
+    indices = [feature["index"] for feature in card["features_named"]]
+    acts = []
+    with torch.no_grad():
+        for batch in heldout_contexts.split(64):
+            _, cache = model.run_with_cache(batch, names_filter=[HOOK], stop_at_layer=2)
+            chosen = sae.encode(cache[HOOK])[..., indices]
+            chosen[batch == model.tokenizer.bos_token_id] = 0.0
+            acts.append(chosen.reshape(-1, len(indices)))
+    acts = torch.cat(acts)
     flat = heldout_contexts.flatten()
-    for feature in named:
-        shown = [model.tokenizer.decode([t]) for t in flat[positions[feature["index"]]].tolist()]
-        if card["corpus"]["fingerprint"] == build_corpus().fingerprint:
+    same_corpus = card["corpus"]["fingerprint"] == build_corpus().fingerprint
+    for column, feature in enumerate(card["features_named"]):
+        top = acts[:, column].topk(10)
+        assert top.values[-1] > 0
+        shown = [model.tokenizer.decode([t]) for t in flat[top.indices].tolist()]
+        if feature["kind"] == "token":
+            assert shown.count(feature["top_tokens"][0]) >= 8, (feature["label"], shown)
+        if same_corpus:
             assert shown == feature["top_tokens"][:10]
-        assert values[feature["index"], 0] > 0
 
 
 def assert_agrees(card: dict, measured: float, recorded: float, tolerance: float) -> None:

@@ -134,6 +134,8 @@ def fake_curves(n: int = 5, with_l1: bool = True) -> pd.DataFrame:
 def test_training_curves_figure_one_run_and_overlay():
     fig = T.training_curves_figure(fake_curves())
     assert len(fig.data) == len(T.DEFAULT_CURVES)
+    l0_panel = [c for c, _ in T.DEFAULT_CURVES].index("metrics/l0")
+    assert fig.layout[f"yaxis{l0_panel + 1 if l0_panel else ''}"].type == "log"
     fig2 = T.training_curves_figure({"Standard": fake_curves(), "TopK": fake_curves(4)}, x="step")
     assert len(fig2.data) == 2 * len(T.DEFAULT_CURVES)
     assert {trace.name for trace in fig2.data} == {"Standard", "TopK"}

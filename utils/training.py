@@ -10,8 +10,10 @@ What lives here, and why it is not in the notebook:
   ``build_train_step_log_dict`` after it. Training itself is untouched
   (``benchmarks/training_throughput.py`` measures that it costs nothing).
 * :func:`training_curves_figure` -- the curves you would otherwise look at on wandb, in plotly.
-* :func:`headline_metrics` / :func:`evaluate_sae` -- the numbers ``sae_lens.evals.run_evals``
-  returns, flattened into one small dictionary per SAE.
+* :func:`book_eval_config`, :func:`headline_metrics`, :func:`evaluate_sae` -- the evaluation of
+  section 3 (``sae_lens.evals.run_evals``), flattened into one small dictionary per SAE, so that
+  several SAEs can be compared on the same tokens; :func:`architecture_comparison_figure`.
+* :func:`training_script` -- the notebook's configuration as a stand-alone script for a GPU.
 * :func:`dead_latents` and the ``check_*`` functions for the tutorial's exercises.
 """
 
@@ -30,19 +32,23 @@ from sae_lens import LanguageModelSAERunnerConfig, LanguageModelSAETrainingRunne
 from sae_lens.training.sae_trainer import SAETrainer
 
 __all__ = [
+    "DEFAULT_CURVES",
     "HEADLINE_METRICS",
     "RecordingTrainingRunner",
+    "architecture_comparison_figure",
+    "book_eval_config",
     "check_dead_latents",
     "check_expansion_config",
     "dead_latents",
     "evaluate_sae",
     "headline_metrics",
     "quiet_expected_training_messages",
-    "architecture_comparison_figure",
-    "book_eval_config",
     "training_curves_figure",
     "training_script",
 ]
+
+_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
+_LAYOUT = dict(template="plotly_white")  # as utils/plots.py
 
 # ---------------------------------------------------------------------------------------------
 # Messages SAELens prints that are expected when following this book, and say nothing new.
@@ -172,13 +178,15 @@ def training_curves_figure(
     columns: Sequence[tuple[str, str]] = DEFAULT_CURVES,
     x: str = "tokens",
     title: str | None = "Training curves",
+    log_y: Sequence[str] = ("metrics/l0",),
 ):
     """A plotly figure with one panel per metric, over training tokens (or steps).
 
     ``curves`` is :attr:`RecordingTrainingRunner.curves` (one run), or a mapping
     ``{label: curves}`` to overlay several runs (e.g. ``{"Standard": ..., "TopK": ...}``).
     ``columns`` are ``(column name, panel title)`` pairs; a column a run lacks is skipped for
-    that run. ``x`` is ``"tokens"`` or ``"step"``.
+    that run. ``x`` is ``"tokens"`` or ``"step"``. Panels whose column is in ``log_y`` get a log
+    y axis (by default L0, which falls by orders of magnitude early in an L1 run).
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -199,7 +207,7 @@ def training_curves_figure(
     n_cols = 2 if len(panels) > 1 else 1
     n_rows = math.ceil(len(panels) / n_cols)
     fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=[t for _, t in panels])
-    palette = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
+    palette = _PALETTE
     for i, (label, frame) in enumerate(runs.items()):
         for j, (column, _) in enumerate(panels):
             if column not in frame.columns:
@@ -212,8 +220,11 @@ def training_curves_figure(
                 ),
                 row=j // n_cols + 1, col=j % n_cols + 1,
             )
+    for j, (column, _) in enumerate(panels):
+        if column in log_y:
+            fig.update_yaxes(type="log", row=j // n_cols + 1, col=j % n_cols + 1)
     fig.update_xaxes(title_text=x)
-    fig.update_layout(title=title, height=300 * n_rows, margin={"t": 70, "b": 40})
+    fig.update_layout(title=title, height=300 * n_rows, margin={"t": 70, "b": 40}, **_LAYOUT)
     return fig
 
 
@@ -364,7 +375,7 @@ def architecture_comparison_figure(table: pd.DataFrame, label: str = "architectu
         raise KeyError(f"table lacks columns {missing}; it has {list(table.columns)}")
     fig = make_subplots(rows=1, cols=2, subplot_titles=(
         "explained variance vs L0", "CE loss recovered vs L0"))
-    palette = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
+    palette = _PALETTE
     for i, row in enumerate(table.itertuples(index=False)):
         row = row._asdict()
         for col, metric in ((1, "explained_variance"), (2, "ce_loss_score")):
@@ -376,7 +387,7 @@ def architecture_comparison_figure(table: pd.DataFrame, label: str = "architectu
     fig.update_xaxes(title_text="L0 (active latents per token)", rangemode="tozero")
     fig.update_yaxes(title_text="explained variance", row=1, col=1)
     fig.update_yaxes(title_text="fraction of CE loss recovered", row=1, col=2)
-    fig.update_layout(height=380, margin={"t": 60, "b": 40})
+    fig.update_layout(height=380, margin={"t": 60, "b": 40}, **_LAYOUT)
     return fig
 
 

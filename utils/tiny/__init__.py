@@ -138,8 +138,11 @@ def load_tiny_model(folder: Path | str = ASSETS / "model", device: str = "cpu", 
     from sae_lens import HookedSAETransformer
     from transformer_lens import HookedTransformerConfig
 
-    config = HookedTransformerConfig(**read_model_config(folder), device=device)
-    model = HookedSAETransformer(config, tokenizer=tokenizer, move_to_device=False)
+    config_kwargs = read_model_config(folder)
+    config_kwargs.pop("seed", None)  # a seed in the config would reseed every RNG on each load
+    config = HookedTransformerConfig(**config_kwargs, device=device)
+    with torch.random.fork_rng(devices=[]):  # the random init (overwritten below) leaves no trace
+        model = HookedSAETransformer(config, tokenizer=tokenizer, move_to_device=False)
     state = {k: v.to(torch.float32) for k, v in load_file(str(folder / MODEL_WEIGHTS_FILE)).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     buffers = {name for name, _ in model.named_buffers()}

@@ -1,6 +1,7 @@
 """Rebuild the bundled tiny model, its tokenizer and its SAE: ``python -m utils.tiny.build``.
 
-Seeded, CPU only, no network; about 10-15 minutes on two CPU cores. Steps:
+Seeded, CPU only, no network. About 10 minutes on two idle CPU cores (an estimate from step
+rates; a build on a 2-core machine shared with other jobs took 23 minutes). Steps:
 
 1. the corpus (:mod:`utils.tiny.corpus`) and a 4096-token byte-level BPE trained on its training split;
 2. a 2-layer TransformerLens model (d_model 128) trained with AdamW (warm-up + cosine) on it,
@@ -121,6 +122,12 @@ def train_tokenizer(documents: list[str], folder: Path) -> None:
         tokenizer_object=tokenizer, bos_token=BOS_TOKEN, eos_token=BOS_TOKEN, unk_token=BOS_TOKEN
     )
     wrapped.save_pretrained(str(folder))
+    # transformers 5 records its own class name ("TokenizersBackend"), which transformers 4 does not
+    # know; the generic fast-tokenizer class loads the same files under both.
+    config_path = folder / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
 # 2. Language model ------------------------------------------------------------------------------
@@ -181,7 +188,9 @@ def save_model(model, folder: Path) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     state = {name: p.detach().to(torch.float16).contiguous() for name, p in model.named_parameters()}
-    save_file(state, str(folder / MODEL_WEIGHTS_FILE), metadata={"format": "pt", "model": MODEL_NAME})
+    # One metadata key only: safetensors writes several in a random order, and the file would
+    # change on every rebuild.
+    save_file(state, str(folder / MODEL_WEIGHTS_FILE), metadata={"format": "pt"})
     (folder / MODEL_CONFIG_FILE).write_text(json.dumps(MODEL_CONFIG, indent=2) + "\n", encoding="utf-8")
 
 
@@ -204,6 +213,7 @@ def train_sae(model, train_documents: list[str], settings: dict[str, Any]):
 
     d_in = model.cfg.d_model
     steps = settings["training_tokens"] // settings["train_batch_size_tokens"]
+    torch.manual_seed(SEED)  # SAELens' runner does not seed: its SAE init and buffer shuffles use torch's RNG
     cfg = LanguageModelSAERunnerConfig(
         sae=StandardTrainingSAEConfig(
             d_in=d_in,
@@ -273,7 +283,8 @@ def name_latents(model, sae, contexts: torch.Tensor, density: torch.Tensor, k: i
     """Name three latents from their top-``k`` activations on held-out ``contexts``.
 
     * one *token* latent: at least 90% of its top activations are on one word-like token
-      (``def``, ``self``, ``None``, ... first, see ``PREFERRED_TOKENS``);
+      (``def``, ``self``, ``None``, ... first, see ``PREFERRED_TOKENS``; the label shows the
+      token exactly, so `` self`` with its leading space is not ``self``);
     * two *context* latents: their top activations are on at least 8 different tokens, but at
       least 80% of them have one token among the 3 tokens before (e.g. names after ``def``), so
       the latent reads context, not just the current token (``PREFERRED_CONTEXTS`` first).
@@ -299,8 +310,8 @@ def name_latents(model, sae, contexts: torch.Tensor, density: torch.Tensor, k: i
         token, count = current.most_common(1)[0]
         word = token.strip()
         if count / k >= 0.9 and word.isidentifier() and len(word) >= 3:
-            entry = ((-count, -float(density[latent])), latent, f"fires on `{word}`", "token", count / k)
-            token_latents[word] = min(token_latents.get(word, entry), entry)
+            entry = ((-count, -float(density[latent])), latent, f"fires on `{token}`", "token", count / k)
+            token_latents[token] = min(token_latents.get(token, entry), entry)
             continue
         if len(current) < 8:
             continue
@@ -319,8 +330,10 @@ def name_latents(model, sae, contexts: torch.Tensor, density: torch.Tensor, k: i
         for key, entry in sorted(token_latents.items()) + sorted(context_latents.items()):
             log(f"candidate {key!r}: latent {entry[1]} {entry[2]}; top {text(flat[positions[entry[1], :8]].tolist())}")
 
-    preferred_tokens = [token_latents[w] for w in PREFERRED_TOKENS if w in token_latents]
-    other_tokens = sorted((e for w, e in token_latents.items() if w not in PREFERRED_TOKENS), key=lambda e: e[0])
+    # The bare token first (``def`` opening a line), then the one with a leading space (`` def``).
+    preferred = [t for word in PREFERRED_TOKENS for t in (word, f" {word}")]
+    preferred_tokens = [token_latents[t] for t in preferred if t in token_latents]
+    other_tokens = sorted((e for t, e in token_latents.items() if t not in preferred), key=lambda e: e[0])
     preferred_contexts = [context_latents[a] for a in PREFERRED_CONTEXTS if a in context_latents]
     other_contexts = sorted((e for a, e in context_latents.items() if a not in PREFERRED_CONTEXTS), key=lambda e: e[0])
     tokens_ranked = preferred_tokens + other_tokens
@@ -367,6 +380,7 @@ def build(out: Path, lm: dict[str, Any], sae_settings: dict[str, Any]) -> dict[s
     torch.manual_seed(SEED)
     random.seed(SEED)
     started = time.time()
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     timings: dict[str, float] = {}
     out.mkdir(parents=True, exist_ok=True)
 
@@ -468,6 +482,7 @@ def build(out: Path, lm: dict[str, Any], sae_settings: dict[str, Any]) -> dict[s
         "seed": SEED,
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "load_average_at_start": load_at_start,
                     "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},  # fmt: skip
         "versions": {
             "python": platform.python_version(),
@@ -517,6 +532,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("WANDB_MODE", "disabled")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     torch.set_num_threads(args.threads)
+    # Bit-for-bit reproducible builds: without this the embedding's backward pass sums in a
+    # thread-dependent order on CPU, and two builds drift apart.
+    torch.use_deterministic_algorithms(True, warn_only=True)
     lm, sae_settings = default_lm_settings(), default_sae_settings()
     if args.lm_steps:
         lm["steps"] = args.lm_steps
@@ -536,6 +554,8 @@ def main(argv: list[str] | None = None) -> None:
     building.chmod(0o755)  # mkdtemp makes it private; the assets are ordinary files
     try:
         build(building, lm, sae_settings)
+        for path in building.rglob("*"):  # safetensors writes owner-only files
+            path.chmod(0o755 if path.is_dir() else 0o644)
         swap_in(building, target)
     finally:
         if building.exists():

@@ -145,7 +145,8 @@ def sae_lens_metrics(
 
     Sparsity, explained variance and feature density use ``n_sparsity_batches`` batches of
     ``batch_prompts`` contexts (default: every full batch of the documents, one pass); CE loss and KL
-    use ``n_reconstruction_batches`` batches. BOS tokens are excluded, as SAELens does by default.
+    use ``n_reconstruction_batches`` batches (0 skips them). BOS tokens are excluded, as SAELens
+    does by default.
     Returns explained variance, L0, dead fraction (latents that never fire on the sample), CE loss
     score (against zero-ablation) and the token counts.
     """
@@ -175,29 +176,34 @@ def sae_lens_metrics(
         compute_featurewise_density_statistics=True,
     )
     metrics, features = run_evals(sae, store(), model, ActivationScaler(), sparsity_cfg)
-    recon_cfg = EvalConfig(
-        batch_size_prompts=batch_prompts,
-        n_eval_reconstruction_batches=n_reconstruction_batches,
-        compute_ce_loss=True,
-        compute_kl=True,
-    )
-    recon, _ = run_evals(sae, store(), model, ActivationScaler(), recon_cfg)
     density = torch.tensor(features["feature_density"])
-    return {
+    result: dict[str, Any] = {
         "explained_variance": metrics["reconstruction_quality"]["explained_variance"],
         "mse": metrics["reconstruction_quality"]["mse"],
         "l0": metrics["sparsity"]["l0"],
         "dead_fraction": (density == 0).float().mean().item(),
         "dense_fraction": (density > 0.1).float().mean().item(),
-        "ce_loss_score": recon["model_performance_preservation"]["ce_loss_score"],
-        "ce_loss_without_sae": recon["model_performance_preservation"]["ce_loss_without_sae"],
-        "ce_loss_with_sae": recon["model_performance_preservation"]["ce_loss_with_sae"],
-        "ce_loss_with_ablation": recon["model_performance_preservation"]["ce_loss_with_ablation"],
-        "kl_div_score": recon["model_behavior_preservation"]["kl_div_score"],
         "tokens_sparsity_variance": n_sparsity_batches * batch_prompts * n_ctx,
-        "tokens_reconstruction": n_reconstruction_batches * batch_prompts * n_ctx,
-        "feature_density": density,
     }
+    if n_reconstruction_batches > 0:
+        recon_cfg = EvalConfig(
+            batch_size_prompts=batch_prompts,
+            n_eval_reconstruction_batches=n_reconstruction_batches,
+            compute_ce_loss=True,
+            compute_kl=True,
+        )
+        recon, _ = run_evals(sae, store(), model, ActivationScaler(), recon_cfg)
+        performance = recon["model_performance_preservation"]
+        result |= {
+            "ce_loss_score": performance["ce_loss_score"],
+            "ce_loss_without_sae": performance["ce_loss_without_sae"],
+            "ce_loss_with_sae": performance["ce_loss_with_sae"],
+            "ce_loss_with_ablation": performance["ce_loss_with_ablation"],
+            "kl_div_score": recon["model_behavior_preservation"]["kl_div_score"],
+            "tokens_reconstruction": n_reconstruction_batches * batch_prompts * n_ctx,
+        }
+    result["feature_density"] = density
+    return result
 
 
 @torch.no_grad()
