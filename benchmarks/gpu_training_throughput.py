@@ -23,10 +23,10 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "disabled")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
@@ -60,58 +60,41 @@ def random_token_dataset(n_contexts: int, context_size: int, d_vocab: int, seed:
 
 
 def full_preset_config(args: argparse.Namespace, device: str):
-    """The notebook's training configuration with the gpt2-small preset's sizes, for ``args.steps`` steps."""
-    from sae_lens import (
-        LanguageModelSAERunnerConfig,
-        LoggingConfig,
-        StandardTrainingSAEConfig,
-        TopKTrainingSAEConfig,
-    )
+    """Tutorial 2's configuration on the gpt2-small preset (``tutorial2_config``), for ``args.steps`` steps.
+
+    Changed from the notebook's, and only these: the data (random pre-tokenized contexts, so no BOS
+    or special tokens to handle), the budget, and the options given on the command line.
+    """
+    from tutorial2_config import runner_config, standard_sae_config, topk_sae_config
 
     preset = PRESETS["gpt2-small"]
     sizes = preset.training
-    d_in = GPT2_SMALL_SHAPE["d_model"]
-    if args.architecture == "standard":
-        sae_cfg = StandardTrainingSAEConfig(
-            d_in=d_in, d_sae=sizes.expansion_factor * d_in,
-            l1_coefficient=sizes.l1_coefficient, l1_warm_up_steps=sizes.l1_warm_up_steps,
-            normalize_activations="expected_average_only_in",
-        )
-    else:
-        sae_cfg = TopKTrainingSAEConfig(
-            d_in=d_in, d_sae=sizes.expansion_factor * d_in, k=sizes.topk_k,
-            normalize_activations="expected_average_only_in",
-        )
-    cfg = LanguageModelSAERunnerConfig(
-        sae=sae_cfg,
-        model_name=preset.model_name,
-        hook_name=preset.training_hook,
+    make_sae = standard_sae_config if args.architecture == "standard" else topk_sae_config
+    return runner_config(
+        preset,
+        make_sae(preset, GPT2_SMALL_SHAPE["d_model"]),
+        device,
+        **benchmark_overrides(args, sizes),
+    )
+
+
+def benchmark_overrides(args: argparse.Namespace, sizes) -> dict:
+    """The fields of the notebook's configuration this benchmark changes (see ``full_preset_config``)."""
+    return dict(
         dataset_path="random-tokens",
         is_dataset_tokenized=True,
         streaming=False,
-        context_size=sizes.context_size,
-        prepend_bos=False,  # random data: no BOS handling needed
+        prepend_bos=False,
         sequence_separator_token=None,
+        exclude_special_tokens=False,
         training_tokens=args.steps * sizes.train_batch_size_tokens,
-        train_batch_size_tokens=sizes.train_batch_size_tokens,
-        lr=sizes.lr,
-        lr_warm_up_steps=sizes.lr_warm_up_steps,
-        dead_feature_window=sizes.dead_feature_window,
-        feature_sampling_window=sizes.dead_feature_window,
         n_batches_in_buffer=args.n_batches_in_buffer or sizes.n_batches_in_buffer,
-        store_batch_size_prompts=sizes.store_batch_size_prompts,
         n_batches_for_norm_estimate=args.norm_batches or sizes.n_batches_for_norm_estimate,
-        device=device,
-        act_store_device=args.act_store_device,
+        act_store_device=args.act_store_device,  # None: SAELens' default, the SAE's device
         autocast=args.autocast,
         autocast_lm=args.autocast,
-        logger=LoggingConfig(log_to_wandb=False),
-        output_path=None,
-        checkpoint_path=None,
-        verbose=False,
         seed=42,
     )
-    return cfg
 
 
 def time_each_step(runner, device: str) -> list[float]:
@@ -162,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     model = random_gpt2_small(device)
 
     print(f"device: {device}" + (f" ({torch.cuda.get_device_name()})" if device.startswith("cuda") else ""))
-    print(f"config: {args.architecture}, d_in 768 -> d_sae {cfg.sae.d_sae}, batch {cfg.train_batch_size_tokens} tokens, "
+    print(f"config: {args.architecture}, d_in {cfg.sae.d_in} -> d_sae {cfg.sae.d_sae}, batch {cfg.train_batch_size_tokens} tokens, "
           f"{args.steps} steps, buffer {cfg.n_batches_in_buffer} x {cfg.store_batch_size_prompts} contexts, "
           f"autocast {args.autocast}, act_store_device {cfg.act_store_device}")
     if device.startswith("cuda"):

@@ -279,9 +279,9 @@ def test_page_title_logo_and_favicon(visit, docname):
     book_title = load_config()["title"]
     title = v.dom["title"]
     assert title.endswith(book_title), f"{docname}: <title> {title!r} does not name the book"
-    if docname != PAGES[0]:
-        heading = title[: -len(book_title)].rstrip(" —-")
-        assert heading, f"{docname}: <title> {title!r} has no page heading before the book's name"
+    heading = title[: -len(book_title)].rstrip(" —-")
+    assert heading, f"{docname}: <title> {title!r} has no page heading before the book's name"
+    assert heading != book_title, f"{docname}: <title> {title!r} repeats the book's name"
     assert v.dom["logo"] and v.dom["logo"]["w"] > 0, f"{docname}: the logo is missing or did not load"
     favicon = load_config()["html"]["favicon"].rsplit("/", 1)[-1]
     assert v.dom["favicon"] and v.dom["favicon"].endswith(favicon), f"{docname}: no link to {favicon}"

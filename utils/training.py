@@ -507,16 +507,7 @@ def training_script(
 # notebook still runs top to bottom; a wrong answer raises AssertionError with a hint.
 # ---------------------------------------------------------------------------------------------
 
-_NOT_DONE = "Not answered yet: fill in the cell above and run this check again."
-
-
-def _call(fn: Callable[..., Any] | None, *args: Any) -> Any:
-    if fn is None:
-        return None
-    try:
-        return fn(*args)
-    except NotImplementedError:
-        return None
+from .exercises import _NOT_DONE, _call  # noqa: E402  (the same convention, one implementation)
 
 
 def check_dead_latents(
