@@ -41,7 +41,7 @@ book: $(STAMP)
 test: $(STAMP)
 	$(RUN_ENV) $(BIN)/python -m pytest tests notebooks --nbmake -v -rs
 
-# Rebuild the bundled tiny model, tokenizer and SAE (about 15 minutes on 2 CPU cores).
+# Rebuild the bundled tiny model, tokenizer and SAE (about 11 minutes on 2 CPU cores).
 tiny-model: $(STAMP)
 	$(RUN_ENV) $(BIN)/python -m utils.tiny.build
 

@@ -1,7 +1,8 @@
 """Rebuild the bundled tiny model, its tokenizer and its SAE: ``python -m utils.tiny.build``.
 
-Seeded, CPU only, no network. About 10 minutes on two idle CPU cores (an estimate from step
-rates; a build on a 2-core machine shared with other jobs took 23 minutes). Steps:
+Seeded, CPU only, no network, reproducible: a second build on the same machine, Python and library
+versions wrote bit-identical tokenizer, SAE and model weights. About 11 minutes on two CPU cores
+(10.6 min measured, with light other load; ``card.json`` records each build's timings). Steps:
 
 1. the corpus (:mod:`utils.tiny.corpus`) and a 4096-token byte-level BPE trained on its training split;
 2. a 2-layer TransformerLens model (d_model 128) trained with AdamW (warm-up + cosine) on it,
