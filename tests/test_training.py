@@ -141,6 +141,26 @@ def test_training_curves_figure_one_run_and_overlay():
     assert {trace.name for trace in fig2.data} == {"Standard", "TopK"}
 
 
+def test_log_axis_ticks_are_round_numbers_in_range():
+    assert T.log_axis_ticks([35.0, 600.0]).count(100.0) == 1
+    visible = [t for t in T.log_axis_ticks([35.0, 600.0]) if 35 <= t <= 600]
+    assert visible == [50.0, 100.0, 200.0, 500.0]  # 1-2-5: powers of ten alone would give one tick
+    visible = [t for t in T.log_axis_ticks([1.0, 5000.0]) if 1 <= t <= 5000]
+    assert visible == [1.0, 10.0, 100.0, 1000.0]
+    visible = [t for t in T.log_axis_ticks([31.0, 45.0, float("nan")]) if 31 <= t <= 45]
+    assert visible == [40.0]  # a narrow range: the finest sequence
+    assert T.log_axis_ticks([0.0, -1.0]) == []
+
+
+def test_training_curves_figure_labels_the_log_axis_with_round_ticks():
+    frame = fake_curves(6)
+    frame["metrics/l0"] = [600.0, 300.0, 120.0, 60.0, 40.0, 36.0]
+    fig = T.training_curves_figure(frame)
+    l0_panel = [c for c, _ in T.DEFAULT_CURVES].index("metrics/l0")
+    axis = fig.layout[f"yaxis{l0_panel + 1 if l0_panel else ''}"]
+    assert axis.type == "log" and 100.0 in axis.tickvals and 200.0 in axis.tickvals
+
+
 def test_training_curves_figure_errors():
     with pytest.raises(ValueError, match="empty"):
         T.training_curves_figure({})
@@ -157,6 +177,8 @@ def test_architecture_comparison_figure():
                           "explained_variance": [0.8, 0.9], "ce_loss_score": [0.95, 0.98]})
     fig = T.architecture_comparison_figure(table)
     assert len(fig.data) == 4
+    assert [t.name for t in fig.data if t.showlegend] == ["Standard", "TopK"]
+    assert fig.layout.xaxis.range[0] == 0 and fig.layout.xaxis.range[1] > 50  # every point inside
     with pytest.raises(KeyError, match="ce_loss_score"):
         T.architecture_comparison_figure(table.drop(columns="ce_loss_score"))
 

@@ -42,6 +42,7 @@ __all__ = [
     "dead_latents",
     "evaluate_sae",
     "headline_metrics",
+    "log_axis_ticks",
     "quiet_expected_training_messages",
     "training_curves_figure",
     "training_script",
@@ -222,7 +223,10 @@ def training_curves_figure(
             )
     for j, (column, _) in enumerate(panels):
         if column in log_y:
-            fig.update_yaxes(type="log", row=j // n_cols + 1, col=j % n_cols + 1)
+            values = pd.concat([frame[column] for frame in runs.values() if column in frame.columns])
+            ticks = log_axis_ticks(values)
+            fig.update_yaxes(type="log", row=j // n_cols + 1, col=j % n_cols + 1,
+                             **({"tickmode": "array", "tickvals": ticks} if ticks else {}))
     fig.update_xaxes(title_text=x)
     fig.update_layout(title=title, height=300 * n_rows, margin={"t": 70, "b": 40}, **_LAYOUT)
     return fig
@@ -359,6 +363,26 @@ def dead_latents(feature_density: torch.Tensor | np.ndarray | Sequence[float]) -
     return torch.nonzero(density == 0).flatten().to(torch.int64)
 
 
+def log_axis_ticks(values: Sequence[float] | pd.Series, min_visible: int = 3) -> list[float]:
+    """Round tick values for a log axis over ``values``: 1-10-100, else 1-2-5, else 1-2-...-9.
+
+    Plotly's own log ticks label the minor steps with single digits ("100, 2, 5, 2, ..."), which
+    reads badly; these are whole numbers. The coarsest sequence that puts at least ``min_visible``
+    ticks inside the data's range wins (the finest one if none does). Ticks reach a decade beyond
+    the data on both sides, since the axis is padded. ``[]`` if no value is positive.
+    """
+    positive = [float(v) for v in values if v == v and v > 0]  # v == v drops NaN
+    if not positive:
+        return []
+    lo, hi = min(positive), max(positive)
+    decades = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 2)
+    for mantissas in ((1,), (1, 2, 5), tuple(range(1, 10))):
+        ticks = [float(m * 10.0**e) for e in decades for m in mantissas]
+        if sum(lo <= t <= hi for t in ticks) >= min_visible:
+            break
+    return ticks
+
+
 def architecture_comparison_figure(table: pd.DataFrame, label: str = "architecture"):
     """Two scatter panels: explained variance vs L0, and CE loss recovered vs L0, one point per SAE.
 
@@ -373,21 +397,22 @@ def architecture_comparison_figure(table: pd.DataFrame, label: str = "architectu
     missing = [c for c in needed if c not in table.columns]
     if missing:
         raise KeyError(f"table lacks columns {missing}; it has {list(table.columns)}")
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.14, subplot_titles=(
         "explained variance vs L0", "CE loss recovered vs L0"))
     palette = _PALETTE
     for i, row in enumerate(table.itertuples(index=False)):
         row = row._asdict()
         for col, metric in ((1, "explained_variance"), (2, "ce_loss_score")):
             fig.add_trace(go.Scatter(
-                x=[row["l0"]], y=[row[metric]], mode="markers+text", text=[str(row[label])],
-                textposition="top center", marker={"size": 12, "color": palette[i % len(palette)]},
+                x=[row["l0"]], y=[row[metric]], mode="markers",  # named in the legend
+                marker={"size": 12, "color": palette[i % len(palette)]},
                 name=str(row[label]), legendgroup=str(row[label]), showlegend=col == 1,
+                hovertemplate=f"{row[label]}<br>L0 %{{x:.1f}}<br>%{{y:.3f}}<extra></extra>",
             ), row=1, col=col)
-    fig.update_xaxes(title_text="L0 (active latents per token)", rangemode="tozero")
+    fig.update_xaxes(title_text="L0 (active latents per token)", range=[0, 1.15 * float(table["l0"].max())])
     fig.update_yaxes(title_text="explained variance", row=1, col=1)
     fig.update_yaxes(title_text="fraction of CE loss recovered", row=1, col=2)
-    fig.update_layout(height=380, margin={"t": 60, "b": 40}, **_LAYOUT)
+    fig.update_layout(height=380, margin={"t": 60, "b": 40}, legend={"title": {"text": label}}, **_LAYOUT)
     return fig
 
 
