@@ -156,7 +156,10 @@ COLLECT_JS = r"""
   const codeInputs = [...document.querySelectorAll('.cell_input div.highlight pre')].length;
   const copyButtons = document.querySelectorAll('button.copybtn').length;
   const outputCopyButtons = document.querySelectorAll('.cell_output button.copybtn').length;
-  return {title: document.title, plotly, cv, html, tables, links, ids, stderr, scripts, tallText, warningLines,
+  const mathNodes = [...document.querySelectorAll('span.math, div.math')];
+  const math = {nodes: mathNodes.length, typeset: mathNodes.filter(e => e.querySelector('mjx-container')).length,
+                raw: mathNodes.filter(e => !e.querySelector('mjx-container')).map(e => e.innerText.slice(0, 60))};
+  return {title: document.title, plotly, cv, html, tables, links, ids, stderr, scripts, tallText, warningLines, math,
           logo: logo ? {src: logo.getAttribute('src'), w: logo.naturalWidth} : null,
           favicon: favicon ? favicon.getAttribute('href') : null,
           codeInputs, copyButtons, outputCopyButtons,
@@ -167,6 +170,7 @@ COLLECT_JS = r"""
 WAIT_DRAWN_JS = r"""
 () => [...document.querySelectorAll('.plotly-graph-div')].every(gd => gd.querySelector('svg.main-svg'))
    && [...document.querySelectorAll('[id^="circuits-vis-"]')].every(el => el.querySelector('*:not(script)'))
+   && [...document.querySelectorAll('span.math, div.math')].every(el => el.querySelector('mjx-container'))
 """
 
 
@@ -391,6 +395,22 @@ def test_tutorials_show_each_kind_of_output(visit):
             totals[key] += len(dom[key])
     assert TUTORIALS, "the table of contents lists no notebooks"
     assert all(totals.values()), f"the tutorials together show none of some kind of output: {totals}"
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_math_is_typeset_offline(visit, docname):
+    """Formulas render with the site's own MathJax (_ext/mathjax_local.py), not raw TeX."""
+    v = visit(docname)
+    math = v.dom["math"]
+    assert not math["raw"], f"{docname}: formulas left as raw TeX (is MathJax served locally?): {math['raw'][:3]}"
+    mathjax = [s for s in v.dom["scripts"] if "mathjax" in s.lower()]
+    if math["nodes"]:
+        assert mathjax and all(s.startswith(("_static/", "../_static/")) for s in mathjax), mathjax
+
+
+def test_tutorial_2_has_math(visit):
+    """So the check above cannot pass by finding no formula."""
+    assert visit("notebooks/02_training_your_own_sae").dom["math"]["typeset"] >= 5
 
 
 @pytest.mark.parametrize("docname", TUTORIALS)

@@ -130,3 +130,34 @@ def test_circuitsvis_bundle_is_taken_out_of_pages(monkeypatch):
     assert "const { render, ColoredTokens } = window.CircuitsVis;" in body
     assert circuitsvis_static.share_circuitsvis_bundle("<p>no views</p>") == ("<p>no views</p>", 0)
     assert circuitsvis_static._bundle_source().is_file()
+
+
+def _mathjax_local():
+    import sys
+
+    sys.path.insert(0, str(REPO_ROOT / "_ext"))
+    import mathjax_local
+
+    return mathjax_local
+
+
+def test_local_mathjax_is_configured_and_installed():
+    assert "mathjax_local" in CONFIG["sphinx"]["local_extensions"]
+    es5 = _mathjax_local().mathjax_es5()
+    assert es5 is not None, "django-static-mathjax is not installed (requirements.txt lists it)"
+    for part in ("tex-mml-chtml.js", "output/chtml/fonts/woff-v2", "input/tex/extensions"):
+        assert (es5 / part).exists(), part
+
+
+def test_local_mathjax_respects_a_configured_path():
+    from types import SimpleNamespace
+
+    from sphinx.ext.mathjax import MATHJAX_URL
+
+    ext = _mathjax_local()
+    default = SimpleNamespace(mathjax_path=MATHJAX_URL)
+    ext._use_local_mathjax(None, default)
+    assert default.mathjax_path == "mathjax/tex-mml-chtml.js"
+    chosen = SimpleNamespace(mathjax_path="https://example.org/mathjax.js")
+    ext._use_local_mathjax(None, chosen)
+    assert chosen.mathjax_path == "https://example.org/mathjax.js"
