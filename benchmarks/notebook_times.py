@@ -2,6 +2,7 @@
 
     python benchmarks/notebook_times.py                      # every notebooks/NN_*.ipynb
     python benchmarks/notebook_times.py 01_analysing_a_pretrained_sae.ipynb [more names...]
+    python benchmarks/notebook_times.py 02                   # a unique prefix will do
 
 Each notebook runs in a fresh kernel (kernel start and imports included) with
 SAE_BOOK_PRESET=tiny, HF_HUB_OFFLINE=1, HF_DATASETS_OFFLINE=1 and WANDB_MODE=disabled. The machine's
@@ -39,6 +40,9 @@ def find_notebooks(names: list[str]) -> list[Path]:
             path = NOTEBOOKS / name
         if not path.exists() and not name.endswith(".ipynb"):
             path = NOTEBOOKS / f"{name}.ipynb"
+        if not path.exists():  # a unique prefix, e.g. "02"
+            matches = sorted(NOTEBOOKS.glob(f"{name}*.ipynb"))
+            path = matches[0] if len(matches) == 1 else path
         if not path.exists():
             known = ", ".join(p.name for p in sorted(NOTEBOOKS.glob("*.ipynb")))
             raise SystemExit(f"No notebook {name!r}. Notebooks in {NOTEBOOKS}: {known}")
