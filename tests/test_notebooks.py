@@ -64,6 +64,15 @@ def test_solutions_fold_away_and_are_checked(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_exercises_are_marked_with_difficulty_and_importance(path):
+    markdown = "\n".join("".join(c["source"]) for c in load(path)["cells"] if c["cell_type"] == "markdown")
+    headings = re.findall(r"^### Exercise \d+:.*\n\n(.*)$", markdown, flags=re.M)
+    assert len(headings) >= 2
+    for line in headings:
+        assert re.fullmatch(r"\*Difficulty\* ●{1,3} · \*Importance\* ●{1,3}", line), line
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_execution_timeout_metadata(path):
     assert load(path)["metadata"]["execution"]["timeout"] >= 300
 
