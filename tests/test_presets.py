@@ -111,3 +111,26 @@ def test_device_order_is_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
     assert pick_device() == expected
+
+
+def test_hub_texts_come_from_the_split_the_training_does_not_read(monkeypatch):
+    """Held-out text on a Hub preset is the validation split; tutorial 2 trains on "train"."""
+    import datasets
+
+    from utils.loading import load_texts
+
+    calls = []
+
+    def fake_load_dataset(path, split, streaming):
+        calls.append((path, split, streaming))
+        return iter([{"text": f"{split} document {i}"} for i in range(10)])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    preset = get_preset("gpt2-small")
+    assert load_texts(preset, n=3) == [f"validation document {i}" for i in range(3)]
+    assert load_texts(preset, n=2, split="train") == ["train document 0", "train document 1"]
+    assert calls == [(preset.dataset_path, "validation", True), (preset.dataset_path, "train", True)]
+    with pytest.raises(ValueError, match="give n"):
+        load_texts(preset)
+    with pytest.raises(ValueError, match="split must be"):
+        load_texts(preset, n=1, split="test")

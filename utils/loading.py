@@ -55,8 +55,9 @@ def load_texts(preset: Preset, n: int | None = None, split: str = "heldout") -> 
     """Up to ``n`` documents of the preset's dataset, in a fixed order.
 
     ``split`` is ``"heldout"`` (text the models were not trained on; default) or ``"train"``.
-    For streamed Hub datasets both splits read the start of the stream (the Pile's train split;
-    the published SAEs saw a tiny fraction of it).
+    For a Hub dataset these are the start of its ``preset.dataset_heldout_split`` split (the Pile's
+    validation split) and of its ``train`` split, streamed: tutorial 2 trains on the start of
+    ``train``, so held-out text has to come from elsewhere.
     """
     if split not in ("heldout", "train"):
         raise ValueError(f"split must be 'heldout' or 'train', got {split!r}")
@@ -72,7 +73,8 @@ def load_texts(preset: Preset, n: int | None = None, split: str = "heldout") -> 
         raise ValueError(f"{preset.dataset_path} is streamed: give n, the number of documents to read")
     from datasets import load_dataset
 
-    stream = load_dataset(preset.dataset_path, split="train", streaming=True)
+    hub_split = preset.dataset_heldout_split if split == "heldout" else "train"
+    stream = load_dataset(preset.dataset_path, split=hub_split, streaming=True)
     return [row["text"] for _, row in zip(range(n), stream)]
 
 

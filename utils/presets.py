@@ -75,6 +75,9 @@ class Preset:
     sae_id: str | None = None
     sae_path: Path | None = None
     prompt: str = "The capital of France is Paris"
+    # For a Hub dataset: the split held-out text comes from. Training streams "train" from its
+    # start, so evaluating on the start of "train" would evaluate on training documents.
+    dataset_heldout_split: str = "validation"
     notes: dict = field(default_factory=dict)
 
     @property
