@@ -33,7 +33,16 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $(STAMP)
 
+# jupyter-cache re-executes a notebook only when its code changes; the notebooks also read utils/
+# and benchmarks/results/, so a change there (or no record of a good build) clears the cache.
+EXECUTION_INPUTS := utils benchmarks/results
+
 book: $(STAMP)
+	@if [ -d _build/.jupyter_cache ] && { [ ! -f _build/.site-build-ok ] || \
+	    [ -n "$$(find $(EXECUTION_INPUTS) -type f -newer _build/.site-build-ok -not -path '*/__pycache__/*' | head -n 1)" ]; }; then \
+	  echo "utils/ or benchmarks/results/ changed since the last build: the notebooks will run again"; \
+	  rm -rf _build/.jupyter_cache; \
+	fi
 	$(RUN_ENV) $(BIN)/jupyter-book build . -W -n --keep-going
 	@touch _build/.site-build-ok  # tests/test_site.py reuses a site built after its sources changed
 	@echo "Open $(CURDIR)/_build/html/index.html"

@@ -113,13 +113,29 @@ def page_slug(docname: str) -> str:
 # --- building ----------------------------------------------------------------------------------------
 
 
+# What the notebooks read when they run, besides their own code. jupyter-cache keys executed
+# notebooks on their code alone, so a change here must clear it (the Makefile's `book` does too).
+EXECUTION_INPUTS = ("utils", "benchmarks/results")
+EXECUTION_CACHE = BUILD_DIR / ".jupyter_cache"
+
+
+def _files_under(folder: str) -> list[Path]:
+    return [p for p in (REPO_ROOT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+
+
 def site_sources() -> list[Path]:
     """The files whose change makes _build/html stale."""
     files = [REPO_ROOT / "_config.yml", REPO_ROOT / "_toc.yml"]
     files += [source_of(d) for d in toc_docnames()]
-    for folder in ("_static", "_ext"):
-        files += [p for p in (REPO_ROOT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    for folder in ("_static", "_ext", *EXECUTION_INPUTS):
+        files += _files_under(folder)
     return files
+
+
+def execution_inputs_changed(stale: list[Path]) -> bool:
+    """True when executed notebooks in the cache may predate ``utils/`` (or there is no record)."""
+    inputs = [REPO_ROOT / folder for folder in EXECUTION_INPUTS]
+    return not BUILD_STAMP.is_file() or any(p.is_relative_to(folder) for p in stale for folder in inputs)
 
 
 def stale_sources() -> list[Path]:
@@ -155,6 +171,8 @@ def ensure_built() -> str:
     stale = stale_sources()
     if not stale:
         return "reused _build/html (up to date with its sources)"
+    if execution_inputs_changed(stale):
+        shutil.rmtree(EXECUTION_CACHE, ignore_errors=True)  # execute the notebooks again
     BUILD_STAMP.unlink(missing_ok=True)
     proc = subprocess.run(
         build_command(), cwd=REPO_ROOT, env=build_env(), capture_output=True, text=True
@@ -233,7 +251,7 @@ def executed_notebook_outputs(docname: str) -> dict:
     import nbformat
 
     source = REPO_ROOT / f"{docname}.ipynb"
-    cache_dir = BUILD_DIR / ".jupyter_cache"
+    cache_dir = EXECUTION_CACHE
     if cache_dir.is_dir():
         from jupyter_cache import get_cache
 

@@ -10,6 +10,7 @@ import yaml
 
 REPO_ROOT = Path(__file__).parent.parent
 CONFIG = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
+MAKEFILE = (REPO_ROOT / "Makefile").read_text()
 
 
 def _requirement_lines(path: Path) -> list[str]:
@@ -161,3 +162,17 @@ def test_local_mathjax_respects_a_configured_path():
     chosen = SimpleNamespace(mathjax_path="https://example.org/mathjax.js")
     ext._use_local_mathjax(None, chosen)
     assert chosen.mathjax_path == "https://example.org/mathjax.js"
+
+
+def test_a_utils_change_means_executing_the_notebooks_again(tmp_path, monkeypatch):
+    """jupyter-cache keys on notebook code only; site_helpers (and the Makefile) clear it for utils/."""
+    import site_helpers as H
+
+    stamp = tmp_path / ".site-build-ok"
+    monkeypatch.setattr(H, "BUILD_STAMP", stamp)
+    assert H.execution_inputs_changed([])  # no record of a good build: trust no cache
+    stamp.touch()
+    assert not H.execution_inputs_changed([REPO_ROOT / "intro.md", REPO_ROOT / "_static" / "book.css"])
+    assert H.execution_inputs_changed([REPO_ROOT / "utils" / "features.py"])
+    assert H.execution_inputs_changed([REPO_ROOT / "benchmarks" / "results" / "l1_sweep_tiny.csv"])
+    assert set(H.EXECUTION_INPUTS) == set(re.search(r"^EXECUTION_INPUTS := (.*)$", MAKEFILE, re.M)[1].split())
