@@ -375,6 +375,21 @@ def _position_masks(
     return valid, counted
 
 
+def _tokenize_for_sae(model, sae, texts: Sequence[str], context_size: int, exclude_bos: bool):
+    """Tokenize ``texts`` the way ``sae`` was trained (with or without BOS) and mark the positions.
+
+    Checks first that the model has the SAE's hook. Returns ``(hook_name, tokens [n, ctx],
+    lengths [n], valid [n, ctx], counted [n, ctx])``, as :func:`tokenize_texts` and
+    :func:`_position_masks` (BOS is left out of ``counted`` when ``exclude_bos`` and it is there).
+    """
+    hook_name = sae_hook_name(sae)
+    check_hook_name(model, hook_name)
+    prepend_bos = sae_prepend_bos(sae)
+    tokens, lengths = tokenize_texts(model, texts, context_size, prepend_bos=prepend_bos)
+    valid, counted = _position_masks(lengths, tokens.shape[1], exclude_bos and prepend_bos)
+    return hook_name, tokens, lengths, valid, counted
+
+
 @dataclass
 class FeatureSample:
     """SAE feature statistics over a sample of text, stored sparsely.
@@ -522,19 +537,15 @@ def collect_feature_stats(
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    hook_name = sae_hook_name(sae)
-    check_hook_name(model, hook_name)
-    prepend_bos = sae_prepend_bos(sae)
-    tokens, lengths = tokenize_texts(model, texts, context_size, prepend_bos=prepend_bos)
+    hook_name, tokens, lengths, valid, counted = _tokenize_for_sae(model, sae, texts, context_size, exclude_bos)
     n_texts, ctx = tokens.shape
-    valid, counted = _position_masks(lengths, ctx, exclude_bos and prepend_bos)
     d_sae = sae.cfg.d_sae
 
     l0 = torch.zeros(n_texts, ctx, dtype=torch.int32)
     firing_counts = torch.zeros(d_sae, dtype=torch.long)
     max_activation = torch.zeros(d_sae)
     sum_x = torch.zeros(sae.cfg.d_in, dtype=torch.float64)
-    sum_sq = sum_resid = sum_cos = sum_elem_sq = 0.0
+    sum_sq = sum_resid = sum_cos = 0.0
     nz_pos: list[torch.Tensor] = []
     nz_feat: list[torch.Tensor] = []
     nz_val: list[torch.Tensor] = []
@@ -897,12 +908,8 @@ def splice_losses(
     """
     from tqdm.auto import tqdm
 
-    hook_name = sae_hook_name(sae)
-    check_hook_name(model, hook_name)
-    prepend_bos = sae_prepend_bos(sae)
-    tokens, lengths = tokenize_texts(model, texts, context_size, prepend_bos=prepend_bos)
+    hook_name, tokens, lengths, valid, counted = _tokenize_for_sae(model, sae, texts, context_size, exclude_bos)
     n_texts, ctx = tokens.shape
-    valid, counted = _position_masks(lengths, ctx, exclude_bos and prepend_bos)
     # A prediction at position p is scored against token p + 1, so p + 1 must be a real token.
     scored = counted[:, :-1] & valid[:, 1:]
     if not scored.any():

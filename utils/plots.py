@@ -45,7 +45,8 @@ def configure_plotly_renderer() -> str:
 
 configure_plotly_renderer()
 
-_LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=60, b=50))
+TEMPLATE = "plotly_white"  # every figure of the book (utils.training uses it too)
+_LAYOUT = dict(template=TEMPLATE, margin=dict(l=60, r=20, t=60, b=50))
 
 
 def _as_1d(values: torch.Tensor | Sequence[float], name: str) -> list[float]:

@@ -31,6 +31,8 @@ import torch
 from sae_lens import LanguageModelSAERunnerConfig, LanguageModelSAETrainingRunner
 from sae_lens.training.sae_trainer import SAETrainer
 
+from .exercises import _NOT_DONE, _call  # the exercise checks' convention, one implementation
+
 __all__ = [
     "DEFAULT_CURVES",
     "HEADLINE_METRICS",
@@ -48,8 +50,7 @@ __all__ = [
     "training_script",
 ]
 
-_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
-_LAYOUT = dict(template="plotly_white")  # as utils/plots.py
+_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")  # one colour per run
 
 # ---------------------------------------------------------------------------------------------
 # Messages SAELens prints that are expected when following this book, and say nothing new.
@@ -192,6 +193,8 @@ def training_curves_figure(
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    from .plots import TEMPLATE
+
     runs = {"": curves} if isinstance(curves, pd.DataFrame) else dict(curves)
     if not runs:
         raise ValueError("curves is empty: give a DataFrame or a non-empty {label: DataFrame}")
@@ -208,7 +211,6 @@ def training_curves_figure(
     n_cols = 2 if len(panels) > 1 else 1
     n_rows = math.ceil(len(panels) / n_cols)
     fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=[t for _, t in panels])
-    palette = _PALETTE
     for i, (label, frame) in enumerate(runs.items()):
         for j, (column, _) in enumerate(panels):
             if column not in frame.columns:
@@ -217,7 +219,7 @@ def training_curves_figure(
                 go.Scatter(
                     x=frame[x], y=frame[column], mode="lines", name=label or column,
                     legendgroup=label, showlegend=bool(label) and j == 0,
-                    line={"color": palette[i % len(palette)]},
+                    line={"color": _PALETTE[i % len(_PALETTE)]},
                 ),
                 row=j // n_cols + 1, col=j % n_cols + 1,
             )
@@ -228,7 +230,7 @@ def training_curves_figure(
             fig.update_yaxes(type="log", row=j // n_cols + 1, col=j % n_cols + 1,
                              **({"tickmode": "array", "tickvals": ticks} if ticks else {}))
     fig.update_xaxes(title_text=x)
-    fig.update_layout(title=title, height=300 * n_rows, margin={"t": 70, "b": 40}, **_LAYOUT)
+    fig.update_layout(title=title, height=300 * n_rows, margin={"t": 70, "b": 40}, template=TEMPLATE)
     return fig
 
 
@@ -393,26 +395,28 @@ def architecture_comparison_figure(table: pd.DataFrame, label: str = "architectu
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    from .plots import TEMPLATE
+
     needed = [label, "l0", "explained_variance", "ce_loss_score"]
     missing = [c for c in needed if c not in table.columns]
     if missing:
         raise KeyError(f"table lacks columns {missing}; it has {list(table.columns)}")
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.14, subplot_titles=(
         "explained variance vs L0", "CE loss recovered vs L0"))
-    palette = _PALETTE
     for i, row in enumerate(table.itertuples(index=False)):
         row = row._asdict()
         for col, metric in ((1, "explained_variance"), (2, "ce_loss_score")):
             fig.add_trace(go.Scatter(
                 x=[row["l0"]], y=[row[metric]], mode="markers",  # named in the legend
-                marker={"size": 12, "color": palette[i % len(palette)]},
+                marker={"size": 12, "color": _PALETTE[i % len(_PALETTE)]},
                 name=str(row[label]), legendgroup=str(row[label]), showlegend=col == 1,
                 hovertemplate=f"{row[label]}<br>L0 %{{x:.1f}}<br>%{{y:.3f}}<extra></extra>",
             ), row=1, col=col)
     fig.update_xaxes(title_text="L0 (active latents per token)", range=[0, 1.15 * float(table["l0"].max())])
     fig.update_yaxes(title_text="explained variance", row=1, col=1)
     fig.update_yaxes(title_text="fraction of CE loss recovered", row=1, col=2)
-    fig.update_layout(height=380, margin={"t": 60, "b": 40}, legend={"title": {"text": label}}, **_LAYOUT)
+    fig.update_layout(height=380, margin={"t": 60, "b": 40}, legend={"title": {"text": label}},
+                      template=TEMPLATE)
     return fig
 
 
@@ -531,8 +535,6 @@ def training_script(
 # that returns None or raises NotImplementedError) prints a reminder and returns False, so the
 # notebook still runs top to bottom; a wrong answer raises AssertionError with a hint.
 # ---------------------------------------------------------------------------------------------
-
-from .exercises import _NOT_DONE, _call  # noqa: E402  (the same convention, one implementation)
 
 
 def check_dead_latents(
