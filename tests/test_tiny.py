@@ -30,7 +30,7 @@ from utils.tiny import (
     load_tiny_tokenizer,
     read_card,
 )
-from utils.tiny.corpus import build_corpus
+from utils.tiny.corpus import load_corpus
 from utils.tiny.metrics import (
     ce_loss_recovered,
     lm_cross_entropy,
@@ -81,14 +81,14 @@ def card():
 
 @pytest.fixture(scope="module")
 def heldout_contexts(model):
-    tokens = tokenize_documents(model.tokenizer, build_corpus().heldout)
+    tokens = tokenize_documents(model.tokenizer, load_corpus().heldout)
     return pack_documents(tokens, model.tokenizer.bos_token_id, model.cfg.n_ctx)
 
 
 @pytest.fixture(scope="module")
 def measured_sparsity(model, sae):
     """SAELens' explained variance, L0 and dead fraction on the whole held-out split (the card's sample)."""
-    metrics = sae_lens_metrics(model, sae, build_corpus().heldout, n_reconstruction_batches=0)
+    metrics = sae_lens_metrics(model, sae, load_corpus().heldout, n_reconstruction_batches=0)
     metrics.pop("feature_density")
     return metrics
 
@@ -149,8 +149,7 @@ def test_load_tiny_model_rejects_unknown_options():
 
 
 def test_texts_and_training_dataset_come_from_the_bundled_corpus():
-    corpus = build_corpus()
-    assert build_corpus() is corpus  # cached
+    corpus = load_corpus()
     assert load_texts(TINY, 3) == corpus.heldout[:3]
     assert load_texts(TINY, 2, split="train") == corpus.train[:2]
     assert not set(corpus.heldout) & set(corpus.train)
@@ -194,7 +193,7 @@ def test_card_records_metrics_sizes_seeds_and_versions(card):
 
 
 def test_language_model_beats_baselines_on_heldout_text(model, card, heldout_contexts):
-    train_tokens = tokenize_documents(model.tokenizer, build_corpus().train)
+    train_tokens = tokenize_documents(model.tokenizer, load_corpus().train)
     train_contexts = pack_documents(train_tokens, model.tokenizer.bos_token_id, model.cfg.n_ctx)
     ce = lm_cross_entropy(model, heldout_contexts)
     unigram = unigram_cross_entropy(train_contexts, heldout_contexts, model.cfg.d_vocab)
@@ -240,22 +239,17 @@ def test_named_features_fire_on_what_the_card_says(model, sae, card, heldout_con
             acts.append(chosen.reshape(-1, len(indices)))
     acts = torch.cat(acts)
     flat = heldout_contexts.flatten()
-    same_corpus = card["corpus"]["fingerprint"] == build_corpus().fingerprint
     for column, feature in enumerate(card["features_named"]):
         top = acts[:, column].topk(10)
         assert top.values[-1] > 0
         shown = [model.tokenizer.decode([t]) for t in flat[top.indices].tolist()]
         if feature["kind"] == "token":
             assert shown.count(feature["top_tokens"][0]) >= 8, (feature["label"], shown)
-        if same_corpus:
-            assert shown == feature["top_tokens"][:10]
+        assert shown == feature["top_tokens"][:10]
 
 
 def assert_agrees(card: dict, measured: float, recorded: float, tolerance: float) -> None:
-    """Re-measured values match the card when the corpus is the one it was built from (the corpus
-    is read from the running Python; another Python version gives slightly different text)."""
-    if card["corpus"]["fingerprint"] != build_corpus().fingerprint:
-        tolerance *= 5
+    """Re-measured values match the card (the corpus is the shipped one the card was built from)."""
     assert abs(measured - recorded) <= tolerance, f"measured {measured:.4f}, card says {recorded:.4f}"
 
 

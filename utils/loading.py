@@ -64,9 +64,9 @@ def load_texts(preset: Preset, n: int | None = None, split: str = "heldout") -> 
     if n is not None and n < 1:
         raise ValueError(f"n must be a positive number of documents (or None for all), got {n}")
     if preset.dataset_path.startswith("bundled:"):
-        from .tiny.corpus import build_corpus
+        from .tiny.corpus import load_corpus
 
-        corpus = build_corpus()
+        corpus = load_corpus()  # the shipped file: the same documents on every Python
         docs = corpus.heldout if split == "heldout" else corpus.train
         return list(docs[:n] if n is not None else docs)
     if n is None:

@@ -4,7 +4,9 @@ Seeded, CPU only, no network, reproducible: a second build on the same machine, 
 versions wrote bit-identical tokenizer, SAE and model weights. About 11 minutes on two CPU cores
 (10.6 min measured, with light other load; ``card.json`` records each build's timings). Steps:
 
-1. the corpus (:mod:`utils.tiny.corpus`) and a 4096-token byte-level BPE trained on its training split;
+1. the corpus (:mod:`utils.tiny.corpus`), generated from the running Python's documentation and
+   written to ``assets/corpus.json.gz`` (the file every notebook reads), and a 4096-token
+   byte-level BPE trained on its training split;
 2. a 2-layer TransformerLens model (d_model 128) trained with AdamW (warm-up + cosine) on it,
    evaluated on the held-out split against unigram and uniform baselines;
 3. a standard (ReLU + L1) SAE with 8x expansion trained with SAELens'
@@ -36,7 +38,7 @@ from typing import Any
 import torch
 
 from . import ASSETS, MODEL_CONFIG_FILE, MODEL_NAME, MODEL_WEIGHTS_FILE, load_tiny_model, load_tiny_tokenizer
-from .corpus import HELDOUT_FRACTION, SPLIT_SEED, build_corpus
+from .corpus import CORPUS_FILE, HELDOUT_FRACTION, SPLIT_SEED, generate_corpus, write_corpus
 from .metrics import (
     ce_loss_recovered,
     lm_cross_entropy,
@@ -385,9 +387,12 @@ def build(out: Path, lm: dict[str, Any], sae_settings: dict[str, Any]) -> dict[s
     timings: dict[str, float] = {}
     out.mkdir(parents=True, exist_ok=True)
 
-    corpus = build_corpus()
-    log(f"corpus: {len(corpus.train)} training + {len(corpus.heldout)} held-out documents, "
-        f"{corpus.n_chars:,} characters (Python {corpus.python_version}, fingerprint {corpus.fingerprint})")  # fmt: skip
+    corpus = generate_corpus()
+    corpus_sha256 = write_corpus(corpus, out / CORPUS_FILE.name)
+    write_corpus_licence(out, corpus.python_version)
+    log(f"corpus generated from this Python ({corpus.python_version}): {len(corpus.train)} training + "
+        f"{len(corpus.heldout)} held-out documents, {corpus.n_chars:,} characters "
+        f"(fingerprint {corpus.fingerprint}), written to {CORPUS_FILE.name}")
     train_tokenizer(corpus.train, out / "tokenizer")
     tokenizer = load_tiny_tokenizer(out / "tokenizer")
     bos = tokenizer.bos_token_id
@@ -457,6 +462,9 @@ def build(out: Path, lm: dict[str, Any], sae_settings: dict[str, Any]) -> dict[s
             "sources": "pydoc_data.topics, standard-library docstrings (parsed with ast), built-in module docstrings",
             "python_version": corpus.python_version,
             "fingerprint": corpus.fingerprint,
+            "file": CORPUS_FILE.name,
+            "sha256": corpus_sha256,
+            "licence": "CORPUS_LICENSE.md",
             "train_documents": len(corpus.train),
             "heldout_documents": len(corpus.heldout),
             "characters": corpus.n_chars,
@@ -511,6 +519,54 @@ def swap_in(built: Path, target: Path) -> None:
         shutil.rmtree(old)
 
 
+CORPUS_LICENSE = """\
+# Licence of corpus.json.gz
+
+`corpus.json.gz` holds text taken from Python's own documentation, as shipped with CPython {version}:
+the help topics of `pydoc_data.topics`, and the docstrings of the standard library's modules,
+classes and functions (read from its source with `ast`, or from built-in modules). Nothing was
+rewritten; the text was only grouped into documents and split into training and held-out sets.
+
+That text is copyright the Python Software Foundation and is distributed under the
+**Python Software Foundation License Version 2** (PSF-2.0), the licence of CPython's source code and
+documentation: https://docs.python.org/3/license.html. Code examples in Python's documentation are
+also available under the Zero-Clause BSD licence (same page).
+
+The book's own code and text are licensed as `LICENSE` at the repository root says; this file and
+`corpus.json.gz` are the exception. Regenerate the corpus with `python -m utils.tiny.build`.
+"""
+
+
+def write_corpus_licence(folder: Path, python_version: str) -> None:
+    """Write CORPUS_LICENSE.md (the Python documentation licence) beside the corpus file."""
+    (folder / "CORPUS_LICENSE.md").write_text(CORPUS_LICENSE.format(version=python_version), encoding="utf-8")
+
+
+def write_corpus_only(target: Path) -> None:
+    """Regenerate only ``corpus.json.gz`` in ``target`` and its entry in ``card.json``.
+
+    The model and SAE are left alone, so this is only consistent when the running Python generates
+    the corpus they were trained on (the card's fingerprint); otherwise it says so and stops.
+    """
+    card_path = target / "card.json"
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    corpus = generate_corpus()
+    log(f"corpus generated from this Python ({corpus.python_version}): fingerprint {corpus.fingerprint}")
+    built_from = card["corpus"]
+    if corpus.fingerprint != built_from["fingerprint"]:
+        raise SystemExit(
+            f"This Python ({corpus.python_version}) generates a different corpus (fingerprint "
+            f"{corpus.fingerprint}) from the one the bundled model was trained on (Python "
+            f"{built_from['python_version']}, fingerprint {built_from['fingerprint']}). Run this on "
+            f"Python {built_from['python_version']}, or rebuild everything: python -m utils.tiny.build"
+        )
+    sha256 = write_corpus(corpus, target / CORPUS_FILE.name)
+    write_corpus_licence(target, corpus.python_version)
+    built_from.update({"file": CORPUS_FILE.name, "sha256": sha256, "licence": "CORPUS_LICENSE.md"})
+    card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    log(f"wrote {target / CORPUS_FILE.name} (sha256 {sha256[:16]}...) and its entry in card.json")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Rebuild the bundled tiny model, tokenizer and SAE.")
     parser.add_argument("--out", type=Path, default=ASSETS, help=f"where to write the assets (default {ASSETS})")
@@ -519,7 +575,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--l1", type=float, help="SAE L1 coefficient")
     parser.add_argument("--sae-lr", type=float, help="SAE learning rate")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--corpus-only", action="store_true",
+                        help="regenerate only corpus.json.gz (needs the Python the model was built on)")
     args = parser.parse_args(argv)
+    if args.corpus_only:
+        write_corpus_only(args.out.resolve())
+        return
 
     if "OMP_WAIT_POLICY" not in os.environ:
         # OpenMP threads that spin while waiting make training ~4x slower when another process
