@@ -20,7 +20,7 @@ endif
 
 STAMP := $(VENV)/.installed
 
-.PHONY: book test venv clean clean-book tiny-model benchmarks
+.PHONY: book test test-tiny venv clean clean-book tiny-model benchmarks
 
 venv: $(STAMP)
 
@@ -49,6 +49,11 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(RUN_ENV) $(BIN)/python -m pytest tests notebooks --nbmake -v -rs
+
+# The tiny model's tests and every notebook, without the site: what CI runs on a second Python,
+# e.g. make test-tiny PYTHON=python3.12 VENV=.venv-py312
+test-tiny: $(STAMP)
+	$(RUN_ENV) $(BIN)/python -m pytest tests/test_tiny.py tests/test_corpus.py notebooks --nbmake -v -rs
 
 # Rebuild the bundled tiny model, tokenizer and SAE (about 11 minutes on 2 CPU cores).
 tiny-model: $(STAMP)

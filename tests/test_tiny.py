@@ -305,3 +305,14 @@ def test_loading_a_corrupt_model_fails_clearly(broken_assets):
     path.write_bytes(b"not a safetensors file")
     with pytest.raises(ValueError, match="python -m utils.tiny.build"):
         load_tiny_model(broken_assets / "model")
+
+
+def test_the_prompt_is_in_domain_text():
+    """Tutorial 1's prompt on tiny reads as whole words with the tiny tokenizer (a French sentence
+    came out as ' F' 'r' 'ance' ...), and is not copied from the corpus."""
+    tokenizer = load_tiny_tokenizer()
+    words = TINY.prompt.split()
+    n_tokens = len(tokenizer(TINY.prompt)["input_ids"])
+    assert n_tokens / len(words) <= 1.5, (TINY.prompt, n_tokens)
+    corpus = load_corpus()
+    assert not any(TINY.prompt in document for document in corpus.train + corpus.heldout)

@@ -701,6 +701,67 @@ def feature_top_tokens(sample: FeatureSample, feature: int, k: int = 10) -> pd.D
     return grouped.reset_index()[columns]
 
 
+def token_concentrated_features(
+    sample: FeatureSample,
+    k: int = 4,
+    min_fires: int = 20,
+    max_density: float = 0.05,
+    min_letters: int = 3,
+) -> pd.DataFrame:
+    """The features whose firings concentrate most on a single token: the clearest token detectors.
+
+    For every feature that fired at least ``min_fires`` times in the sample and on at most
+    ``max_density`` of its tokens: ``top_token`` (the token it fires on most often) and
+    ``share_on_top_token`` (the fraction of its firings that are on that token). Keeps features
+    whose top token is a word (at least ``min_letters`` letters; 0 keeps every token), one feature
+    per top token, and returns the ``k`` with the highest share (ties: more firings first). The table also
+    has ``fires`` and ``density``; its attribute ``frame.attrs["eligible"]`` holds the share of every
+    feature that met the firing thresholds (a ``pd.Series`` indexed by feature), so a reader can
+    see how typical the chosen ones are.
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    if not 0 < max_density <= 1:
+        raise ValueError(f"max_density must be in (0, 1], got {max_density}")
+    eligible = ((sample.firing_counts >= min_fires) & (sample.density <= max_density)).nonzero()
+    eligible = eligible.flatten()
+    columns = ["feature", "top_token", "share_on_top_token", "fires", "density"]
+    if len(eligible) == 0:
+        frame = pd.DataFrame(columns=columns)
+        frame.attrs["eligible"] = pd.Series(dtype=float, name="share_on_top_token")
+        return frame
+    vocab_size = len(sample.vocab)
+    keys = sample.nz_features.long() * vocab_size + sample.nz_token_ids.long()
+    pairs, pair_counts = keys.unique(return_counts=True)
+    pair_features, pair_tokens = pairs // vocab_size, pairs % vocab_size
+    # Most frequent token per feature: sort by (feature, count) and take each feature's last row.
+    order = torch.argsort(pair_features * (pair_counts.max() + 1) + pair_counts)
+    pair_features, pair_tokens, pair_counts = pair_features[order], pair_tokens[order], pair_counts[order]
+    last = torch.ones_like(pair_features, dtype=torch.bool)
+    last[:-1] = pair_features[1:] != pair_features[:-1]
+    top_token = torch.full((sample.d_sae,), -1, dtype=torch.long)
+    top_count = torch.zeros(sample.d_sae, dtype=torch.long)
+    top_token[pair_features[last]] = pair_tokens[last]
+    top_count[pair_features[last]] = pair_counts[last]
+    share = top_count[eligible].double() / sample.firing_counts[eligible].double()
+    frame = pd.DataFrame(
+        {
+            "feature": eligible.tolist(),
+            "top_token": [sample.vocab[t] for t in top_token[eligible].tolist()],
+            "share_on_top_token": share.tolist(),
+            "fires": sample.firing_counts[eligible].tolist(),
+            "density": sample.density[eligible].tolist(),
+        }
+    )
+    all_shares = frame.set_index("feature")["share_on_top_token"]
+    letters = frame["top_token"].str.count(r"[^\W\d_]")
+    frame = frame[letters >= min_letters]
+    frame = frame.sort_values(["share_on_top_token", "fires"], ascending=False)
+    frame = frame.drop_duplicates("top_token").head(k).reset_index(drop=True)[columns]
+    frame.attrs["eligible"] = all_shares
+    return frame
+
+
 def features_for_token(sample: FeatureSample, token: str, k: int = 10) -> pd.DataFrame:
     """Which features detect the token string ``token`` best.
 
@@ -892,6 +953,7 @@ def splice_losses(
     mean_activation: torch.Tensor | None = None,
     exclude_bos: bool = True,
     progress: bool = True,
+    zero_ablate_bos: bool = False,
 ) -> SpliceLosses:
     """Next-token loss of ``model`` on ``texts`` with the SAE's hook left alone, replaced by the
     SAE's reconstruction, zero-ablated and mean-ablated.
@@ -900,6 +962,11 @@ def splice_losses(
     because BOS activations are outliers the model relies on and SAEs are usually not asked to
     reconstruct). The loss is averaged over predictions made *at* those positions, so all four
     numbers are on the same tokens.
+
+    The book's ablations replace exactly the positions the SAE replaces, so the baseline and the
+    SAE are compared like for like. SAELens' ``run_evals`` zero-ablates *every* position, BOS
+    included (while its SAE leaves BOS alone), a harsher baseline: ``zero_ablate_bos=True`` zeroes
+    the BOS position too, which is SAELens' definition of zero-ablation, on the same tokens.
 
     Args:
         mean_activation: ``[d_in]`` the vector used by mean-ablation, e.g.
@@ -947,10 +1014,13 @@ def splice_losses(
     for batch in tqdm(batches, desc="Cross-entropy under 4 conditions", disable=not progress):
         batch_tokens = tokens[batch].to(model.cfg.device)
         mask = counted[batch]
+        # SAELens' zero-ablation: every real position, BOS included (padding is never scored).
+        zero_mask = valid[batch] if zero_ablate_bos else mask
         score_mask = scored[batch].to(model.cfg.device)
         n_scored += int(score_mask.sum().item())
         for name, make in conditions.items():
-            hooks = [] if make is None else [(hook_name, replace_with(make, mask))]
+            where = zero_mask if name == "zero_ablated" else mask
+            hooks = [] if make is None else [(hook_name, replace_with(make, where))]
             loss = model.run_with_hooks(
                 batch_tokens,
                 return_type="loss",

@@ -74,6 +74,7 @@ class Preset:
     sae_release: str | None = None
     sae_id: str | None = None
     sae_path: Path | None = None
+    # Tutorial 1's example prompt: text from the preset's own domain, so tokens are whole words.
     prompt: str = "The capital of France is Paris"
     # For a Hub dataset: the split held-out text comes from. Training streams "train" from its
     # start, so evaluating on the start of "train" would evaluate on training documents.
@@ -126,6 +127,9 @@ PRESETS: dict[str, Preset] = {
         analysis_hook="blocks.1.hook_resid_pre",
         training_hook="blocks.1.hook_resid_pre",
         sae_path=TINY_ASSETS / "sae",
+        # Python-docs prose (a paraphrase of sorted()'s docstring, not itself in the corpus): the
+        # tiny tokenizer splits it into whole words (tests/test_tiny.py checks <= 1.5 tokens/word).
+        prompt="Return a new list containing the items of the iterable in sorted order",
         dataset_path="bundled:python-docs",
         dataset_streaming=False,
         sample_texts=256,
