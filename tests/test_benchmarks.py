@@ -4,17 +4,23 @@ scaled-down model on the CPU: the GPU itself is not tested here)."""
 from __future__ import annotations
 
 import argparse
-import sys
+import importlib.util
 from dataclasses import replace
 
 import pytest
-
 from random_models import REPO
 from test_notebooks import notebook_configs
 
-sys.path.insert(0, str(REPO / "benchmarks"))
 
-import gpu_training_throughput as gpu  # noqa: E402
+def load_benchmark(name: str):
+    """Import ``benchmarks/<name>.py`` (a script, not a package) as a module."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+gpu = load_benchmark("gpu_training_throughput")
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:The training dataset contains fewer samples"),
