@@ -46,12 +46,17 @@ def build_tokenizer(folder: Path):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=300,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tok.train_from_iterator(TRAIN_TEXT, trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>"
+        tokenizer_object=tok,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
     )
     fast.save_pretrained(str(folder))
     return AutoTokenizer.from_pretrained(str(folder))
@@ -64,8 +69,16 @@ def build_model(tokenizer, seed: int = 0):
 
     torch.manual_seed(seed)
     cfg = HookedTransformerConfig(
-        n_layers=N_LAYERS, d_model=D_MODEL, n_heads=4, d_head=12, d_mlp=96, n_ctx=N_CTX,
-        d_vocab=len(tokenizer), act_fn="gelu", normalization_type="LN", seed=seed,
+        n_layers=N_LAYERS,
+        d_model=D_MODEL,
+        n_heads=4,
+        d_head=12,
+        d_mlp=96,
+        n_ctx=N_CTX,
+        d_vocab=len(tokenizer),
+        act_fn="gelu",
+        normalization_type="LN",
+        seed=seed,
     )
     model = HookedSAETransformer(cfg, tokenizer=tokenizer)
     # A trained model's final LayerNorm scales each dimension differently; a fresh one has all
@@ -98,7 +111,8 @@ def build_sae(d_in: int = D_MODEL, d_sae: int = D_SAE, hook: str = HOOK, seed: i
 TRAIN_CONTEXT = 16
 BATCH_TOKENS = 64
 TRAINING_TEXTS = [
-    f"def function_{i}(x):\n    return x * {i} + len('{'abc' * (i % 5)}')  # number {i}" for i in range(120)
+    f"def function_{i}(x):\n    return x * {i} + len('{'abc' * (i % 5)}')  # number {i}"
+    for i in range(120)
 ]
 
 
@@ -112,18 +126,39 @@ def make_cfg(architecture: str = "standard", steps: int = 12, log_frequency: int
     )
 
     if architecture == "standard":
-        sae = StandardTrainingSAEConfig(d_in=D_MODEL, d_sae=D_SAE, l1_coefficient=1.0, l1_warm_up_steps=2,
-                                        normalize_activations="expected_average_only_in")
+        sae = StandardTrainingSAEConfig(
+            d_in=D_MODEL,
+            d_sae=D_SAE,
+            l1_coefficient=1.0,
+            l1_warm_up_steps=2,
+            normalize_activations="expected_average_only_in",
+        )
     else:
-        sae = TopKTrainingSAEConfig(d_in=D_MODEL, d_sae=D_SAE, k=8, normalize_activations="expected_average_only_in")
+        sae = TopKTrainingSAEConfig(
+            d_in=D_MODEL, d_sae=D_SAE, k=8, normalize_activations="expected_average_only_in"
+        )
     return LanguageModelSAERunnerConfig(
-        sae=sae, model_name="random-test-model", hook_name="blocks.1.hook_resid_pre",
-        dataset_path="in-memory", is_dataset_tokenized=False, streaming=False, context_size=TRAIN_CONTEXT,
-        training_tokens=steps * BATCH_TOKENS, train_batch_size_tokens=BATCH_TOKENS, lr=1e-3,
-        n_batches_in_buffer=8, store_batch_size_prompts=4, n_batches_for_norm_estimate=2,
-        dead_feature_window=5, feature_sampling_window=5, device="cpu",
+        sae=sae,
+        model_name="random-test-model",
+        hook_name="blocks.1.hook_resid_pre",
+        dataset_path="in-memory",
+        is_dataset_tokenized=False,
+        streaming=False,
+        context_size=TRAIN_CONTEXT,
+        training_tokens=steps * BATCH_TOKENS,
+        train_batch_size_tokens=BATCH_TOKENS,
+        lr=1e-3,
+        n_batches_in_buffer=8,
+        store_batch_size_prompts=4,
+        n_batches_for_norm_estimate=2,
+        dead_feature_window=5,
+        feature_sampling_window=5,
+        device="cpu",
         logger=LoggingConfig(log_to_wandb=False, wandb_log_frequency=log_frequency),
-        output_path=None, checkpoint_path=None, exclude_special_tokens=True, verbose=False,
+        output_path=None,
+        checkpoint_path=None,
+        exclude_special_tokens=True,
+        verbose=False,
     )
 
 

@@ -21,8 +21,12 @@ def fake_eval_output(density):
     all_metrics = {
         "sparsity": {"l0": 12.0, "l1": 3.0},
         "reconstruction_quality": {"explained_variance": 0.8, "mse": 0.1},
-        "model_performance_preservation": {"ce_loss_score": 0.9, "ce_loss_without_sae": 2.0,
-                                           "ce_loss_with_sae": 2.5, "ce_loss_with_ablation": 7.0},
+        "model_performance_preservation": {
+            "ce_loss_score": 0.9,
+            "ce_loss_without_sae": 2.0,
+            "ce_loss_with_sae": 2.5,
+            "ce_loss_with_ablation": 7.0,
+        },
     }
     return all_metrics, {"feature_density": density}
 
@@ -54,7 +58,9 @@ def test_evaluate_sae_on_a_trained_sae(model, dataset):
     assert metrics["dead_latents"] == int((density == 0).sum())
     again, _ = E.evaluate_sae(sae, model, dataset, n_batches=2, batch_size_prompts=4)
     assert again == metrics  # a fresh store each call: the same tokens, the same numbers
-    fewer_ce, _ = E.evaluate_sae(sae, model, dataset, n_batches=2, batch_size_prompts=4, n_ce_batches=1)
+    fewer_ce, _ = E.evaluate_sae(
+        sae, model, dataset, n_batches=2, batch_size_prompts=4, n_ce_batches=1
+    )
     assert fewer_ce["eval_tokens"] == metrics["eval_tokens"]
     assert set(fewer_ce) == set(metrics)
     with pytest.raises(ValueError, match="n_batches"):

@@ -97,8 +97,12 @@ def test_check_expansion_config():
 
 
 def test_check_ce_loss_score(capsys):
-    metrics = {"ce_loss_without_sae": 2.0, "ce_loss_with_sae": 2.5, "ce_loss_zero_ablation": 7.0,
-               "ce_loss_score": 0.9}
+    metrics = {
+        "ce_loss_without_sae": 2.0,
+        "ce_loss_with_sae": 2.5,
+        "ce_loss_zero_ablation": 7.0,
+        "ce_loss_score": 0.9,
+    }
 
     def right(without, with_sae, zero):
         return (zero - with_sae) / (zero - without)
@@ -113,7 +117,8 @@ def test_check_ce_loss_score(capsys):
     assert E.check_ce_loss_score(unfinished, metrics) is None
     assert "Not answered yet" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="Hint"):  # the share of the loss kept, not recovered
-        E.check_ce_loss_score(lambda without, with_sae, zero: (with_sae - without) / (zero - without),
-                              metrics)
+        E.check_ce_loss_score(
+            lambda without, with_sae, zero: (with_sae - without) / (zero - without), metrics
+        )
     with pytest.raises(AssertionError, match="Hint"):  # right on the SAE's losses only
         E.check_ce_loss_score(lambda *losses: 0.9, metrics)

@@ -73,7 +73,9 @@ def is_solution_cell(cell) -> bool:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_exercises_are_numbered_in_order_and_marked(path):
     cells = load(path)["cells"]
-    numbers = [n for cell in cells if cell["cell_type"] == "markdown" for n in exercise_numbers(cell)]
+    numbers = [
+        n for cell in cells if cell["cell_type"] == "markdown" for n in exercise_numbers(cell)
+    ]
     assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 3, numbers
     markdown = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     marks = re.findall(r"^### Exercise \d+:.*\n\n(.*)$", markdown, flags=re.M)
@@ -88,7 +90,9 @@ def test_each_exercise_has_an_answer_cell_then_a_folded_solution_cell(path):
     the solution folds in Colab (a form), JupyterLab (source_hidden) and on the website (tags)."""
     cells = load(path)["cells"]
     solutions = [i for i, c in enumerate(cells) if is_solution_cell(c)]
-    headings = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and exercise_numbers(c)]
+    headings = [
+        i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and exercise_numbers(c)
+    ]
     assert len(solutions) == len(headings)
     for n, (heading, solution) in enumerate(zip(headings, solutions), start=1):
         answer = cells[heading + 1]
@@ -114,34 +118,44 @@ def test_written_solutions_are_details_blocks(path):
         assert ":class: dropdown" not in source and "{admonition} Solution" not in source
         if "<details>" in source or "Solution:" in source:
             assert re.fullmatch(
-                r"<details><summary>Solution: [^<\n]+</summary>\n\n.+\n\n</details>", source.strip(),
+                r"<details><summary>Solution: [^<\n]+</summary>\n\n.+\n\n</details>",
+                source.strip(),
                 flags=re.S,
             ), source[:80]
 
 
+def expressions(source: str) -> set[str]:
+    return {ast.unparse(node) for node in ast.walk(ast.parse(source)) if isinstance(node, ast.expr)}
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_nothing_is_answered_before_it_is_asked(path):
-    """No cell before an exercise's heading defines the name its answer cell asks for, and the
-    first use of that exercise's checker is its own answer cell."""
+    """No code cell before an exercise's heading computes what its solution returns, or defines
+    the function its answer cell asks for."""
     cells = load(path)["cells"]
-    for i, cell in enumerate(cells):
-        if cell["cell_type"] != "markdown" or not exercise_numbers(cell):
-            continue
-        answer = ast.parse("".join(cells[i + 1]["source"]))
+    headings = [
+        i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and exercise_numbers(c)
+    ]
+    for heading in headings:
+        answer = ast.parse("".join(cells[heading + 1]["source"]))
         asked = {node.name for node in answer.body if isinstance(node, ast.FunctionDef)}
-        asked |= {t.id for node in answer.body if isinstance(node, ast.Assign)
-                  for t in node.targets if isinstance(t, ast.Name) and t.id.startswith("my_")}
-        for earlier in cells[:i]:
+        solution = ast.parse("".join(cells[heading + 2]["source"]))
+        answers = {
+            ast.unparse(node.value)
+            for node in ast.walk(solution)
+            if isinstance(node, ast.Return) and node.value is not None
+        }
+        for earlier in cells[:heading]:
             if earlier["cell_type"] != "code":
                 continue
-            tree = ast.parse("".join(earlier["source"]))
-            defined = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+            source = "".join(earlier["source"])
+            defined = {
+                n.name for n in ast.walk(ast.parse(source)) if isinstance(n, ast.FunctionDef)
+            }
             assert not asked & defined, f"{sorted(asked & defined)} is defined before it is asked"
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_execution_timeout_metadata(path):
-    assert load(path)["metadata"]["execution"]["timeout"] >= 300
+            assert not answers & expressions(source), (
+                f"{sorted(answers & expressions(source))} is computed before it is asked"
+            )
 
 
 # ---- quality claims -----------------------------------------------------------------------------
@@ -159,8 +173,12 @@ def asserted_conditions(path) -> list[str]:
         for node in ast.walk(ast.parse(source)):
             if isinstance(node, ast.Assert):
                 conditions.append(node.test)
-            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                  and node.func.id == "assert_quality" and node.args):
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "assert_quality"
+                and node.args
+            ):
                 conditions.append(node.args[0])
     return [c for condition in conditions for c in compare_ops(condition)]
 
@@ -173,11 +191,13 @@ def test_tutorial_2_asserts_the_quality_targets():
 
 
 def test_asserted_conditions_reads_code_not_comments(tmp_path):
-    notebook = {"cells": [
-        {"cell_type": "code", "source": "# assert m['ce_loss_score'] >= 0.7\nx = 1"},
-        {"cell_type": "code", "source": "assert_quality(m['l0'] < 10 and ok, 'sparse')"},
-        {"cell_type": "code", "source": "assert m['explained_variance'] >= 0.7, 'usable'"},
-    ]}
+    notebook = {
+        "cells": [
+            {"cell_type": "code", "source": "# assert m['ce_loss_score'] >= 0.7\nx = 1"},
+            {"cell_type": "code", "source": "assert_quality(m['l0'] < 10 and ok, 'sparse')"},
+            {"cell_type": "code", "source": "assert m['explained_variance'] >= 0.7, 'usable'"},
+        ]
+    }
     path = tmp_path / "nb.ipynb"
     path.write_text(json.dumps(notebook), encoding="utf-8")
     assert sorted(asserted_conditions(path)) == ["m['explained_variance'] >= 0.7", "m['l0'] < 10"]
@@ -199,8 +219,13 @@ def notebook_configs(preset_name: str, d_in: int = 128, device: str = "cpu") -> 
     standard = next(s for s in sources if s.startswith("cfg = "))
     topk = next(s for s in sources if s.startswith("topk_cfg = "))
     preset = get_preset(preset_name)
-    namespace = {**vars(training_config), "preset": preset, "sizes": preset.training,
-                 "d_in": d_in, "device": device}
+    namespace = {
+        **vars(training_config),
+        "preset": preset,
+        "sizes": preset.training,
+        "d_in": d_in,
+        "device": device,
+    }
     exec(first_statement(standard), namespace)
     exec(first_statement(topk), namespace)
     return {"standard": namespace["cfg"], "topk": namespace["topk_cfg"], "preset": preset}

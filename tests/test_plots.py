@@ -97,7 +97,9 @@ def test_feature_density_histogram_counts_dead_features():
 
 
 def test_ce_loss_bar():
-    frame = SpliceLosses(original=3.0, sae=3.2, zero_ablated=8.0, mean_ablated=6.0, n_tokens=10).to_frame()
+    frame = SpliceLosses(
+        original=3.0, sae=3.2, zero_ablated=8.0, mean_ablated=6.0, n_tokens=10
+    ).to_frame()
     fig = plots.ce_loss_bar(frame)
     assert list(fig.data[0].x) == list(frame.index)
     with pytest.raises(ValueError):
@@ -108,11 +110,16 @@ def test_ce_loss_bar():
 
 
 def fake_curves(n: int = 5, with_l1: bool = True) -> pd.DataFrame:
-    frame = pd.DataFrame({
-        "step": np.arange(1, n + 1) * 10, "tokens": np.arange(1, n + 1) * 640,
-        "losses/overall_loss": np.linspace(5, 1, n), "losses/mse_loss": np.linspace(4, 0.5, n),
-        "metrics/l0": np.linspace(100, 20, n), "metrics/explained_variance": np.linspace(0.1, 0.9, n),
-    })
+    frame = pd.DataFrame(
+        {
+            "step": np.arange(1, n + 1) * 10,
+            "tokens": np.arange(1, n + 1) * 640,
+            "losses/overall_loss": np.linspace(5, 1, n),
+            "losses/mse_loss": np.linspace(4, 0.5, n),
+            "metrics/l0": np.linspace(100, 20, n),
+            "metrics/explained_variance": np.linspace(0.1, 0.9, n),
+        }
+    )
     if with_l1:
         frame["losses/l1_loss"] = 1.0
     return frame
@@ -123,7 +130,9 @@ def test_training_curves_figure_one_run_and_overlay():
     assert len(fig.data) == len(plots.DEFAULT_CURVES)
     l0_panel = [c for c, _ in plots.DEFAULT_CURVES].index("metrics/l0")
     assert fig.layout[f"yaxis{l0_panel + 1 if l0_panel else ''}"].type == "log"
-    fig2 = plots.training_curves_figure({"Standard": fake_curves(), "TopK": fake_curves(4)}, x="step")
+    fig2 = plots.training_curves_figure(
+        {"Standard": fake_curves(), "TopK": fake_curves(4)}, x="step"
+    )
     assert len(fig2.data) == 2 * len(plots.DEFAULT_CURVES)
     assert {trace.name for trace in fig2.data} == {"Standard", "TopK"}
 
@@ -160,8 +169,14 @@ def test_training_curves_figure_errors():
 
 
 def test_architecture_comparison_figure():
-    table = pd.DataFrame({"architecture": ["Standard", "TopK"], "l0": [50.0, 32.0],
-                          "explained_variance": [0.8, 0.9], "ce_loss_score": [0.95, 0.98]})
+    table = pd.DataFrame(
+        {
+            "architecture": ["Standard", "TopK"],
+            "l0": [50.0, 32.0],
+            "explained_variance": [0.8, 0.9],
+            "ce_loss_score": [0.95, 0.98],
+        }
+    )
     fig = plots.architecture_comparison_figure(table)
     assert len(fig.data) == 4
     assert [t.name for t in fig.data if t.showlegend] == ["Standard", "TopK"]

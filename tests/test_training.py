@@ -36,20 +36,36 @@ def test_recording_runner_trains_exactly_like_the_bare_runner(model, dataset, ar
 
 
 def test_recording_runner_records_every_log_frequency_steps(model, dataset):
-    runner, sae = train(T.RecordingTrainingRunner, make_cfg("standard", steps=12, log_frequency=3), model, dataset)
+    runner, sae = train(
+        T.RecordingTrainingRunner, make_cfg("standard", steps=12, log_frequency=3), model, dataset
+    )
     curves = runner.curves
     assert isinstance(curves, pd.DataFrame)
     assert curves["step"].tolist() == [3, 6, 9, 12]
-    assert curves["tokens"].tolist() == [3 * BATCH_TOKENS, 6 * BATCH_TOKENS, 9 * BATCH_TOKENS, 12 * BATCH_TOKENS]
-    for column in ("losses/overall_loss", "losses/mse_loss", "losses/l1_loss", "metrics/l0",
-                   "metrics/explained_variance", "sparsity/dead_features", "details/current_learning_rate"):
+    assert curves["tokens"].tolist() == [
+        3 * BATCH_TOKENS,
+        6 * BATCH_TOKENS,
+        9 * BATCH_TOKENS,
+        12 * BATCH_TOKENS,
+    ]
+    for column in (
+        "losses/overall_loss",
+        "losses/mse_loss",
+        "losses/l1_loss",
+        "metrics/l0",
+        "metrics/explained_variance",
+        "sparsity/dead_features",
+        "details/current_learning_rate",
+    ):
         assert column in curves.columns, column
     assert (curves["metrics/l0"] >= 0).all() and (curves["metrics/l0"] <= D_SAE).all()
     assert sae.cfg.d_sae == D_SAE
 
 
 def test_recording_runner_log_every_overrides_and_topk_has_aux_loss(model, dataset):
-    runner, _ = train(T.RecordingTrainingRunner, make_cfg("topk", steps=8), model, dataset, log_every=4)
+    runner, _ = train(
+        T.RecordingTrainingRunner, make_cfg("topk", steps=8), model, dataset, log_every=4
+    )
     assert runner.curves["step"].tolist() == [4, 8]
     assert "losses/auxiliary_reconstruction_loss" in runner.curves.columns
     assert np.allclose(runner.curves["metrics/l0"], 8)  # TopK: exactly k active latents
@@ -58,7 +74,9 @@ def test_recording_runner_log_every_overrides_and_topk_has_aux_loss(model, datas
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True])
 def test_recording_runner_rejects_bad_log_every(model, dataset, bad):
     with pytest.raises(ValueError, match="log_every"):
-        T.RecordingTrainingRunner(make_cfg(), override_dataset=dataset, override_model=model, log_every=bad)
+        T.RecordingTrainingRunner(
+            make_cfg(), override_dataset=dataset, override_model=model, log_every=bad
+        )
 
 
 def test_quiet_expected_training_messages_hides_only_the_listed_ones(caplog):
@@ -67,13 +85,17 @@ def test_quiet_expected_training_messages_hides_only_the_listed_ones(caplog):
     sae_lens_logger = logging.getLogger("sae_lens")
     assert sum(isinstance(f, T._DropExpectedLogLines) for f in sae_lens_logger.filters) == 1
     with caplog.at_level(logging.WARNING, logger="sae_lens"):
-        sae_lens_logger.warning("You just passed in a dataset which will override the one specified")
+        sae_lens_logger.warning(
+            "You just passed in a dataset which will override the one specified"
+        )
         sae_lens_logger.warning("Something else went wrong")
     messages = [r.getMessage() for r in caplog.records]
     assert messages == ["Something else went wrong"]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         T.quiet_expected_training_messages()
-        warnings.warn("The training dataset contains fewer samples (3) than ...", UserWarning, stacklevel=1)
+        warnings.warn(
+            "The training dataset contains fewer samples (3) than ...", UserWarning, stacklevel=1
+        )
         warnings.warn("an unrelated warning", UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["an unrelated warning"]

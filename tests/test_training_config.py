@@ -97,7 +97,12 @@ def test_training_script_builds_exactly_the_runner_config(architecture, options)
 def test_the_script_differs_from_the_notebook_only_where_a_script_must():
     overrides = C.script_overrides(PRESETS["gpt2-small"])
     assert set(overrides) == {
-        "autocast", "logger", "output_path", "checkpoint_path", "n_checkpoints", "verbose",
+        "autocast",
+        "logger",
+        "output_path",
+        "checkpoint_path",
+        "n_checkpoints",
+        "verbose",
     }
 
 

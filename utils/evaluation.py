@@ -53,8 +53,10 @@ def headline_metrics(
                 "compute_variance_metrics all True)"
             ) from err
     if "feature_density" not in feature_metrics:
-        raise KeyError("feature_metrics has no 'feature_density': set "
-                       "compute_featurewise_density_statistics=True in the EvalConfig")
+        raise KeyError(
+            "feature_metrics has no 'feature_density': set "
+            "compute_featurewise_density_statistics=True in the EvalConfig"
+        )
     density = torch.as_tensor(feature_metrics["feature_density"], dtype=torch.float64)
     dead = dead_latents(density)
     out["dead_latents"] = float(len(dead))
@@ -90,18 +92,29 @@ def evaluate_sae(
     from sae_lens.evals import run_evals
     from sae_lens.training.activation_scaler import ActivationScaler
 
-    eval_config = book_eval_config(batch_size_prompts, n_batches,
-                                   n_batches if n_ce_batches is None else n_ce_batches)
+    eval_config = book_eval_config(
+        batch_size_prompts, n_batches, n_batches if n_ce_batches is None else n_ce_batches
+    )
     store = ActivationsStore.from_sae(
-        model, sae, dataset=dataset, streaming=False, context_size=context_size,
-        store_batch_size_prompts=batch_size_prompts, device=str(sae.device),
+        model,
+        sae,
+        dataset=dataset,
+        streaming=False,
+        context_size=context_size,
+        store_batch_size_prompts=batch_size_prompts,
+        device=str(sae.device),
     )
     all_metrics, feature_metrics = run_evals(
-        sae=sae, activation_store=store, model=model,
-        activation_scaler=ActivationScaler(), eval_config=eval_config,
+        sae=sae,
+        activation_store=store,
+        model=model,
+        activation_scaler=ActivationScaler(),
+        eval_config=eval_config,
     )
     metrics = headline_metrics(all_metrics, feature_metrics)
-    metrics["eval_tokens"] = float(all_metrics["token_stats"]["total_tokens_eval_sparsity_variance"])
+    metrics["eval_tokens"] = float(
+        all_metrics["token_stats"]["total_tokens_eval_sparsity_variance"]
+    )
     return metrics, np.asarray(feature_metrics["feature_density"], dtype=np.float64)
 
 

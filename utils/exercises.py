@@ -53,7 +53,11 @@ def _random_feature_acts(shape: tuple[int, ...], seed: int) -> torch.Tensor:
 
 def check_l0(my_l0: Callable[[torch.Tensor], torch.Tensor] | None) -> bool | None:
     """Check ``my_l0(feature_acts [..., d_sae]) -> [...]`` (active features per token)."""
-    cases = [_random_feature_acts((7, 37), 0), _random_feature_acts((2, 5, 123), 1), torch.zeros(3, 11)]
+    cases = [
+        _random_feature_acts((7, 37), 0),
+        _random_feature_acts((2, 5, 123), 1),
+        torch.zeros(3, 11),
+    ]
     for acts in cases:
         answer = _call(my_l0, acts)
         if answer is None:
@@ -73,7 +77,9 @@ def check_l0(my_l0: Callable[[torch.Tensor], torch.Tensor] | None) -> bool | Non
     return True
 
 
-def check_explained_variance(my_explained_variance: Callable[[torch.Tensor, torch.Tensor], float] | None) -> bool | None:
+def check_explained_variance(
+    my_explained_variance: Callable[[torch.Tensor, torch.Tensor], float] | None,
+) -> bool | None:
     """Check ``my_explained_variance(x [n, d_in], x_hat [n, d_in]) -> float``."""
     generator = torch.Generator().manual_seed(2)
     x = torch.randn(50, 24, generator=generator) * 3 + 1
@@ -115,7 +121,9 @@ def pick_exercise_token(sample: F.FeatureSample, n_common: int = 50, min_chars: 
     space) among the ``n_common`` most frequent in ``sample`` whose best detector feature is
     cleanest (highest F1). Falls back to the most common token."""
     counts = sample.token_counts()
-    words = [t for t in counts.index[:n_common] if t.strip().isalpha() and len(t.strip()) >= min_chars]
+    words = [
+        t for t in counts.index[:n_common] if t.strip().isalpha() and len(t.strip()) >= min_chars
+    ]
     if not words:
         return str(counts.index[0])
     best = {t: float(F.features_for_token(sample, t, k=1)["f1"].iloc[0]) for t in words}
@@ -188,10 +196,14 @@ def check_expansion_config(cfg: Any, d_in: int, expansion_factor: int, k: int) -
         print(_NOT_DONE)
         return None
     assert isinstance(cfg.sae, TopKTrainingSAEConfig), (
-        f"cfg.sae should be a TopKTrainingSAEConfig, got {type(cfg.sae).__name__}")
-    assert cfg.sae.d_in == d_in, f"cfg.sae.d_in should be the model's d_model ({d_in}), got {cfg.sae.d_in}"
+        f"cfg.sae should be a TopKTrainingSAEConfig, got {type(cfg.sae).__name__}"
+    )
+    assert cfg.sae.d_in == d_in, (
+        f"cfg.sae.d_in should be the model's d_model ({d_in}), got {cfg.sae.d_in}"
+    )
     assert cfg.sae.d_sae == expansion_factor * d_in, (
-        f"cfg.sae.d_sae should be {expansion_factor} x {d_in} = {expansion_factor * d_in}, got {cfg.sae.d_sae}")
+        f"cfg.sae.d_sae should be {expansion_factor} x {d_in} = {expansion_factor * d_in}, got {cfg.sae.d_sae}"
+    )
     assert cfg.sae.k == k, f"keep k = {k} so that only the width changes, got {cfg.sae.k}"
     print(f"Config OK: TopK, d_sae = {cfg.sae.d_sae} ({expansion_factor} x d_in), k = {k}.")
     return True
@@ -211,8 +223,11 @@ def check_ce_loss_score(
         (2.0, 2.0, 6.0),
         (2.0, 4.0, 6.0),
         (3.0, 8.0, 5.0),
-        (metrics["ce_loss_without_sae"], metrics["ce_loss_with_sae"],
-         metrics["ce_loss_zero_ablation"]),
+        (
+            metrics["ce_loss_without_sae"],
+            metrics["ce_loss_with_sae"],
+            metrics["ce_loss_zero_ablation"],
+        ),
     ]
     for without, with_sae, zero in cases:
         answer = _call(my_ce_loss_score, without, with_sae, zero)
@@ -226,6 +241,8 @@ def check_ce_loss_score(
             f"(zero-ablated) the score is {expected:.4f}; yours is {answer:.4f}. Hint: the share of "
             "the gap between ablating and the untouched model that the SAE closes."
         )
-    print(f"Correct: {answer:.4f} for your SAE, as run_evals reported "
-          f"({metrics['ce_loss_score']:.4f}).")
+    print(
+        f"Correct: {answer:.4f} for your SAE, as run_evals reported "
+        f"({metrics['ce_loss_score']:.4f})."
+    )
     return True
