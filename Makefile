@@ -1,6 +1,7 @@
 # The book's two commands:
 #   make book   build the website into _build/html, executing every notebook (preset: tiny)
-#   make test   unit tests for utils, every notebook through nbmake, and the browser test of the site
+#   make test   lint and format check (ruff), unit tests for utils, every notebook through nbmake,
+#               and the browser test of the site
 # Both create the virtual environment .venv on first use and reuse it afterwards.
 
 SHELL := /bin/bash
@@ -48,6 +49,8 @@ book: $(STAMP)
 	@echo "Open $(CURDIR)/_build/html/index.html"
 
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(RUN_ENV) $(BIN)/python -m pytest tests notebooks --nbmake -v -rs
 
 # The tiny model's tests and every notebook, without the site: what CI runs on a second Python,

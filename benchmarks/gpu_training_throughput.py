@@ -26,12 +26,11 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "disabled")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from utils.presets import PRESETS, pick_device  # noqa: E402
+from utils.presets import PRESETS, pick_device
 
 GPT2_SMALL_SHAPE = dict(
     n_layers=12, d_model=768, n_heads=12, d_head=64, d_mlp=3072, n_ctx=1024,
@@ -60,12 +59,12 @@ def random_token_dataset(n_contexts: int, context_size: int, d_vocab: int, seed:
 
 
 def full_preset_config(args: argparse.Namespace, device: str):
-    """Tutorial 2's configuration on the gpt2-small preset (``tutorial2_config``), for ``args.steps`` steps.
+    """Tutorial 2's configuration on the gpt2-small preset (``utils.training_config``), for ``args.steps`` steps.
 
     Changed from the notebook's, and only these: the data (random pre-tokenized contexts, so no BOS
     or special tokens to handle), the budget, and the options given on the command line.
     """
-    from tutorial2_config import runner_config, standard_sae_config, topk_sae_config
+    from utils.training_config import runner_config, standard_sae_config, topk_sae_config
 
     preset = PRESETS["gpt2-small"]
     sizes = preset.training

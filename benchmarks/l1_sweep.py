@@ -3,7 +3,7 @@
     python benchmarks/l1_sweep.py                       # tiny preset, the default coefficients
     python benchmarks/l1_sweep.py --coefficients 1 2 4 --topk 16 32
 
-Every run is the notebook's configuration (``benchmarks/tutorial2_config.py``: same budget,
+Every run is the notebook's configuration (``utils/training_config.py``: same budget,
 learning rate, warm-up, normalisation) with only the L1 coefficient changed, seeded alike, and is
 evaluated like the notebook evaluates: ``sae_lens.evals`` on the preset's held-out text. The
 seed tutorial's coefficient, 8e-5, is in the default list to show what it does on SAELens 6.x.
@@ -25,14 +25,13 @@ from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-import pandas as pd  # noqa: E402
+import pandas as pd  # noqa: E402  (after the sys.path line, which `HERE` precedes)
 import torch  # noqa: E402
-from tutorial2_config import runner_config, standard_sae_config, topk_sae_config  # noqa: E402
 
 from utils.presets import get_preset, pick_device  # noqa: E402
+from utils.training_config import runner_config, standard_sae_config, topk_sae_config  # noqa: E402
 
 DEFAULT_COEFFICIENTS = (8e-5, 0.5, 1.0, 2.0, 3.0, 5.0)
 
@@ -53,11 +52,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--no-save", action="store_true", help="print only; do not write the CSV")
     args = parser.parse_args(argv)
 
-    from sae_lens import LanguageModelSAETrainingRunner
     from datasets import Dataset
+    from sae_lens import LanguageModelSAETrainingRunner
 
+    from utils.evaluation import evaluate_sae
     from utils.loading import load_model, load_texts, training_dataset
-    from utils.training import evaluate_sae, quiet_expected_training_messages
+    from utils.training import quiet_expected_training_messages
 
     quiet_expected_training_messages()
     preset = get_preset(args.preset)

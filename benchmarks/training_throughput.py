@@ -3,7 +3,7 @@
     python benchmarks/training_throughput.py                 # tiny preset, 3 runs of each, interleaved
     python benchmarks/training_throughput.py --repeats 5 --architecture topk
 
-Both paths train the notebook's configuration (``benchmarks/tutorial2_config.py``) on the same
+Both paths train the notebook's configuration (``utils/training_config.py``) on the same
 model and data with the same seed:
 
 * **book**: what the notebook runs: ``quiet_expected_training_messages()``, then
@@ -27,13 +27,12 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "disabled")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-from tutorial2_config import runner_config, standard_sae_config, topk_sae_config  # noqa: E402
+import torch
 
-from utils.presets import get_preset, pick_device  # noqa: E402
+from utils.presets import get_preset, pick_device
+from utils.training_config import runner_config, standard_sae_config, topk_sae_config
 
 
 def load_average() -> str:

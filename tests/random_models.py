@@ -6,20 +6,18 @@ tokenizer by its path), with fixed seeds; no downloads.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # so `import utils` works however pytest is started
-    sys.path.insert(0, str(REPO))
+import torch
 
-import torch  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 D_MODEL = 48
 D_SAE = 200
 N_LAYERS = 2
 N_CTX = 32
 HOOK = "blocks.1.hook_resid_pre"
+SAMPLE_CONTEXT = 24  # tokens per text in the shared `sample` fixture (tests/conftest.py)
 
 TRAIN_TEXT = [
     "The capital of France is Paris. The capital of Italy is Rome.",
@@ -48,28 +46,45 @@ def build_tokenizer(folder: Path):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=300,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tok.train_from_iterator(TRAIN_TEXT, trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>"
+        tokenizer_object=tok,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
     )
     fast.save_pretrained(str(folder))
     return AutoTokenizer.from_pretrained(str(folder))
 
 
 def build_model(tokenizer, seed: int = 0):
-    """A random 2-layer HookedSAETransformer with d_model 48."""
+    """A random 2-layer HookedSAETransformer with d_model 48 and a final LayerNorm scale far from 1."""
     from sae_lens import HookedSAETransformer
     from transformer_lens import HookedTransformerConfig
 
     torch.manual_seed(seed)
     cfg = HookedTransformerConfig(
-        n_layers=N_LAYERS, d_model=D_MODEL, n_heads=4, d_head=12, d_mlp=96, n_ctx=N_CTX,
-        d_vocab=len(tokenizer), act_fn="gelu", normalization_type="LN", seed=seed,
+        n_layers=N_LAYERS,
+        d_model=D_MODEL,
+        n_heads=4,
+        d_head=12,
+        d_mlp=96,
+        n_ctx=N_CTX,
+        d_vocab=len(tokenizer),
+        act_fn="gelu",
+        normalization_type="LN",
+        seed=seed,
     )
     model = HookedSAETransformer(cfg, tokenizer=tokenizer)
+    # A trained model's final LayerNorm scales each dimension differently; a fresh one has all
+    # ones, which would let code that forgets the scale pass (feature_logit_effects' tests).
+    with torch.no_grad():
+        model.ln_final.w.copy_(0.25 + 1.5 * torch.rand(D_MODEL))
     model.eval()
     return model
 
@@ -89,3 +104,66 @@ def build_sae(d_in: int = D_MODEL, d_sae: int = D_SAE, hook: str = HOOK, seed: i
         sae.cfg.metadata[key] = value
     sae.eval()
     return sae
+
+
+# ---- small training runs (tests of utils.training, utils.evaluation, utils.exercises) ----------
+
+TRAIN_CONTEXT = 16
+BATCH_TOKENS = 64
+TRAINING_TEXTS = [
+    f"def function_{i}(x):\n    return x * {i} + len('{'abc' * (i % 5)}')  # number {i}"
+    for i in range(120)
+]
+
+
+def make_cfg(architecture: str = "standard", steps: int = 12, log_frequency: int = 3):
+    """A runner config for ``steps`` steps of 64 tokens on the random model (no output files)."""
+    from sae_lens import (
+        LanguageModelSAERunnerConfig,
+        LoggingConfig,
+        StandardTrainingSAEConfig,
+        TopKTrainingSAEConfig,
+    )
+
+    if architecture == "standard":
+        sae = StandardTrainingSAEConfig(
+            d_in=D_MODEL,
+            d_sae=D_SAE,
+            l1_coefficient=1.0,
+            l1_warm_up_steps=2,
+            normalize_activations="expected_average_only_in",
+        )
+    else:
+        sae = TopKTrainingSAEConfig(
+            d_in=D_MODEL, d_sae=D_SAE, k=8, normalize_activations="expected_average_only_in"
+        )
+    return LanguageModelSAERunnerConfig(
+        sae=sae,
+        model_name="random-test-model",
+        hook_name="blocks.1.hook_resid_pre",
+        dataset_path="in-memory",
+        is_dataset_tokenized=False,
+        streaming=False,
+        context_size=TRAIN_CONTEXT,
+        training_tokens=steps * BATCH_TOKENS,
+        train_batch_size_tokens=BATCH_TOKENS,
+        lr=1e-3,
+        n_batches_in_buffer=8,
+        store_batch_size_prompts=4,
+        n_batches_for_norm_estimate=2,
+        dead_feature_window=5,
+        feature_sampling_window=5,
+        device="cpu",
+        logger=LoggingConfig(log_to_wandb=False, wandb_log_frequency=log_frequency),
+        output_path=None,
+        checkpoint_path=None,
+        exclude_special_tokens=True,
+        verbose=False,
+    )
+
+
+def train(runner_class, cfg, model, dataset, **kwargs):
+    """``(runner, trained SAE)``, seeded like the notebook."""
+    torch.manual_seed(0)
+    runner = runner_class(cfg, override_dataset=dataset, override_model=model, **kwargs)
+    return runner, runner.run()

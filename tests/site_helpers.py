@@ -196,7 +196,7 @@ def ensure_built() -> str:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 (the base class's name)
+    def log_message(self, format, *args):  # `format`: the base class names it so
         pass
 
 
@@ -342,7 +342,7 @@ class _PageParser(HTMLParser):
                     self.loads.add(candidate.split()[0])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def parse_page(html_path: Path) -> _PageParser:
     parser = _PageParser()
     parser.feed(html_path.read_text(encoding="utf-8", errors="replace"))

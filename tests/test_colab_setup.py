@@ -134,7 +134,7 @@ def _run_setup_cell(tmp_path: Path, env_extra: dict[str, str], cwd: Path) -> dic
         [sys.executable, str(driver), str(SETUP_CELL)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, f"the setup cell failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
+    line = next(out for out in proc.stdout.splitlines() if out.startswith("RESULT "))
     return json.loads(line[len("RESULT "):])
 
 
@@ -192,5 +192,5 @@ def _run_local(tmp_path: Path, cwd: Path, check: bool = True):
     if not check:
         return proc
     assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
+    line = next(out for out in proc.stdout.splitlines() if out.startswith("RESULT "))
     return json.loads(line[len("RESULT "):])

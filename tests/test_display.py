@@ -6,25 +6,10 @@ from html import escape as html_escape
 
 import pytest
 import torch
-from random_models import D_SAE, SAMPLE_TEXTS, build_model, build_sae, build_tokenizer
+from random_models import D_SAE, build_sae
 
 from utils import display as D
 from utils import features as F
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return build_model(build_tokenizer(tmp_path_factory.mktemp("tokenizer")))
-
-
-@pytest.fixture(scope="module")
-def sae():
-    return build_sae()
-
-
-@pytest.fixture(scope="module")
-def sample(model, sae):
-    return F.collect_feature_stats(model, sae, SAMPLE_TEXTS, context_size=24, progress=False)
 
 
 def test_highlight_tokens_html_escapes_and_shades():
@@ -76,7 +61,22 @@ def test_feature_dashboard(model, sae, sample):
     assert "Logit effect" in dash.tables_html()
     top_token = dash.top_tokens["token"].iloc[0]
     assert html_escape(repr(top_token), quote=False) in dash.tables_html()  # token strings are quoted
-    dash.show()  # displays without a frontend
+
+
+def test_feature_dashboard_show_displays_every_part_in_order(model, sae, sample, monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    feature = int(sample.firing_counts.argmax())
+    dash = D.feature_dashboard(sample, model, sae, feature, k_contexts=3, k_tokens=4)
+    dash.show()
+    html = [getattr(obj, "data", None) for obj in shown]
+    assert html[0] == dash.header_html()
+    assert shown[1] is dash.histogram
+    assert html[2] == dash.tables_html()
+    assert html[3] == D.top_contexts_html(dash.contexts, "Top activating contexts in the sample")
+    assert len(shown) == 4
 
 
 def test_feature_dashboard_bad_input(model, sae, sample):

@@ -7,26 +7,17 @@ import math
 import pandas as pd
 import pytest
 import torch
-from random_models import D_MODEL, D_SAE, HOOK, SAMPLE_TEXTS, build_model, build_sae, build_tokenizer
+from random_models import (
+    D_MODEL,
+    D_SAE,
+    HOOK,
+    SAMPLE_TEXTS,
+    build_sae,
+)
 
 from utils import features as F
 
 CTX = 24
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return build_model(build_tokenizer(tmp_path_factory.mktemp("tokenizer")))
-
-
-@pytest.fixture(scope="module")
-def sae():
-    return build_sae()
-
-
-@pytest.fixture(scope="module")
-def sample(model, sae):
-    return F.collect_feature_stats(model, sae, SAMPLE_TEXTS, context_size=CTX, batch_size=2, progress=False)
 
 
 def identity_sae(d_in: int = D_MODEL, d_sae: int = D_SAE):
@@ -296,22 +287,33 @@ def test_choose_feature_prefers_the_last_position(sample):
 # ---- logit effects ----------------------------------------------------------------------------
 
 
-def test_feature_logit_effects(model, sae):
-    table = F.feature_logit_effects(model, sae, 4, k=6)
+def direct_logit_effects(model, sae, feature: int):
+    """What a feature's decoder row does to each logit, computed here from its definition: centred
+    and scaled like the final LayerNorm does (its division by the norm left out), then W_U."""
+    direction = sae.W_dec[feature]
+    return ((direction - direction.mean()) * model.ln_final.w) @ model.W_U  # [d_vocab]
+
+
+def test_the_random_models_final_layernorm_scale_matters(model, sae):
+    """Else the tests below could not tell a direction with the scale from one without it."""
+    direction = sae.W_dec[4] - sae.W_dec[4].mean()
+    unscaled = direction @ model.W_U
+    assert not torch.allclose(model.ln_final.w, torch.ones(D_MODEL))
+    assert direct_logit_effects(model, sae, 4).topk(6).indices.tolist() != unscaled.topk(6).indices.tolist()
+
+
+@pytest.mark.parametrize("feature", [4, 117])
+def test_feature_logit_effects(model, sae, feature):
+    table = F.feature_logit_effects(model, sae, feature, k=6)
+    logits = direct_logit_effects(model, sae, feature)
+    top, bottom = logits.topk(6), logits.topk(6, largest=False)
+    vocab = F.vocabulary_strings(model)
     assert list(table.columns) == ["promoted", "promoted_logit", "suppressed", "suppressed_logit"]
-    assert len(table) == 6
-    assert table["promoted_logit"].is_monotonic_decreasing
-    assert table["suppressed_logit"].is_monotonic_increasing
-    assert table["promoted_logit"].iloc[0] >= table["suppressed_logit"].iloc[0]
-
-
-def test_feature_logit_effects_direction(model, sae):
-    """The effect is linear in the decoder direction, through the final LayerNorm's weights."""
-    direction = sae.W_dec[4]
-    centred = (direction - direction.mean()) * model.ln_final.w
-    logits = centred @ model.W_U
-    table = F.feature_logit_effects(model, sae, 4, k=1)
-    assert table["promoted_logit"].iloc[0] == pytest.approx(logits.max().item(), rel=1e-5)
+    assert table.index.tolist() == [1, 2, 3, 4, 5, 6]  # rank 1 first
+    assert table["promoted"].tolist() == [vocab[i] for i in top.indices.tolist()]
+    assert table["promoted_logit"].tolist() == pytest.approx(top.values.tolist(), rel=1e-5)
+    assert table["suppressed"].tolist() == [vocab[i] for i in bottom.indices.tolist()]
+    assert table["suppressed_logit"].tolist() == pytest.approx(bottom.values.tolist(), rel=1e-5)
 
 
 def test_feature_logit_effects_with_a_given_vocab(model, sae, sample):
@@ -374,11 +376,3 @@ def test_recovered_is_nan_when_ablation_changes_nothing():
     losses = F.SpliceLosses(original=2.0, sae=2.0, zero_ablated=2.0, mean_ablated=3.0, n_tokens=5)
     assert math.isnan(losses.recovered_vs_zero)
     assert losses.recovered_vs_mean == pytest.approx(1.0)
-
-
-def test_feature_activations_on_prompt(model, sae):
-    tokens, values = F.feature_activations_on_prompt(model, sae, "Hello world", 7)
-    assert len(tokens) == values.shape[0]
-    with pytest.raises(IndexError):
-        F.feature_activations_on_prompt(model, sae, "Hello world", D_SAE)
-    assert isinstance(F.top_features_per_token(torch.rand(2, 5), ["a", "b"], 1), pd.DataFrame)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 import torch
-import random_models  # noqa: F401  (puts the repo on sys.path)
 
 from utils import plots
 from utils.features import SpliceLosses, top_features_per_token
@@ -95,21 +96,90 @@ def test_feature_density_histogram_counts_dead_features():
     assert "10 of 10" in all_dead.layout.title.text
 
 
-def test_logit_effects_bar():
-    import pandas as pd
-
-    table = pd.DataFrame({"promoted": [" a", " b"], "promoted_logit": [2.0, 1.0],
-                          "suppressed": [" c", " a"], "suppressed_logit": [-2.0, -1.0]})
-    fig = plots.logit_effects_bar(table, feature=3)
-    assert len(fig.data[0].x) == 4
-    assert list(fig.layout.yaxis.ticktext) == ["' a'", "' c'", "' b'", "' a'"]
-    with pytest.raises(ValueError, match="feature_logit_effects"):
-        plots.logit_effects_bar(pd.DataFrame({"x": [1]}), 3)
-
-
 def test_ce_loss_bar():
-    frame = SpliceLosses(original=3.0, sae=3.2, zero_ablated=8.0, mean_ablated=6.0, n_tokens=10).to_frame()
+    frame = SpliceLosses(
+        original=3.0, sae=3.2, zero_ablated=8.0, mean_ablated=6.0, n_tokens=10
+    ).to_frame()
     fig = plots.ce_loss_bar(frame)
     assert list(fig.data[0].x) == list(frame.index)
     with pytest.raises(ValueError):
         plots.ce_loss_bar(top_features_per_token(torch.rand(2, 5), ["a", "b"], 1))
+
+
+# ---- tutorial 2: training curves and the comparison of architectures ---------------------------
+
+
+def fake_curves(n: int = 5, with_l1: bool = True) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "step": np.arange(1, n + 1) * 10,
+            "tokens": np.arange(1, n + 1) * 640,
+            "losses/overall_loss": np.linspace(5, 1, n),
+            "losses/mse_loss": np.linspace(4, 0.5, n),
+            "metrics/l0": np.linspace(100, 20, n),
+            "metrics/explained_variance": np.linspace(0.1, 0.9, n),
+        }
+    )
+    if with_l1:
+        frame["losses/l1_loss"] = 1.0
+    return frame
+
+
+def test_training_curves_figure_one_run_and_overlay():
+    fig = plots.training_curves_figure(fake_curves())
+    assert len(fig.data) == len(plots.DEFAULT_CURVES)
+    l0_panel = [c for c, _ in plots.DEFAULT_CURVES].index("metrics/l0")
+    assert fig.layout[f"yaxis{l0_panel + 1 if l0_panel else ''}"].type == "log"
+    fig2 = plots.training_curves_figure(
+        {"Standard": fake_curves(), "TopK": fake_curves(4)}, x="step"
+    )
+    assert len(fig2.data) == 2 * len(plots.DEFAULT_CURVES)
+    assert {trace.name for trace in fig2.data} == {"Standard", "TopK"}
+
+
+def test_log_axis_ticks_are_round_numbers_in_range():
+    assert plots.log_axis_ticks([35.0, 600.0]).count(100.0) == 1
+    visible = [t for t in plots.log_axis_ticks([35.0, 600.0]) if 35 <= t <= 600]
+    assert visible == [50.0, 100.0, 200.0, 500.0]  # 1-2-5: powers of ten alone would give one tick
+    visible = [t for t in plots.log_axis_ticks([1.0, 5000.0]) if 1 <= t <= 5000]
+    assert visible == [1.0, 10.0, 100.0, 1000.0]
+    visible = [t for t in plots.log_axis_ticks([31.0, 45.0, float("nan")]) if 31 <= t <= 45]
+    assert visible == [40.0]  # a narrow range: the finest sequence
+    assert plots.log_axis_ticks([0.0, -1.0]) == []
+
+
+def test_training_curves_figure_labels_the_log_axis_with_round_ticks():
+    frame = fake_curves(6)
+    frame["metrics/l0"] = [600.0, 300.0, 120.0, 60.0, 40.0, 36.0]
+    fig = plots.training_curves_figure(frame)
+    l0_panel = [c for c, _ in plots.DEFAULT_CURVES].index("metrics/l0")
+    axis = fig.layout[f"yaxis{l0_panel + 1 if l0_panel else ''}"]
+    assert axis.type == "log" and 100.0 in axis.tickvals and 200.0 in axis.tickvals
+
+
+def test_training_curves_figure_errors():
+    with pytest.raises(ValueError, match="empty"):
+        plots.training_curves_figure({})
+    with pytest.raises(ValueError, match="x must be"):
+        plots.training_curves_figure(fake_curves(), x="epoch")
+    with pytest.raises(KeyError, match="none of"):
+        plots.training_curves_figure(fake_curves(), columns=[("nope", "Nope")])
+    with pytest.raises(KeyError, match="no 'tokens' column"):
+        plots.training_curves_figure(fake_curves().drop(columns="tokens"))
+
+
+def test_architecture_comparison_figure():
+    table = pd.DataFrame(
+        {
+            "architecture": ["Standard", "TopK"],
+            "l0": [50.0, 32.0],
+            "explained_variance": [0.8, 0.9],
+            "ce_loss_score": [0.95, 0.98],
+        }
+    )
+    fig = plots.architecture_comparison_figure(table)
+    assert len(fig.data) == 4
+    assert [t.name for t in fig.data if t.showlegend] == ["Standard", "TopK"]
+    assert fig.layout.xaxis.range[0] == 0 and fig.layout.xaxis.range[1] > 50  # every point inside
+    with pytest.raises(KeyError, match="ce_loss_score"):
+        plots.architecture_comparison_figure(table.drop(columns="ce_loss_score"))

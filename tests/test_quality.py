@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-import random_models  # noqa: F401  (puts the repo on sys.path)
-
 from utils.quality import QUALITY_ENV_VAR, QUALITY_PREFIX, QualityCheckError, assert_quality
 
 

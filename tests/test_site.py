@@ -224,7 +224,7 @@ def visit(browser, server):
         page.goto(url, wait_until="load")
         try:
             page.wait_for_function(WAIT_DRAWN_JS, timeout=RENDER_TIMEOUT_MS)
-        except Exception:  # noqa: BLE001 (the checks below say what did not draw)
+        except Exception:  # the checks below say what did not draw
             pass
         page.wait_for_timeout(300)  # let plotly finish its layout pass before the screenshot
         result.dom = page.evaluate(COLLECT_JS)

@@ -90,7 +90,6 @@ def test_copy_button_leaves_out_prompts_and_output():
 
 def test_plotly_json_part_is_known_to_myst_nb(monkeypatch):
     """The extension makes MyST-NB keep the plotly JSON part quietly; other unknown types still warn."""
-    monkeypatch.syspath_prepend(str(REPO_ROOT / "_ext"))
     import plotly_static
     from myst_nb.core.render import MimeData, NbElementRenderer
 
@@ -110,8 +109,7 @@ def test_plotly_json_part_is_known_to_myst_nb(monkeypatch):
     assert other == [] and warnings
 
 
-def test_circuitsvis_bundle_is_taken_out_of_pages(monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO_ROOT / "_ext"))
+def test_circuitsvis_bundle_is_taken_out_of_pages():
     import circuitsvis_static
 
     inline = (
@@ -134,9 +132,6 @@ def test_circuitsvis_bundle_is_taken_out_of_pages(monkeypatch):
 
 
 def _mathjax_local():
-    import sys
-
-    sys.path.insert(0, str(REPO_ROOT / "_ext"))
     import mathjax_local
 
     return mathjax_local

@@ -37,8 +37,8 @@ from utils.tiny.metrics import (
     pack_documents,
     sae_lens_metrics,
     tokenize_documents,
-    unigram_cross_entropy,
     uniform_cross_entropy,
+    unigram_cross_entropy,
 )
 
 TINY = PRESETS["tiny"]
@@ -145,7 +145,19 @@ def test_tokenizer_has_bos_and_behaves_like_gpt2_in_transformer_lens(model):
 def test_load_tiny_model_rejects_unknown_options():
     with pytest.raises(TypeError, match="center_writing_weights"):
         load_tiny_model(ASSETS / "model", device="cpu", n_devices=2)
-    load_tiny_model(ASSETS / "model", device="cpu", **{})
+    with pytest.raises(TypeError, match="True or False"):
+        load_tiny_model(ASSETS / "model", device="cpu", center_unembed="yes")
+
+
+def test_load_tiny_model_processes_weights_only_when_asked():
+    from safetensors.torch import load_file
+
+    stored = load_file(str(ASSETS / "model" / "model.safetensors"))["unembed.W_U"].float()
+    plain = load_tiny_model(ASSETS / "model", device="cpu", **{})  # the SAE's metadata: no options
+    assert torch.equal(plain.W_U, stored)
+    centred = load_tiny_model(ASSETS / "model", device="cpu", center_unembed=True)
+    assert not torch.allclose(centred.W_U, stored)
+    assert torch.allclose(centred.W_U.mean(-1), torch.zeros(centred.cfg.d_model), atol=1e-5)
 
 
 def test_texts_and_training_dataset_come_from_the_bundled_corpus():

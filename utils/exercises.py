@@ -1,10 +1,17 @@
-"""Checks for the exercises in tutorial 1. Each ``check_*`` prints what it found and returns ``True``
-when the answer is right.
+"""The checkers of every tutorial's exercises, one section per tutorial (a new tutorial appends
+its section at the end of this file).
 
-A check given an unfinished answer (``None``, or a function that returns ``None`` or raises
-``NotImplementedError``) prints a reminder and returns ``None`` instead of failing, so a notebook
-with the exercises left blank still runs top to bottom. A wrong answer raises ``AssertionError``
-with a hint.
+One convention for every ``check_*`` function:
+
+* an **unfinished** answer -- ``None``, or a function that returns ``None`` or raises
+  ``NotImplementedError`` -- prints a reminder and returns ``None``, so a notebook with its
+  exercises left blank still runs top to bottom;
+* a **wrong** answer raises ``AssertionError`` with a hint;
+* a **right** answer prints what was checked and returns ``True`` (so a solution cell can end
+  with ``assert check_...(...)``).
+
+Use :func:`_call` to call the reader's function (it turns ``NotImplementedError`` into ``None``)
+and print :data:`_NOT_DONE` for an unfinished answer.
 """
 
 from __future__ import annotations
@@ -12,20 +19,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
+from sae_lens import TopKTrainingSAEConfig
 
 from . import features as F
+from .evaluation import dead_latents
 
 _NOT_DONE = "Not answered yet: fill in the cell above and run this check again."
 
 
 def _call(fn: Callable[..., Any] | None, *args: Any) -> Any:
+    """``fn(*args)``, or ``None`` when ``fn`` is ``None`` or raises ``NotImplementedError``."""
     if fn is None:
         return None
     try:
         return fn(*args)
     except NotImplementedError:
         return None
+
+
+# =============================================================================================
+# Tutorial 1: analysing a pretrained SAE
+# =============================================================================================
 
 
 def _random_feature_acts(shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -37,7 +53,11 @@ def _random_feature_acts(shape: tuple[int, ...], seed: int) -> torch.Tensor:
 
 def check_l0(my_l0: Callable[[torch.Tensor], torch.Tensor] | None) -> bool | None:
     """Check ``my_l0(feature_acts [..., d_sae]) -> [...]`` (active features per token)."""
-    cases = [_random_feature_acts((7, 37), 0), _random_feature_acts((2, 5, 123), 1), torch.zeros(3, 11)]
+    cases = [
+        _random_feature_acts((7, 37), 0),
+        _random_feature_acts((2, 5, 123), 1),
+        torch.zeros(3, 11),
+    ]
     for acts in cases:
         answer = _call(my_l0, acts)
         if answer is None:
@@ -57,7 +77,9 @@ def check_l0(my_l0: Callable[[torch.Tensor], torch.Tensor] | None) -> bool | Non
     return True
 
 
-def check_explained_variance(my_explained_variance: Callable[[torch.Tensor, torch.Tensor], float] | None) -> bool | None:
+def check_explained_variance(
+    my_explained_variance: Callable[[torch.Tensor, torch.Tensor], float] | None,
+) -> bool | None:
     """Check ``my_explained_variance(x [n, d_in], x_hat [n, d_in]) -> float``."""
     generator = torch.Generator().manual_seed(2)
     x = torch.randn(50, 24, generator=generator) * 3 + 1
@@ -99,7 +121,9 @@ def pick_exercise_token(sample: F.FeatureSample, n_common: int = 50, min_chars: 
     space) among the ``n_common`` most frequent in ``sample`` whose best detector feature is
     cleanest (highest F1). Falls back to the most common token."""
     counts = sample.token_counts()
-    words = [t for t in counts.index[:n_common] if t.strip().isalpha() and len(t.strip()) >= min_chars]
+    words = [
+        t for t in counts.index[:n_common] if t.strip().isalpha() and len(t.strip()) >= min_chars
+    ]
     if not words:
         return str(counts.index[0])
     best = {t: float(F.features_for_token(sample, t, k=1)["f1"].iloc[0]) for t in words}
@@ -126,4 +150,99 @@ def check_token_detector(
         "fires on the token and how often it fires at all (sample.firing_counts)."
     )
     print("Correct: this feature is a detector for the token.")
+    return True
+
+
+# =============================================================================================
+# Tutorial 2: training your own SAE
+# =============================================================================================
+
+
+def check_dead_latents(
+    find_dead_latents: Callable[[np.ndarray], Any] | None, feature_density: np.ndarray
+) -> bool | None:
+    """Check ``find_dead_latents(feature_density [d_sae]) -> indices of the dead latents``.
+
+    Tried on the real density and on two small made-up ones (a latent firing once in a million
+    tokens is alive).
+    """
+    cases = [
+        np.asarray(feature_density, dtype=np.float64),
+        np.array([0.0, 1e-6, 0.5, 0.0, 1.0]),
+        np.array([0.2, 0.0, 3e-9]),
+    ]
+    for density in cases:
+        got = _call(find_dead_latents, density)
+        if got is None:
+            print(_NOT_DONE)
+            return None
+        expected = dead_latents(density).tolist()
+        got = sorted(int(i) for i in np.asarray(torch.as_tensor(got).cpu()).reshape(-1).tolist())
+        more = "..." if len(expected) > 10 or len(got) > 10 else ""
+        assert got == expected, (
+            f"For a density over {len(density)} latents the dead ones are {expected[:10]}{more}; your "
+            f"function returned {got[:10]}{more}. Hint: return the indices (not a mask) of the latents "
+            "whose density is exactly 0."
+        )
+    n_dead = len(dead_latents(cases[0]))
+    print(f"Correct: {n_dead} of {len(cases[0])} latents never fired on the evaluation sample.")
+    return True
+
+
+def check_expansion_config(cfg: Any, d_in: int, expansion_factor: int, k: int) -> bool | None:
+    """Check the runner config of the expansion-factor exercise: a TopK SAE, ``d_sae`` =
+    ``expansion_factor * d_in``, the same ``k``. ``cfg`` is a ``LanguageModelSAERunnerConfig``."""
+    if cfg is None:
+        print(_NOT_DONE)
+        return None
+    assert isinstance(cfg.sae, TopKTrainingSAEConfig), (
+        f"cfg.sae should be a TopKTrainingSAEConfig, got {type(cfg.sae).__name__}"
+    )
+    assert cfg.sae.d_in == d_in, (
+        f"cfg.sae.d_in should be the model's d_model ({d_in}), got {cfg.sae.d_in}"
+    )
+    assert cfg.sae.d_sae == expansion_factor * d_in, (
+        f"cfg.sae.d_sae should be {expansion_factor} x {d_in} = {expansion_factor * d_in}, got {cfg.sae.d_sae}"
+    )
+    assert cfg.sae.k == k, f"keep k = {k} so that only the width changes, got {cfg.sae.k}"
+    print(f"Config OK: TopK, d_sae = {cfg.sae.d_sae} ({expansion_factor} x d_in), k = {k}.")
+    return True
+
+
+def check_ce_loss_score(
+    my_ce_loss_score: Callable[[float, float, float], float] | None,
+    metrics: dict[str, float],
+) -> bool | None:
+    """Check ``my_ce_loss_score(ce_without_sae, ce_with_sae, ce_zero_ablation) -> float``.
+
+    Tried on made-up losses (an SAE as good as the model, one halfway, one worse than ablating)
+    and on ``metrics``, the :func:`utils.evaluation.headline_metrics` of a trained SAE, whose
+    ``ce_loss_score`` ``run_evals`` computed.
+    """
+    cases = [
+        (2.0, 2.0, 6.0),
+        (2.0, 4.0, 6.0),
+        (3.0, 8.0, 5.0),
+        (
+            metrics["ce_loss_without_sae"],
+            metrics["ce_loss_with_sae"],
+            metrics["ce_loss_zero_ablation"],
+        ),
+    ]
+    for without, with_sae, zero in cases:
+        answer = _call(my_ce_loss_score, without, with_sae, zero)
+        if answer is None:
+            print(_NOT_DONE)
+            return None
+        answer = float(torch.as_tensor(answer))
+        expected = (zero - with_sae) / (zero - without)
+        assert abs(answer - expected) < 1e-4, (
+            f"For CE losses {without:.3f} (model), {with_sae:.3f} (SAE spliced in) and {zero:.3f} "
+            f"(zero-ablated) the score is {expected:.4f}; yours is {answer:.4f}. Hint: the share of "
+            "the gap between ablating and the untouched model that the SAE closes."
+        )
+    print(
+        f"Correct: {answer:.4f} for your SAE, as run_evals reported "
+        f"({metrics['ce_loss_score']:.4f})."
+    )
     return True

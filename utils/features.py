@@ -1030,18 +1030,3 @@ def splice_losses(
             )  # [batch, ctx - 1]
             sums[name] += loss[score_mask].double().sum().item()
     return SpliceLosses(**{name: total / n_scored for name, total in sums.items()}, n_tokens=n_scored)
-
-
-# --------------------------------------------------------------------------------------------
-# A feature on one prompt (the interactive explorer)
-# --------------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def feature_activations_on_prompt(
-    model: Any, sae: Any, prompt: str, feature: int
-) -> tuple[list[str], torch.Tensor]:
-    """One feature's activation at every token of ``prompt``: ``(str_tokens, values [pos])``."""
-    feature = check_feature_index(feature, sae.cfg.d_sae)
-    encoded = encode_prompt(model, sae, prompt)
-    return encoded.str_tokens, encoded.feature_acts[:, feature]

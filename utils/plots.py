@@ -1,7 +1,11 @@
-"""Plotly figures for SAE features. Importing this module sets up plotly's renderer.
+"""Every plotly figure of the book, and its template and colours. Importing this module sets up
+plotly's renderer.
 
 Every function takes tensors / tables and returns a ``plotly.graph_objects.Figure`` (call
 ``.show()`` or leave it last in a cell). Figures have a title, axis labels and hover text.
+Tutorial 1: feature heatmaps and histograms, the CE-loss bars. Tutorial 2: training curves
+(:func:`training_curves_figure`, from ``RecordingTrainingRunner.curves``) and the comparison of
+architectures (:func:`architecture_comparison_figure`).
 
 Renderer (:func:`configure_plotly_renderer`, run at import): in Google Colab plotly's ``colab``
 renderer; everywhere else ``plotly_mimetype+sae_book``: the plotly mime type for JupyterLab /
@@ -13,12 +17,14 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 import torch
 from plotly.io._base_renderers import MimetypeRenderer
+from plotly.subplots import make_subplots
 
 SITE_RENDERER = "sae_book"
 
@@ -45,7 +51,9 @@ def configure_plotly_renderer() -> str:
 
 configure_plotly_renderer()
 
-TEMPLATE = "plotly_white"  # every figure of the book (utils.training uses it too)
+TEMPLATE = "plotly_white"  # every figure of the book
+#: One colour per run or SAE, in order (training curves, architecture comparison).
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
 _LAYOUT = dict(template=TEMPLATE, margin=dict(l=60, r=20, t=60, b=50))
 
 
@@ -208,32 +216,6 @@ def feature_density_histogram(density: torch.Tensor, n_tokens: int | None = None
     return fig
 
 
-def logit_effects_bar(effects, feature: int) -> go.Figure:
-    """Horizontal bars of the tokens a feature promotes and suppresses.
-
-    ``effects`` is the table from ``utils.features.feature_logit_effects``.
-    """
-    for column in ("promoted", "promoted_logit", "suppressed", "suppressed_logit"):
-        if column not in effects:
-            raise ValueError(f"effects must be the table from feature_logit_effects (missing {column!r})")
-    tokens = [repr(t) for t in effects["suppressed"][::-1]] + [repr(t) for t in effects["promoted"][::-1]]
-    values = list(effects["suppressed_logit"][::-1]) + list(effects["promoted_logit"][::-1])
-    fig = go.Figure(
-        go.Bar(
-            x=values, y=list(range(len(values))), orientation="h",
-            marker_color=["#d62728" if v < 0 else "#1f77b4" for v in values],
-            hovertext=[f"{t}: {v:+.3f}" for t, v in zip(tokens, values)], hoverinfo="text",
-        )
-    )
-    fig.update_layout(
-        title=f"Feature {feature}: tokens it promotes (blue) and suppresses (red) via W_dec @ W_U",
-        xaxis_title="direct effect on the logit", yaxis_title="token",
-        yaxis=dict(tickmode="array", tickvals=list(range(len(values))), ticktext=tokens),
-        height=max(300, 22 * len(values) + 120), **_LAYOUT,
-    )
-    return fig
-
-
 def ce_loss_bar(losses_table) -> go.Figure:
     """Bar chart of cross-entropy per condition (``SpliceLosses.to_frame()``)."""
     if "ce_loss" not in losses_table:
@@ -242,10 +224,128 @@ def ce_loss_bar(losses_table) -> go.Figure:
     values = list(losses_table["ce_loss"])
     fig = go.Figure(
         go.Bar(x=names, y=values, text=[f"{v:.3f}" for v in values], textposition="outside",
-               marker_color=["#2ca02c", "#1f77b4", "#d62728", "#ff7f0e"][: len(values)])
+               marker_color=[PALETTE[2], PALETTE[0], PALETTE[1], PALETTE[4]][: len(values)])
     )
     fig.update_layout(
         title="Next-token loss with the hook's activations replaced", xaxis_title="condition",
         yaxis_title="cross-entropy (nats per token)", yaxis=dict(range=[0, max(values) * 1.15]), **_LAYOUT,
     )
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Training and comparing SAEs (tutorial 2)
+# ---------------------------------------------------------------------------------------------
+
+
+#: The curves :func:`training_curves_figure` draws by default: (column, panel title).
+DEFAULT_CURVES: tuple[tuple[str, str], ...] = (
+    ("losses/overall_loss", "loss (total)"),
+    ("losses/mse_loss", "reconstruction (MSE)"),
+    ("metrics/l0", "L0 (active latents per token)"),
+    ("metrics/explained_variance", "explained variance"),
+)
+
+
+def training_curves_figure(
+    curves: pd.DataFrame | Mapping[str, pd.DataFrame],
+    columns: Sequence[tuple[str, str]] = DEFAULT_CURVES,
+    x: str = "tokens",
+    title: str | None = "Training curves",
+    log_y: Sequence[str] = ("metrics/l0",),
+):
+    """A plotly figure with one panel per metric, over training tokens (or steps).
+
+    ``curves`` is :attr:`utils.training.RecordingTrainingRunner.curves` (one run), or a mapping
+    ``{label: curves}`` to overlay several runs (e.g. ``{"Standard": ..., "TopK": ...}``).
+    ``columns`` are ``(column name, panel title)`` pairs; a column a run lacks is skipped for
+    that run. ``x`` is ``"tokens"`` or ``"step"``. Panels whose column is in ``log_y`` get a log
+    y axis (by default L0, which falls by orders of magnitude early in an L1 run).
+    """
+    runs = {"": curves} if isinstance(curves, pd.DataFrame) else dict(curves)
+    if not runs:
+        raise ValueError("curves is empty: give a DataFrame or a non-empty {label: DataFrame}")
+    if x not in ("tokens", "step"):
+        raise ValueError(f"x must be 'tokens' or 'step', got {x!r}")
+    for label, frame in runs.items():
+        if x not in frame.columns:
+            raise KeyError(f"run {label!r} has no {x!r} column; its columns: {list(frame.columns)}")
+    known = {c for frame in runs.values() for c in frame.columns}
+    panels = [(c, t) for c, t in columns if c in known]
+    if not panels:
+        raise KeyError(f"none of {[c for c, _ in columns]} is in the curves; known: {sorted(known)}")
+
+    n_cols = 2 if len(panels) > 1 else 1
+    n_rows = math.ceil(len(panels) / n_cols)
+    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=[t for _, t in panels])
+    for i, (label, frame) in enumerate(runs.items()):
+        for j, (column, _) in enumerate(panels):
+            if column not in frame.columns:
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=frame[x], y=frame[column], mode="lines", name=label or column,
+                    legendgroup=label, showlegend=bool(label) and j == 0,
+                    line={"color": PALETTE[i % len(PALETTE)]},
+                ),
+                row=j // n_cols + 1, col=j % n_cols + 1,
+            )
+    for j, (column, _) in enumerate(panels):
+        if column in log_y:
+            values = pd.concat([frame[column] for frame in runs.values() if column in frame.columns])
+            ticks = log_axis_ticks(values)
+            fig.update_yaxes(type="log", row=j // n_cols + 1, col=j % n_cols + 1,
+                             **({"tickmode": "array", "tickvals": ticks} if ticks else {}))
+    fig.update_xaxes(title_text=x)
+    fig.update_layout(title=title, height=300 * n_rows, margin={"t": 70, "b": 40}, template=TEMPLATE)
+    return fig
+
+
+def log_axis_ticks(values: Sequence[float] | pd.Series, min_visible: int = 3) -> list[float]:
+    """Round tick values for a log axis over ``values``: 1-10-100, else 1-2-5, else 1-2-...-9.
+
+    Plotly's own log ticks label the minor steps with single digits ("100, 2, 5, 2, ..."), which
+    reads badly; these are whole numbers. The coarsest sequence that puts at least ``min_visible``
+    ticks inside the data's range wins (the finest one if none does). Ticks reach a decade beyond
+    the data on both sides, since the axis is padded. ``[]`` if no value is positive.
+    """
+    positive = [float(v) for v in values if v == v and v > 0]  # v == v drops NaN
+    if not positive:
+        return []
+    lo, hi = min(positive), max(positive)
+    decades = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 2)
+    for mantissas in ((1,), (1, 2, 5), tuple(range(1, 10))):
+        ticks = [float(m * 10.0**e) for e in decades for m in mantissas]
+        if sum(lo <= t <= hi for t in ticks) >= min_visible:
+            break
+    return ticks
+
+
+def architecture_comparison_figure(table: pd.DataFrame, label: str = "architecture"):
+    """Two scatter panels: explained variance vs L0, and CE loss recovered vs L0, one point per SAE.
+
+    ``table`` has one row per SAE and columns ``label``, ``l0``, ``explained_variance`` and
+    ``ce_loss_score`` (e.g. :func:`utils.evaluation.headline_metrics` rows). Up and to the left is better: the
+    same reconstruction with fewer active latents.
+    """
+    needed = [label, "l0", "explained_variance", "ce_loss_score"]
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise KeyError(f"table lacks columns {missing}; it has {list(table.columns)}")
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.14, subplot_titles=(
+        "explained variance vs L0", "CE loss recovered vs L0"))
+    for i, row in enumerate(table.itertuples(index=False)):
+        row = row._asdict()
+        for col, metric in ((1, "explained_variance"), (2, "ce_loss_score")):
+            fig.add_trace(go.Scatter(
+                x=[row["l0"]], y=[row[metric]], mode="markers",  # named in the legend
+                marker={"size": 12, "color": PALETTE[i % len(PALETTE)]},
+                name=str(row[label]), legendgroup=str(row[label]), showlegend=col == 1,
+                hovertemplate=f"{row[label]}<br>L0 %{{x:.1f}}<br>%{{y:.3f}}<extra></extra>",
+            ), row=1, col=col)
+    fig.update_xaxes(title_text="L0 (active latents per token)", range=[0, 1.15 * float(table["l0"].max())])
+    fig.update_yaxes(title_text="explained variance", row=1, col=1)
+    fig.update_yaxes(title_text="fraction of CE loss recovered", row=1, col=2)
+    fig.update_layout(height=380, margin={"t": 60, "b": 40}, legend={"title": {"text": label}},
+                      template=TEMPLATE)
     return fig

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -61,7 +61,6 @@ class Preset:
     """
 
     name: str
-    description: str
     model_name: str
     analysis_hook: str  # tutorial 1: the hook the pretrained SAE reads
     training_hook: str  # tutorial 2: the hook we train our own SAE on
@@ -79,7 +78,6 @@ class Preset:
     # For a Hub dataset: the split held-out text comes from. Training streams "train" from its
     # start, so evaluating on the start of "train" would evaluate on training documents.
     dataset_heldout_split: str = "validation"
-    notes: dict = field(default_factory=dict)
 
     @property
     def is_local(self) -> bool:
@@ -90,7 +88,6 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "gpt2-small": Preset(
         name="gpt2-small",
-        description="GPT-2 small with the published gpt2-small-res-jb SAEs (needs the Hugging Face Hub; a GPU helps)",
         model_name="gpt2-small",
         analysis_hook="blocks.8.hook_resid_pre",
         training_hook="blocks.6.hook_resid_pre",
@@ -121,7 +118,6 @@ PRESETS: dict[str, Preset] = {
     ),
     "tiny": Preset(
         name="tiny",
-        description="the book's bundled 2-layer model trained on Python's documentation, with its own SAE (offline, CPU)",
         model_name="sae-book-tiny",
         model_path=TINY_ASSETS / "model",
         analysis_hook="blocks.1.hook_resid_pre",
