@@ -34,7 +34,7 @@ def test_shares_and_top_tokens_match_brute_force(sample):
     expected = brute_force(sample, 3, 0.5, 0)
     eligible = chosen.attrs["eligible"]
     assert set(eligible.index) == set(expected)
-    for feature, (tokens, share) in expected.items():
+    for feature, (_tokens, share) in expected.items():
         assert eligible[feature] == pytest.approx(share)
     assert len(chosen) > 0
     for row in chosen.itertuples():
