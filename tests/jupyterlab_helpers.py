@@ -26,6 +26,8 @@ import urllib.request
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).parent.parent
+if str(REPO_ROOT) not in sys.path:  # the test imports utils (the explorer's error message)
+    sys.path.insert(0, str(REPO_ROOT))
 
 # Environment of the server and so of its kernels: the tiny preset, offline, as in `make test`.
 KERNEL_ENV = {

@@ -42,7 +42,7 @@ PLOTLY_MIME = "application/vnd.plotly.v1+json"
 OPEN_TIMEOUT_MS = 60_000  # JupyterLab's page and the notebook's cells
 KERNEL_TIMEOUT_MS = 60_000  # the kernel ready (Run menu enabled)
 RUN_TIMEOUT_MS = 240_000  # every cell of tutorial 1 (about 15 s of kernel time on a quiet machine)
-WIDGET_TIMEOUT_MS = 30_000  # one round trip of the explorer through the kernel
+WIDGET_TIMEOUT_MS = 45_000  # one round trip of the explorer through the kernel
 
 
 def _no_browser(reason: str):
@@ -65,6 +65,10 @@ class LabRun:
     cells: list[dict] = field(default_factory=list)  # see CELLS_JS
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds since start, for the log
+
+    def mark(self, phase: str) -> None:
+        self.phases[phase] = round(time.monotonic() - self.started, 1)
 
 
 # Every code cell of the open notebook: execution count, its outputs in the model (output type,
@@ -144,11 +148,13 @@ def lab_run(chromium_path):
     source = REPO_ROOT / "notebooks" / NOTEBOOK
     digest = _digest(source)
     started = time.monotonic()
+    phases = {}
     with LabServer() as lab, sync_playwright() as pw:
+        phases["server up"] = round(time.monotonic() - started, 1)
         browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            run = LabRun(page=page, started=started)
+            run = LabRun(page=page, started=started, phases=phases)
 
             def on_console(msg):
                 if msg.type == "error":
@@ -158,7 +164,7 @@ def lab_run(chromium_path):
             page.on("console", on_console)
             page.on("pageerror", lambda exc: run.page_errors.append(str(exc)))
             try:
-                _open_and_run(page, lab)
+                _open_and_run(page, lab, run)
                 run.cells = page.evaluate(CELLS_JS)
             except Exception as error:
                 raise AssertionError(
@@ -169,14 +175,16 @@ def lab_run(chromium_path):
             yield run
         finally:
             browser.close()
-            print(f"JupyterLab test: {time.monotonic() - started:.0f} s "
-                  f"(load average {os.getloadavg()[0]:.1f})")
+            phases["browser closed"] = round(time.monotonic() - started, 1)
+    print(f"JupyterLab test: {time.monotonic() - started:.0f} s in all, load average "
+          f"{os.getloadavg()[0]:.1f}; seconds from the start: {phases}")
     assert _digest(source) == digest, f"notebooks/{NOTEBOOK} changed while the test ran"
 
 
-def _open_and_run(page, lab: LabServer) -> None:
+def _open_and_run(page, lab: LabServer, run: LabRun) -> None:
     page.goto(lab.url(f"lab/tree/{NOTEBOOK}"), timeout=OPEN_TIMEOUT_MS)
     page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=OPEN_TIMEOUT_MS)
+    run.mark("notebook shown")
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
                            " && window.jupyterapp.shell.currentWidget.sessionContext",
                            timeout=OPEN_TIMEOUT_MS)
@@ -187,6 +195,7 @@ def _open_and_run(page, lab: LabServer) -> None:
         " && s.session.kernel.status === 'idle'; }",
         timeout=KERNEL_TIMEOUT_MS,
     )
+    run.mark("kernel idle")
     # Run > Run All Cells, as a reader would click it.
     page.locator("#jp-MainMenu .lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click(
         timeout=OPEN_TIMEOUT_MS)
@@ -206,6 +215,7 @@ def _open_and_run(page, lab: LabServer) -> None:
         timeout=RUN_TIMEOUT_MS,
         polling=500,
     )
+    run.mark("all cells run")
 
 
 def _problems(cells: list[dict]) -> list[str]:
@@ -323,6 +333,9 @@ def test_feature_explorer_is_live(lab_run):
     prompt_box.press("Enter", timeout=WIDGET_TIMEOUT_MS)
     error_view = _wait_view(page, "text.includes(arg)", message, "show the empty-prompt message")
     assert "Traceback" not in error_view
+    lab_run.mark("explorer checked")
+    print(f"Explorer: prompt {new_prompt!r}; feature {current} -> {new_feature} "
+          f"(suggested: {suggested}); empty prompt -> {error_view.strip()!r}")
     outputs_after = _output_types(page.evaluate(CELLS_JS))
     assert outputs_after == outputs_before, "The explorer's round trips added outputs to the notebook"
 
