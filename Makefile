@@ -1,8 +1,10 @@
-# The book's two commands:
+# The book's commands:
 #   make book   build the website into _build/html, executing every notebook (preset: tiny)
 #   make test   lint and format check (ruff), unit tests for utils, every notebook through nbmake,
-#               and the browser test of the site
-# Both create the virtual environment .venv on first use and reuse it afterwards.
+#               and the browser tests (the site, and tutorial 1 live in JupyterLab)
+#   make lab    start JupyterLab on notebooks/ (preset: tiny; `make lab PRESET=auto` lets the
+#               notebooks choose); it prints the address to open, Ctrl-C stops it
+# Each creates the virtual environment .venv on first use and reuses it afterwards.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -21,7 +23,7 @@ endif
 
 STAMP := $(VENV)/.installed
 
-.PHONY: book test test-tiny venv clean clean-book tiny-model benchmarks
+.PHONY: book test test-tiny lab venv clean clean-book tiny-model benchmarks
 
 venv: $(STAMP)
 
@@ -57,6 +59,11 @@ test: $(STAMP)
 # e.g. make test-tiny PYTHON=python3.12 VENV=.venv-py312
 test-tiny: $(STAMP)
 	$(RUN_ENV) $(BIN)/python -m pytest tests/test_tiny.py tests/test_corpus.py notebooks --nbmake -v -rs
+
+# JupyterLab with notebooks/ as its root (the notebooks find utils/ one folder up); the kernels
+# inherit the preset environment, as in `make test`.
+lab: $(STAMP)
+	$(RUN_ENV) $(BIN)/jupyter lab --notebook-dir=notebooks
 
 # Rebuild the bundled tiny model, tokenizer and SAE (about 11 minutes on 2 CPU cores).
 tiny-model: $(STAMP)
