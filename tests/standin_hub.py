@@ -1,12 +1,13 @@
 """A stand-in Hugging Face cache for the ``gpt2-small`` preset, so its code path runs offline.
 
-These machines cannot reach the Hugging Face Hub, yet the ``gpt2-small`` preset is what Colab readers
-run. :func:`build_standin_hub` writes, into a folder used as ``HF_HOME``, everything that preset
-downloads, at the real repository ids, paths, formats and shapes:
+These machines cannot reach the Hugging Face Hub, yet the ``gpt2-small`` preset is what Colab
+readers run. :func:`build_standin_hub` writes, into a folder used as ``HF_HOME``, everything that
+preset downloads, at the real repository ids, paths, formats and shapes:
 
-- ``gpt2`` (TransformerLens' name for ``gpt2-small``): GPT-2's published ``config.json``, the *real*
-  GPT-2 tokenizer (``vocab.json`` + ``merges.txt``, rebuilt from the vendored
-  ``assets/gpt2_tokenizer/gpt2.tiktoken.gz``) and *stand-in* weights (GPT-2's initialisation, seeded).
+- ``gpt2`` (TransformerLens' name for ``gpt2-small``): GPT-2's published ``config.json``, the
+  *real* GPT-2 tokenizer (``vocab.json`` + ``merges.txt``, rebuilt from the vendored
+  ``assets/gpt2_tokenizer/gpt2.tiktoken.gz``) and *stand-in* weights (GPT-2's initialisation,
+  seeded).
 - ``jbloom/GPT2-Small-SAEs-Reformatted`` folder ``blocks.8.hook_resid_pre/``: the SAE in the
   pre-6.0 SAELens format (24,576 latents on 768 dimensions), with random weights whose encoder bias
   is calibrated on the stand-in model's activations so that about ``TARGET_L0`` latents fire per
@@ -15,11 +16,12 @@ downloads, at the real repository ids, paths, formats and shapes:
   ``validation`` splits made from the book's own corpus (its train and held-out documents, which
   are disjoint). With ``HF_HUB_OFFLINE=1``, ``load_dataset(..., streaming=True)`` reads it.
 
-Why the tokenizer file is vendored rather than taken from a package at test time: the only package
-on PyPI that ships it, ``openai-whisper``, is an sdist whose install pulls numba, tiktoken and triton
-(and a build step) into the book's environment for one 835 KB data file. The gzipped file is 366 KB,
-MIT-licensed (its licence sits beside it), and :func:`read_gpt2_ranks` checks its sha256 against
-the hash tiktoken pins for ``r50k_base`` (GPT-2's encoding), so a corrupted copy fails loudly.
+Why the tokenizer file is vendored rather than taken from a package at test time: the only
+package on PyPI that ships it, ``openai-whisper``, is an sdist whose install pulls numba, tiktoken
+and triton (and a build step) into the book's environment for one 835 KB data file. Gzipped, the
+file is 366 KB, MIT-licensed (its licence sits beside it), and :func:`read_gpt2_ranks` checks its
+sha256 against the hash tiktoken pins for ``r50k_base`` (GPT-2's encoding), so a corrupted copy
+fails loudly. (It comes from the openai-whisper 20250625 sdist: whisper/assets/gpt2.tiktoken.)
 
 huggingface_hub and datasets read ``HF_HOME`` and ``HF_HUB_OFFLINE`` when they are imported, so use
 the cache from a subprocess or a kernel started with :func:`standin_env`'s variables, never by
@@ -117,7 +119,8 @@ def read_gpt2_ranks(path: Path = TIKTOKEN_FILE) -> list[bytes]:
 
 
 def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's printable stand-in character for each byte (how vocab.json and merges.txt spell bytes)."""
+    """GPT-2's printable stand-in character for each byte (vocab.json and merges.txt spell bytes
+    with them)."""
     printable = (
         list(range(ord("!"), ord("~") + 1))
         + list(range(ord("¡"), ord("¬") + 1))
@@ -149,7 +152,7 @@ def _split_by_lower_ranks(token: bytes, ranks: dict[bytes, int], limit: int) -> 
 
 
 def write_gpt2_tokenizer(folder: Path) -> None:
-    """Write GPT-2's ``vocab.json`` (50257 entries) and ``merges.txt`` (50000 merges) into ``folder``.
+    """Write GPT-2's ``vocab.json`` (50257 entries) and ``merges.txt`` (50000 merges) to ``folder``.
 
     Each token of rank r >= 256 is the merge of the two parts BPE makes of it with ranks below r;
     merges are listed in rank order, which is how GPT-2's merges.txt is ordered.
@@ -171,14 +174,16 @@ def write_gpt2_tokenizer(folder: Path) -> None:
     vocab[EOT] = N_RANKS
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    merges_text = "#version: 0.2\n" + "\n".join(merges) + "\n"
+    (folder / "merges.txt").write_text(merges_text, encoding="utf-8")
 
 
 # The model ---------------------------------------------------------------------------------------
 
 
 def _snapshot(hf_home: Path, repo_id: str, revision: str, repo_type: str = "models") -> Path:
-    """Create ``hub/<type>--<owner>--<name>/{refs/main, snapshots/<revision>}``; return the snapshot."""
+    """Create ``hub/<type>--<owner>--<name>/{refs/main, snapshots/<revision>}``; return the
+    snapshot folder."""
     root = hf_home / "hub" / f"{repo_type}--{repo_id.replace('/', '--')}"
     (root / "refs").mkdir(parents=True, exist_ok=True)
     (root / "refs" / "main").write_text(revision, encoding="utf-8")
@@ -188,18 +193,20 @@ def _snapshot(hf_home: Path, repo_id: str, revision: str, repo_type: str = "mode
 
 
 def write_model(snapshot: Path):
-    """GPT-2's config, tokenizer files and seeded stand-in weights; returns the HF model (eval mode)."""
+    """GPT-2's config, tokenizer files and seeded stand-in weights; returns the HF model (eval
+    mode)."""
     import torch
     from safetensors.torch import save_file
     from transformers import GPT2Config, GPT2LMHeadModel
 
     write_gpt2_tokenizer(snapshot)
-    for name, content in [("config.json", GPT2_CONFIG), ("generation_config.json", GENERATION_CONFIG),
+    for name, content in [("config.json", GPT2_CONFIG),
+                          ("generation_config.json", GENERATION_CONFIG),
                           ("tokenizer_config.json", TOKENIZER_CONFIG)]:
         (snapshot / name).write_text(json.dumps(content, indent=2), encoding="utf-8")
     torch.manual_seed(SEED)
     model = GPT2LMHeadModel(GPT2Config(**GPT2_CONFIG)).eval()
-    # Like the published file: the GPT2Model's tensors without a prefix (the LM head is tied to wte).
+    # Like the published file: the GPT2Model's tensors, no prefix (the LM head is tied to wte).
     state = {k: v.contiguous() for k, v in model.transformer.state_dict().items()}
     save_file(state, str(snapshot / "model.safetensors"), metadata={"format": "pt"})
     return model
@@ -208,7 +215,7 @@ def write_model(snapshot: Path):
 # The SAE -----------------------------------------------------------------------------------------
 
 
-def _resid_pre(model, tokens) -> "torch.Tensor":
+def _resid_pre(model, tokens):
     """``blocks.{SAE_LAYER}.hook_resid_pre`` as TransformerLens computes it with
     ``center_writing_weights=True`` (the SAE's loading kwargs): the HF residual stream at the input
     of block 8, minus its mean over d_model. Shape [batch, pos, 768]. Stops after block 7."""
@@ -236,7 +243,8 @@ def _resid_pre(model, tokens) -> "torch.Tensor":
 
 
 def calibration_tokens(tokenizer_folder: Path, n_contexts: int = 16, context: int = 128):
-    """[n_contexts, context] GPT-2 tokens of the book's training text, each row starting with BOS."""
+    """[n_contexts, context] GPT-2 tokens of the book's training text, each row starting with
+    BOS."""
     import torch
     from transformers import GPT2Tokenizer
 
@@ -328,7 +336,8 @@ def write_dataset(hf_home: Path, work: Path) -> dict[str, int]:
     from utils.presets import get_preset
 
     tiny = get_preset("tiny")
-    splits = {"train": load_texts(tiny, split="train"), "validation": load_texts(tiny, split="heldout")}
+    splits = {"train": load_texts(tiny, split="train"),
+              "validation": load_texts(tiny, split="heldout")}
     if set(splits["train"]) & set(splits["validation"]):
         raise ValueError("the book's train and held-out documents overlap")
     data_files = {}
@@ -342,8 +351,9 @@ def write_dataset(hf_home: Path, work: Path) -> dict[str, int]:
     builder = Json(cache_dir=str(work / "prepare"), dataset_name=name, data_files=data_files)
     builder.download_and_prepare()
     prepared = Path(builder.cache_dir)
-    fingerprint = hashlib.sha256(json.dumps(splits).encode()).hexdigest()[:16]  # the folder's "hash"
-    target = hf_home / "datasets" / DATASET_REPO.replace("/", "___") / "default" / "0.0.0" / fingerprint
+    fingerprint = hashlib.sha256(json.dumps(splits).encode()).hexdigest()[:16]  # the "hash"
+    dataset_root = hf_home / "datasets" / DATASET_REPO.replace("/", "___")
+    target = dataset_root / "default" / "0.0.0" / fingerprint
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(prepared), str(target))
     info = json.loads((target / "dataset_info.json").read_text(encoding="utf-8"))

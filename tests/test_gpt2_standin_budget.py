@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import fields
 
 import pytest
-
 from random_models import REPO  # noqa: F401  (puts the repository on sys.path)
+
 from utils.presets import (
     PRESETS,
     TRAINING_SCALE_ENV_VAR,

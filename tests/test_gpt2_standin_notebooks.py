@@ -23,8 +23,8 @@ if str(HERE) not in sys.path:
 
 from standin_hub import REPO, session_standin_hub, standin_env  # noqa: E402
 
-from utils.quality import QUALITY_ENV_VAR, QUALITY_PREFIX  # noqa: E402
 from utils.presets import TRAINING_SCALE_ENV_VAR  # noqa: E402
+from utils.quality import QUALITY_ENV_VAR, QUALITY_PREFIX  # noqa: E402
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # GPT-2 small's budgets times this: tutorial 2's runs become 16 steps of 128 tokens, evaluations
@@ -33,10 +33,14 @@ TRAINING_SCALE = "0.0002"
 # Text that must not reach a reader. datasets 5.x logs "`trust_remote_code` is not supported
 # anymore" as an error whenever SAELens passes its default dataset_trust_remote_code=True.
 FORBIDDEN_OUTPUT = ("trust_remote_code",)
+# Per-cell limit: a guard against hangs, not a performance check (benchmarks/notebook_times.py
+# measures time). Generous, because a busy shared CI machine can be many times slower than usual.
+CELL_TIMEOUT_S = 1800
 
 
 def output_texts(notebook) -> list[tuple[int, str]]:
-    """(cell index, text) for every stream, text/plain result and error a run left in ``notebook``."""
+    """(cell index, text) for each stream, text/plain result and error a run left in
+    ``notebook``."""
     found = []
     for index, cell in enumerate(notebook.cells):
         for output in cell.get("outputs", []):
@@ -56,7 +60,7 @@ def run_on_standin(path: Path, hf_home: Path):
     from nbclient import NotebookClient
 
     notebook = nbformat.read(path, as_version=4)
-    timeout = notebook.metadata.get("execution", {}).get("timeout", 600)
+    timeout = max(CELL_TIMEOUT_S, notebook.metadata.get("execution", {}).get("timeout", 600))
     env = standin_env(hf_home, **{QUALITY_ENV_VAR: "warn", TRAINING_SCALE_ENV_VAR: TRAINING_SCALE})
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})

@@ -12,7 +12,8 @@ Choosing a preset
 Smaller training budgets (for tests)
 ------------------------------------
 ``SAE_BOOK_TRAINING_SCALE`` (a number in (0, 1], unset = 1) shrinks the chosen preset's
-:class:`TrainingSizes`: :func:`choose_preset` returns the preset with :func:`scale_training` applied.
+:class:`TrainingSizes`: :func:`choose_preset` returns the preset with :func:`scale_training`
+applied.
 Every count (training tokens, batch and buffer sizes, evaluation batches and texts, warm-up steps,
 the dead-latent window) is multiplied by it and kept at the floor that keeps a run valid; learning
 rate, L1 coefficient, k and expansion factor do not change. The notebooks run the same cells on a
