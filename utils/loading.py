@@ -46,7 +46,8 @@ def _is_hub_failure(error: BaseException) -> bool:
             return True
         if isinstance(error, OSError) and "couldn't connect to" in str(error).lower():
             return True  # transformers' wording when the Hub and the cache both fail
-        error = error.__cause__ or error.__context__
+        # the chain a traceback shows: "raised from", else "during handling of" unless suppressed
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
     return False
 
 
