@@ -1,33 +1,57 @@
-"""Time each tutorial notebook end to end on the tiny preset, offline, and print the wall times.
+"""Time each tutorial notebook end to end, offline, and record wall time and peak memory.
 
-    python benchmarks/notebook_times.py                      # every notebooks/NN_*.ipynb
+    python benchmarks/notebook_times.py                # every notebooks/NN_*.ipynb, tiny preset
     python benchmarks/notebook_times.py 01_analysing_a_pretrained_sae.ipynb [more names...]
-    python benchmarks/notebook_times.py 02                   # a unique prefix will do
+    python benchmarks/notebook_times.py 02             # a unique prefix will do
+    python benchmarks/notebook_times.py --standin 01   # gpt2-small on the stand-in Hub
 
-Each notebook runs in a fresh kernel (kernel start and imports included) with
-SAE_BOOK_PRESET=tiny, HF_HUB_OFFLINE=1, HF_DATASETS_OFFLINE=1 and WANDB_MODE=disabled. The machine's
-load average is printed before and after, since other work on the machine inflates the times.
-Exits with status 1 if a notebook fails.
+Each notebook runs in a fresh kernel (kernel start and imports included) with HF_HUB_OFFLINE=1,
+HF_DATASETS_OFFLINE=1 and WANDB_MODE=disabled. By default the preset is ``tiny``. With
+``--standin`` it is ``gpt2-small``, run against a stand-in Hugging Face cache built in a temporary
+folder (tests/standin_hub.py: GPT-2's real tokenizer and shapes, random weights), so the times and
+memory are GPT-2 small's on this machine's CPU; ``SAE_BOOK_QUALITY_CHECKS=warn`` lets the quality
+claims that random weights cannot meet print a line and go on. The stand-in's training budgets are
+the preset's own unless you set ``SAE_BOOK_TRAINING_SCALE`` (then the result is not the preset's
+cost, and the row says so).
+
+Peak memory is the largest resident set size (RSS) of the kernel and its child processes,
+sampled every 0.2 s. The machine's load average is recorded before and after each notebook, since
+other work on the machine inflates the times.
+
+Each timed notebook's row is written to ``benchmarks/results/notebook_times_<preset>.csv``
+(replacing an earlier row for the same notebook; ``--no-write`` to only print). The book's
+"Teaching with this book" page reads these files. Exits with status 1 if a notebook fails.
 """
 
 from __future__ import annotations
 
+import argparse
+import csv
+import datetime as dt
 import os
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # for utils (the presets) and tests (the stand-in Hub)
+    sys.path.insert(0, str(ROOT))
+NOTEBOOKS = ROOT / "notebooks"
+RESULTS = ROOT / "benchmarks" / "results"
 OFFLINE_ENV = {
     "SAE_BOOK_PRESET": "tiny",
     "HF_HUB_OFFLINE": "1",
     "HF_DATASETS_OFFLINE": "1",
     "WANDB_MODE": "disabled",
 }
+COLUMNS = ["notebook", "preset", "weights", "seconds", "cpu_seconds", "peak_rss_mib", "cpus",
+           "load_1min_before", "load_1min_after", "training_scale", "status", "measured_at"]
 
 
 def find_notebooks(names: list[str]) -> list[Path]:
-    """The notebooks named on the command line (file names or paths), or all of notebooks/NN_*.ipynb."""
+    """The notebooks named on the command line (names or paths), or all of notebooks/NN_*.ipynb."""
     if not names:
         found = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
         if not found:
@@ -50,38 +74,197 @@ def find_notebooks(names: list[str]) -> list[Path]:
     return paths
 
 
-def run_notebook(path: Path) -> float:
-    """Execute ``path`` in a new kernel (cwd = its folder); return the wall time in seconds."""
+class PeakMemory:
+    """Samples the summed RSS of this process's children (the kernel) in a background thread, and
+    their CPU time (user + system), which other work on the machine inflates far less than wall
+    time."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self.peak_bytes = 0
+        self.cpu_seconds: dict[int, float] = {}  # pid -> latest CPU time seen
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil  # a dependency of ipykernel, so always there when notebooks can run
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                    times = child.cpu_times()
+                    self.cpu_seconds[child.pid] = times.user + times.system
+                except psutil.Error:  # a child that just exited
+                    pass
+            self.peak_bytes = max(self.peak_bytes, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_notebook(path: Path, env: dict[str, str],
+                 cell_timeout: int | None = None) -> tuple[float, int, float]:
+    """Execute ``path`` in a new kernel (cwd = its folder) with environment ``env``.
+
+    Returns (wall time in seconds, peak RSS of the kernel in bytes, kernel CPU seconds). The
+    per-cell time limit is the notebook's own (metadata.execution.timeout) unless given.
+    """
     import nbformat
     from nbclient import NotebookClient
 
     notebook = nbformat.read(path, as_version=4)
-    timeout = notebook.metadata.get("execution", {}).get("timeout", 600)
+    timeout = cell_timeout or notebook.metadata.get("execution", {}).get("timeout", 600)
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
-    start = time.perf_counter()
-    client.execute()
-    return time.perf_counter() - start
+    with PeakMemory() as memory:
+        start = time.perf_counter()
+        client.execute(env=env)
+        seconds = time.perf_counter() - start
+    return seconds, memory.peak_bytes, sum(memory.cpu_seconds.values())
+
+
+def write_rows(rows: list[dict], preset: str) -> Path:
+    """Merge ``rows`` into results/notebook_times_<preset>.csv (one row per notebook, sorted)."""
+    path = RESULTS / f"notebook_times_{preset}.csv"
+    kept: dict[str, dict] = {}
+    if path.exists():
+        with path.open(newline="", encoding="utf-8") as f:
+            kept = {row["notebook"]: row for row in csv.DictReader(f)}
+    kept.update({row["notebook"]: row for row in rows})
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        for name in sorted(kept):
+            writer.writerow({key: kept[name].get(key, "") for key in COLUMNS})
+    return path
+
+
+def read_times(results: Path = RESULTS) -> list[dict]:
+    """Every row of every ``notebook_times_<preset>.csv`` in ``results`` (what main() wrote)."""
+    rows = []
+    for path in sorted(results.glob("notebook_times_*.csv")):
+        with path.open(newline="", encoding="utf-8") as f:
+            rows.extend(csv.DictReader(f))
+    return rows
+
+
+def times_table(rows: list[dict], notebooks: list[str]):
+    """A pandas table: one row per notebook (those measured and those in ``notebooks``), one
+    column pair per preset (wall time, peak memory). Unmeasured cells say so."""
+    import pandas as pd
+
+    from utils.presets import PRESETS
+
+    known = set(PRESETS) | {row["preset"] for row in rows}  # a preset with no timing shows too
+    presets = sorted(known, key=lambda p: (p != "tiny", p))
+    names = sorted({row["notebook"] for row in rows} | set(notebooks))
+    found = {(row["notebook"], row["preset"]): row for row in rows}
+    table = {}
+    for preset in presets:
+        minutes, memory = [], []
+        for name in names:
+            row = found.get((name, preset))
+            if row is None or row.get("status") != "ok":
+                minutes.append("not measured")
+                memory.append("")
+                continue
+            seconds = float(row["seconds"])
+            minutes.append(f"{int(seconds // 60)} min {seconds % 60:02.0f} s "
+                           f"(load {float(row['load_1min_before']):.1f})")
+            memory.append(f"{float(row['peak_rss_mib']) / 1024:.1f} GB")
+        table[(preset, "wall time (load)")] = minutes
+        table[(preset, "peak memory")] = memory
+    frame = pd.DataFrame(table, index=pd.Index(names, name="notebook"))
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns, names=["preset", ""])
+    return frame
+
+
+def measured_on(rows: list[dict]) -> str:
+    """One sentence saying where and when ``rows`` were measured (CPU count, dates, weights)."""
+    if not rows:
+        return "No notebook has been timed yet: run benchmarks/notebook_times.py."
+    cpus = sorted({row["cpus"] for row in rows})
+    dates = sorted(row["measured_at"][:10] for row in rows)
+    weights = sorted({f"{row['preset']}: {row['weights']}" for row in rows})
+    when = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+    return (f"Measured by benchmarks/notebook_times.py on {' or '.join(cpus)} CPU cores, no GPU, "
+            f"{when}; weights: {'; '.join(weights)}.")
+
+
+def environment(standin_home: Path | None) -> tuple[dict[str, str], str, str]:
+    """(kernel environment, preset name, weights description) for a tiny or a stand-in run."""
+    if standin_home is None:
+        return {**os.environ, **OFFLINE_ENV}, "tiny", "bundled"
+    sys.path.insert(0, str(ROOT / "tests"))
+    from standin_hub import standin_env
+
+    from utils.quality import QUALITY_ENV_VAR
+
+    env = standin_env(standin_home, **{QUALITY_ENV_VAR: "warn"})
+    return env, "gpt2-small", "stand-in (random, GPT-2 shapes)"
 
 
 def main(argv: list[str]) -> int:
-    os.environ.update(OFFLINE_ENV)
-    paths = find_notebooks(argv)
-    print(f"Load average before: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} CPUs")
-    failed = False
-    total = 0.0
-    for path in paths:
-        try:
-            seconds = run_notebook(path)
-        except Exception as error:  # report and carry on with the next notebook
-            what = f"{getattr(error, 'ename', type(error).__name__)}: {getattr(error, 'evalue', error)}"
-            print(f"{path.name}: FAILED ({what.strip()[:300]})")
-            failed = True
-            continue
-        total += seconds
-        print(f"{path.name}: {seconds:.1f} s")
-    print(f"Total: {total:.1f} s for {len(paths)} notebook(s)")
-    print(f"Load average after: {os.getloadavg()[0]:.2f} (1 min)")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="*", help="names or unique prefixes (default: all)")
+    parser.add_argument("--standin", action="store_true",
+                        help="time gpt2-small against a stand-in Hub (tests/standin_hub.py)")
+    parser.add_argument("--cell-timeout", type=int, default=None,
+                        help="seconds per cell (default: the notebook's own limit)")
+    parser.add_argument("--no-write", action="store_true",
+                        help="print only; do not update benchmarks/results/notebook_times_*.csv")
+    args = parser.parse_args(argv)
+    paths = find_notebooks(args.notebooks)
+    with tempfile.TemporaryDirectory(prefix="sae-book-standin-") as tmp:
+        standin_home = None
+        if args.standin:
+            sys.path.insert(0, str(ROOT / "tests"))
+            from standin_hub import build_standin_hub
+
+            standin_home = Path(tmp) / "hf_home"
+            print(f"Building the stand-in Hub in {standin_home} ...", flush=True)
+            build_standin_hub(standin_home)
+        env, preset, weights = environment(standin_home)
+        scale = env.get("SAE_BOOK_TRAINING_SCALE", "").strip() or "1"
+        print(f"Preset {preset}, weights {weights}, training scale {scale}, "
+              f"{os.cpu_count()} CPUs")
+        failed = False
+        rows = []
+        for path in paths:
+            before = os.getloadavg()[0]
+            try:
+                seconds, peak, cpu = run_notebook(path, env, args.cell_timeout)
+                status = "ok"
+            except Exception as error:  # report and carry on with the next notebook
+                what = f"{getattr(error, 'ename', type(error).__name__)}: "
+                what += f"{getattr(error, 'evalue', error)}"
+                print(f"{path.name}: FAILED ({what.strip()[:300]})")
+                failed = True
+                continue
+            after = os.getloadavg()[0]
+            print(f"{path.name}: {seconds:.1f} s ({cpu:.0f} CPU s), "
+                  f"peak RSS {peak / 2**20:,.0f} MiB "
+                  f"(load average {before:.2f} before, {after:.2f} after)", flush=True)
+            rows.append({
+                "notebook": path.stem, "preset": preset, "weights": weights,
+                "seconds": f"{seconds:.1f}", "cpu_seconds": f"{cpu:.0f}",
+                "peak_rss_mib": f"{peak / 2**20:.0f}",
+                "cpus": os.cpu_count(), "load_1min_before": f"{before:.2f}",
+                "load_1min_after": f"{after:.2f}", "training_scale": scale, "status": status,
+                "measured_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            })
+    if rows and not args.no_write:
+        print(f"Wrote {write_rows(rows, preset)}")
     return 1 if failed else 0
 
 

@@ -7,9 +7,67 @@ whether they run on GPT-2 small or on the bundled tiny model.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
-from .presets import Preset
+from .presets import HUB_URL, PRESET_ENV_VAR, Preset
+
+# SAELens warns, on every SAE whose registry entry names model loading options, to load the model
+# with them; load_model is given exactly those options (see its docstring), so the advice is
+# already followed and the warning would only alarm a reader. It starts with a newline.
+_KWARGS_WARNING = r"\s*This SAE has non-empty model_from_pretrained_kwargs"
+
+
+class HubUnavailableError(RuntimeError):
+    """A Hub preset could not download what it needs (no network, or ``HF_HUB_OFFLINE`` is set)."""
+
+
+def _is_hub_failure(error: BaseException) -> bool:
+    """True when ``error`` (or an exception it was raised from) says the Hub was out of reach."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    unreachable: tuple[type[BaseException], ...] = (LocalEntryNotFoundError, ConnectionError,
+                                                    TimeoutError)
+    with contextlib.suppress(ImportError):
+        import requests
+
+        unreachable += (requests.ConnectionError, requests.Timeout)
+    with contextlib.suppress(ImportError):
+        import httpx
+
+        unreachable += (httpx.TransportError,)
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, unreachable):
+            return True
+        if isinstance(error, OSError) and "couldn't connect to" in str(error).lower():
+            return True  # transformers' wording when the Hub and the cache both fail
+        # the chain a traceback shows: "raised from", else "during handling of" unless suppressed
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    return False
+
+
+@contextlib.contextmanager
+def _from_the_hub(preset: Preset, what: str) -> Iterator[None]:
+    """Turn a failed Hub download of ``what`` into one :class:`HubUnavailableError` that says how
+    to switch to the offline preset; the original exception stays chained for anyone debugging."""
+    try:
+        yield
+    except Exception as error:
+        if not _is_hub_failure(error):
+            raise
+        offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in ("", "0", "false")
+        why = "HF_HUB_OFFLINE is set" if offline else f"{HUB_URL} could not be reached"
+        raise HubUnavailableError(
+            f"Could not download {what}: {why}, and it is not in the local Hugging Face cache. "
+            f"The '{preset.name}' preset needs the Hugging Face Hub. To run the book offline, "
+            f"use the bundled tiny model: set {PRESET_ENV_VAR}=tiny (or unset {PRESET_ENV_VAR} "
+            "for 'auto', which picks tiny when the Hub is out of reach) and restart the kernel."
+        ) from error
 
 
 def load_sae(preset: Preset, device: str = "cpu"):
@@ -25,7 +83,10 @@ def load_sae(preset: Preset, device: str = "cpu"):
 
         check_asset_folder(preset.sae_path)
         return SAE.load_from_disk(str(preset.sae_path), device=device)
-    return SAE.from_pretrained(preset.sae_release, preset.sae_id, device=device)
+    what = f"the SAE {preset.sae_id!r} of the release {preset.sae_release!r}"
+    with _from_the_hub(preset, what), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_KWARGS_WARNING, category=UserWarning)
+        return SAE.from_pretrained(preset.sae_release, preset.sae_id, device=device)
 
 
 def load_model(preset: Preset, device: str = "cpu", **from_pretrained_kwargs: Any):
@@ -44,9 +105,10 @@ def load_model(preset: Preset, device: str = "cpu", **from_pretrained_kwargs: An
 
         model = load_tiny_model(preset.model_path, device=device, **from_pretrained_kwargs)
     else:
-        model = HookedSAETransformer.from_pretrained_no_processing(
-            preset.model_name, device=device, **from_pretrained_kwargs
-        )
+        with _from_the_hub(preset, f"the model {preset.model_name!r}"):
+            model = HookedSAETransformer.from_pretrained_no_processing(
+                preset.model_name, device=device, **from_pretrained_kwargs
+            )
     model.eval()
     return model
 
@@ -74,8 +136,9 @@ def load_texts(preset: Preset, n: int | None = None, split: str = "heldout") -> 
     from datasets import load_dataset
 
     hub_split = preset.dataset_heldout_split if split == "heldout" else "train"
-    stream = load_dataset(preset.dataset_path, split=hub_split, streaming=True)
-    return [row["text"] for _, row in zip(range(n), stream)]
+    with _from_the_hub(preset, f"the dataset {preset.dataset_path!r} (split {hub_split!r})"):
+        stream = load_dataset(preset.dataset_path, split=hub_split, streaming=True)
+        return [row["text"] for _, row in zip(range(n), stream)]
 
 
 def training_dataset(preset: Preset):

@@ -8,18 +8,30 @@ Choosing a preset
 1. The environment variable ``SAE_BOOK_PRESET`` wins (``gpt2-small``, ``tiny`` or ``auto``).
 2. Otherwise (or with ``auto``): ``gpt2-small`` when the Hugging Face Hub answers within a couple of
    seconds and ``HF_HUB_OFFLINE`` is not set, else ``tiny``. One line is printed saying which and why.
+
+Smaller training budgets (for tests)
+------------------------------------
+``SAE_BOOK_TRAINING_SCALE`` (a number in (0, 1], unset = 1) shrinks the chosen preset's
+:class:`TrainingSizes`: :func:`choose_preset` returns the preset with :func:`scale_training`
+applied.
+Every count (training tokens, batch and buffer sizes, evaluation batches and texts, warm-up steps,
+the dead-latent window) is multiplied by it and kept at the floor that keeps a run valid; learning
+rate, L1 coefficient, k and expansion factor do not change. The notebooks run the same cells on a
+run that is merely shorter; the book's tests use it to run tutorial 2 on GPT-2 small's shapes in
+a couple of minutes on a CPU. Readers never need it.
 """
 
 from __future__ import annotations
 
 import os
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 PRESET_ENV_VAR = "SAE_BOOK_PRESET"
+TRAINING_SCALE_ENV_VAR = "SAE_BOOK_TRAINING_SCALE"
 HUB_URL = "https://huggingface.co"
 TINY_ASSETS = Path(__file__).resolve().parent / "tiny" / "assets"
 
@@ -163,6 +175,66 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 
+def scale_training(sizes: TrainingSizes, scale: float) -> TrainingSizes:
+    """``sizes`` with every count multiplied by ``scale`` (0 < scale <= 1), kept valid.
+
+    Floors: a batch holds at least one context; a run has at least 4 steps; half of the activation
+    buffer holds at least one batch (SAELens trains from half its buffer); every batch and text
+    count is at least 1 (evaluation texts at least 8). Warm-up steps and the dead-latent window
+    keep their share of the run's steps, and the window stays shorter than the run.
+    """
+    if not 0 < scale <= 1:
+        raise ValueError(f"a training scale must be in (0, 1], got {scale}")
+    if scale == 1:
+        return sizes
+
+    def shrink(value: int, floor: int = 1) -> int:
+        return max(floor, round(value * scale))
+
+    context = sizes.context_size
+    batch = max(1, round(sizes.train_batch_size_tokens * scale / context)) * context
+    steps = max(4, round(sizes.training_tokens * scale / batch))
+    old_steps = sizes.training_tokens / sizes.train_batch_size_tokens
+
+    def share_of_steps(value: int, floor: int = 0) -> int:
+        return max(floor, round(value * steps / old_steps))
+
+    store_prompts = shrink(sizes.store_batch_size_prompts)
+    buffer_batches = max(shrink(sizes.n_batches_in_buffer, 2),
+                         -(-2 * batch // (store_prompts * context)))  # ceil: half holds a batch
+    return replace(
+        sizes,
+        training_tokens=steps * batch,
+        train_batch_size_tokens=batch,
+        l1_warm_up_steps=share_of_steps(sizes.l1_warm_up_steps),
+        lr_warm_up_steps=share_of_steps(sizes.lr_warm_up_steps),
+        dead_feature_window=min(steps - 1, share_of_steps(sizes.dead_feature_window, 1)),
+        n_batches_in_buffer=buffer_batches,
+        store_batch_size_prompts=store_prompts,
+        eval_batches=shrink(sizes.eval_batches),
+        n_batches_for_norm_estimate=shrink(sizes.n_batches_for_norm_estimate),
+        eval_texts=shrink(sizes.eval_texts, 8),
+        eval_ce_batches=shrink(sizes.eval_ce_batches),
+    )
+
+
+def training_scale() -> float:
+    """The factor in ``SAE_BOOK_TRAINING_SCALE`` (1 when unset); anything else raises ValueError."""
+    raw = os.environ.get(TRAINING_SCALE_ENV_VAR, "").strip()
+    if not raw:
+        return 1.0
+    try:
+        scale = float(raw)
+    except ValueError:
+        scale = float("nan")
+    if not 0 < scale <= 1:
+        raise ValueError(
+            f"{TRAINING_SCALE_ENV_VAR}={raw!r} is not a number in (0, 1]; "
+            "unset it for the preset's full training budgets"
+        )
+    return scale
+
+
 def hub_reachable(url: str = HUB_URL, timeout: float = 2.0) -> bool:
     """True when ``url`` answers an HTTP request within ``timeout`` seconds."""
     try:
@@ -193,6 +265,10 @@ def choose_preset(name: str | None = None, *, verbose: bool = True) -> Preset:
         preset, reason = PRESETS["gpt2-small"], f"auto: {HUB_URL} is reachable"
     else:
         preset, reason = PRESETS["tiny"], f"auto: {HUB_URL} did not answer within 2 s"
+    scale = training_scale()
+    if scale != 1:
+        preset = replace(preset, training=scale_training(preset.training, scale))
+        reason += f"; training budgets scaled by {scale:g} ({TRAINING_SCALE_ENV_VAR})"
     if verbose:
         print(f"Preset: {preset.name} ({reason}). Set {PRESET_ENV_VAR}=gpt2-small|tiny to override.")
     return preset

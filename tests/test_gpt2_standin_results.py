@@ -1,0 +1,57 @@
+"""The notebook timings (benchmarks/notebook_times.py, including its --standin runs) and the
+"Teaching with this book" page that shows them. Fast: no notebook is run."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from random_models import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import notebook_times  # noqa: E402
+
+
+def row(notebook: str, preset: str, seconds: str, status: str = "ok") -> dict:
+    return {"notebook": notebook, "preset": preset, "weights": "w", "seconds": seconds,
+            "cpu_seconds": "10", "peak_rss_mib": "2048", "cpus": "2", "load_1min_before": "1.00",
+            "load_1min_after": "1.50", "training_scale": "1", "status": status,
+            "measured_at": "2026-11-29 19:00 UTC"}
+
+
+def test_rows_merge_by_notebook(tmp_path, monkeypatch):
+    monkeypatch.setattr(notebook_times, "RESULTS", tmp_path)
+    notebook_times.write_rows([row("01_a", "tiny", "60.0"), row("02_b", "tiny", "90.0")], "tiny")
+    notebook_times.write_rows([row("02_b", "tiny", "95.5")], "tiny")  # a re-run replaces its row
+    notebook_times.write_rows([row("01_a", "gpt2-small", "150.0")], "gpt2-small")
+    rows = notebook_times.read_times(tmp_path)
+    assert sorted((r["preset"], r["notebook"], r["seconds"]) for r in rows) == [
+        ("gpt2-small", "01_a", "150.0"), ("tiny", "01_a", "60.0"), ("tiny", "02_b", "95.5")]
+
+
+def test_table_has_every_notebook_and_says_what_is_not_measured():
+    rows = [row("01_a", "tiny", "75.0"), row("01_a", "gpt2-small", "155.0"),
+            row("02_b", "gpt2-small", "1.0", status="failed")]
+    table = notebook_times.times_table(rows, ["01_a", "02_b", "03_new"])
+    assert list(table.index) == ["01_a", "02_b", "03_new"]
+    assert list(table.columns.get_level_values(0).unique()) == ["tiny", "gpt2-small"]
+    assert table.loc["01_a", ("tiny", "wall time (load)")] == "1 min 15 s (load 1.0)"
+    assert table.loc["01_a", ("gpt2-small", "peak memory")] == "2.0 GB"
+    assert table.loc["02_b", ("gpt2-small", "wall time (load)")] == "not measured"
+    assert table.loc["03_new", ("tiny", "wall time (load)")] == "not measured"
+    assert "2 CPU cores" in notebook_times.measured_on(rows)
+
+
+def test_teaching_page_is_in_the_toc_and_lists_no_notebook_by_hand():
+    assert "- file: teaching" in (REPO / "_toc.yml").read_text(encoding="utf-8")
+    page = (REPO / "teaching.md").read_text(encoding="utf-8")
+    assert "notebook_times.times_table(" in page and "read_times(" in page
+    for path in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"):
+        assert path.stem not in page, f"{path.stem} is named by hand in teaching.md"
+
+
+@pytest.mark.parametrize("name", ["0", "zz"])
+def test_unknown_notebook_names_are_refused(name):
+    with pytest.raises(SystemExit, match="No notebook"):
+        notebook_times.find_notebooks([name])
