@@ -64,6 +64,29 @@ class TrainingSizes:
 
 
 @dataclass(frozen=True)
+class InterventionSizes:
+    """How much tutorial 3 (steering, ablation, attribution) measures. Defaults: the tiny preset."""
+
+    n_features: int = 3  # features picked to work with
+    # The picking rule: density (share of tokens a feature fires on) within this range...
+    min_density: float = 0.002
+    max_density: float = 0.03
+    # ...then the most concentrated logit effects, measured over this many top tokens.
+    top_tokens: int = 10
+    steering_scales: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)  # c in alpha = c * ||x||
+    generation_scales: tuple[float, ...] = (0.0, 0.5, 1.0)
+    max_new_tokens: int = 20
+    steering_contexts: int = 16  # held-out contexts the steering curves average over
+    context_size: int = 64  # tokens per context for steering, ablation and attribution
+    random_directions: int = 3  # seeds of the random-direction controls
+    ablation_contexts: int = 16  # contexts (where the feature fires) per ablated feature
+    attribution_contexts: int = 20
+    attribution_top: int = 20  # pairs with the largest |attribution| ablated per context
+    attribution_random: int = 20  # and random active pairs
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
 class Preset:
     """Everything a tutorial needs to know about the model, SAE and data it runs on.
 
@@ -90,6 +113,8 @@ class Preset:
     # For a Hub dataset: the split held-out text comes from. Training streams "train" from its
     # start, so evaluating on the start of "train" would evaluate on training documents.
     dataset_heldout_split: str = "validation"
+    # Tutorial 3: sizes of the steering, ablation and attribution measurements.
+    interventions: InterventionSizes = field(default_factory=InterventionSizes)
 
     @property
     def is_local(self) -> bool:
@@ -127,6 +152,23 @@ PRESETS: dict[str, Preset] = {
             eval_texts=1000,
             eval_ce_batches=20,
         ),
+        interventions=InterventionSizes(
+            n_features=3,
+            min_density=0.0005,  # gpt2-small-res-jb fires ~60 of 24576 features per token
+            max_density=0.01,
+            top_tokens=10,
+            steering_scales=(0.0, 0.25, 0.5, 1.0),
+            generation_scales=(0.0, 0.5, 1.0),
+            max_new_tokens=30,
+            steering_contexts=32,
+            context_size=128,
+            random_directions=3,
+            ablation_contexts=32,
+            attribution_contexts=20,
+            attribution_top=20,
+            attribution_random=20,
+            batch_size=16,
+        ),
     ),
     "tiny": Preset(
         name="tiny",
@@ -160,6 +202,7 @@ PRESETS: dict[str, Preset] = {
             eval_texts=1000,
             eval_ce_batches=8,
         ),
+        interventions=InterventionSizes(),  # the defaults are the tiny preset's sizes
     ),
 }
 

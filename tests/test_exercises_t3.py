@@ -1,0 +1,96 @@
+"""Unit tests for tutorial 3's exercise checkers: right answers pass, wrong ones fail with a hint,
+blanks are tolerated."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from random_models import build_model, build_sae, build_tokenizer
+
+from utils import exercises as E
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return build_model(build_tokenizer(tmp_path_factory.mktemp("tokenizer")))
+
+
+@pytest.fixture(scope="module")
+def sae():
+    return build_sae()
+
+
+@pytest.fixture(scope="module")
+def tokens(model):
+    return model.to_tokens("The capital of France is Paris. Hello world!")
+
+
+def unfinished(*args):
+    raise NotImplementedError
+
+
+def test_check_steering_hook():
+    def right(direction, scale):
+        return lambda acts, hook: acts + scale * acts.norm(dim=-1, keepdim=True) * direction
+
+    assert E.check_steering_hook(right)
+    assert E.check_steering_hook(None) is None
+    assert E.check_steering_hook(unfinished) is None
+    assert E.check_steering_hook(lambda d, s: unfinished) is None
+    with pytest.raises(AssertionError, match="norm"):
+        E.check_steering_hook(lambda d, s: (lambda acts, hook: acts + s * d))
+    with pytest.raises(AssertionError, match="last dimension"):  # one norm for the whole tensor
+        E.check_steering_hook(lambda d, s: (lambda acts, hook: acts + s * acts.norm() * d))
+    with pytest.raises(AssertionError, match="shape"):
+        E.check_steering_hook(lambda d, s: (lambda acts, hook: acts[0]))
+
+
+def test_check_ablated_activation(model, sae, tokens):
+    feature = int(sae.encode(model.run_with_cache(tokens)[1]["blocks.1.hook_resid_pre"][0]).sum(0).argmax())
+
+    def right(x, sae, f):
+        feats = sae.encode(x)
+        error = x - sae.decode(feats)
+        feats[:, f] = 0
+        return sae.decode(feats) + error
+
+    def no_error_term(x, sae, f):
+        feats = sae.encode(x)
+        feats[:, f] = 0
+        return sae.decode(feats)
+
+    def wrong_feature(x, sae, f):
+        return right(x, sae, (f + 1) % sae.cfg.d_sae) - 0.5 * sae.W_dec[f]
+
+    with torch.no_grad():
+        assert E.check_ablated_activation(right, model, sae, tokens, feature)
+        assert E.check_ablated_activation(None, model, sae, tokens, feature) is None
+        assert E.check_ablated_activation(unfinished, model, sae, tokens, feature) is None
+        with pytest.raises(AssertionError, match="error term"):
+            E.check_ablated_activation(no_error_term, model, sae, tokens, feature)
+        with pytest.raises(AssertionError, match="differs"):
+            E.check_ablated_activation(wrong_feature, model, sae, tokens, feature)
+
+
+def test_check_attribution(model, sae, tokens):
+    from utils.interventions import next_token_attribution
+
+    target = tokens.shape[1] - 3
+
+    def right(model, sae, tokens, target_position):
+        return next_token_attribution(model, sae, tokens, [target_position]).attribution[0]
+
+    def gradient_only(model, sae, tokens, target_position):
+        result = next_token_attribution(model, sae, tokens, [target_position])
+        acts = result.feature_acts[0]
+        return torch.where(acts > 0, result.attribution[0] / acts.clamp(min=1e-9), 0.0) + 1e-3
+
+    assert E.check_attribution(right, model, sae, tokens, target)
+    assert E.check_attribution(None, model, sae, tokens, target) is None
+    assert E.check_attribution(unfinished, model, sae, tokens, target) is None
+    with pytest.raises(AssertionError, match="wrong sign"):
+        E.check_attribution(lambda *a: -right(*a), model, sae, tokens, target)
+    with pytest.raises(AssertionError, match="differs"):
+        E.check_attribution(gradient_only, model, sae, tokens, target)
+    with pytest.raises(AssertionError, match="shape"):
+        E.check_attribution(lambda *a: right(*a)[:-1], model, sae, tokens, target)

@@ -1,0 +1,346 @@
+"""Unit tests for utils.interventions on random models of unusual sizes (d_model 48, d_sae 200),
+one of them with a final LayerNorm whose weights are not all ones."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+from random_models import D_MODEL, D_SAE, HOOK, SAMPLE_TEXTS, build_model, build_sae, build_tokenizer
+
+from utils import features as F
+from utils import interventions as I
+
+CTX = 24
+
+
+def build_model_with_final_ln_weights(tokenizer, seed: int = 0):
+    """A random model whose final LayerNorm has weights far from 1 (some negative) and no biases,
+    so anything that ignores ``ln_final.w`` picks the wrong tokens."""
+    model = build_model(tokenizer, seed=seed)
+    generator = torch.Generator().manual_seed(seed + 100)
+    with torch.no_grad():
+        model.ln_final.w.copy_(torch.randn(D_MODEL, generator=generator) * 2)
+        model.ln_final.b.zero_()
+        model.b_U.zero_()
+    return model
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    return build_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer):
+    return build_model_with_final_ln_weights(tokenizer)
+
+
+@pytest.fixture(scope="module")
+def sae():
+    return build_sae()
+
+
+@pytest.fixture(scope="module")
+def sample(model, sae):
+    return F.collect_feature_stats(model, sae, SAMPLE_TEXTS, context_size=CTX, batch_size=2,
+                                   progress=False)
+
+
+@pytest.fixture(scope="module")
+def contexts(sample):
+    return I.sample_contexts(sample, 12, 4)
+
+
+def firing_feature(sample) -> int:
+    return int(sample.firing_counts.argmax())
+
+
+# ---- input checks -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_scale_is_refused(model, bad):
+    with pytest.raises(ValueError, match="finite"):
+        I.steering_hooks(model, HOOK, I.random_unit_direction(D_MODEL, 0), bad)
+
+
+def test_scale_must_be_a_number():
+    with pytest.raises(TypeError, match="number"):
+        I.check_scale("half")
+
+
+def test_feature_out_of_range(sae):
+    with pytest.raises(IndexError, match=f"0..{D_SAE - 1}"):
+        I.unit_direction(sae, D_SAE)
+    with pytest.raises(IndexError, match="out of range"):
+        I.unit_direction(sae, -1)
+
+
+def test_hook_the_model_lacks(model):
+    with pytest.raises(KeyError, match="blocks.7.hook_resid_pre"):
+        I.steering_hooks(model, "blocks.7.hook_resid_pre", I.random_unit_direction(D_MODEL, 0), 1.0)
+
+
+@pytest.mark.parametrize("prompt", ["", "   "])
+def test_empty_prompt(model, prompt):
+    with pytest.raises(ValueError, match="empty"):
+        I.generate_steered(model, HOOK, prompt, I.random_unit_direction(D_MODEL, 0), [0.0])
+
+
+def test_direction_of_the_wrong_width(model):
+    with pytest.raises(ValueError, match=r"\[d_in\] = \[48\]"):
+        I.steering_hooks(model, HOOK, torch.ones(D_MODEL + 1), 1.0)
+
+
+# ---- directions and logit effects -------------------------------------------------------------------
+
+
+def test_unit_direction_is_the_normalised_decoder_row(sae):
+    d = I.unit_direction(sae, 3)
+    assert d.shape == (D_MODEL,)
+    assert math.isclose(d.norm().item(), 1.0, rel_tol=1e-5)
+    assert torch.allclose(d * sae.W_dec[3].norm(), sae.W_dec[3].detach(), atol=1e-6)
+
+
+def test_random_directions_are_seeded():
+    assert torch.equal(I.random_unit_direction(D_MODEL, 1), I.random_unit_direction(D_MODEL, 1))
+    assert not torch.equal(I.random_unit_direction(D_MODEL, 1), I.random_unit_direction(D_MODEL, 2))
+
+
+def test_promoted_tokens_use_the_final_layernorm_weights(model, tokenizer):
+    """Steered hard enough, the residual stream is the direction: the model's own top next tokens
+    are then the direction's promoted tokens, which only holds if ln_final.w is accounted for."""
+    direction = I.random_unit_direction(D_MODEL, 5)
+    promoted = I.promoted_token_ids(model, direction, k=5)
+    naive = (direction @ model.W_U.detach()).topk(5).indices
+    assert set(naive.tolist()) != set(promoted.tolist())  # the weights matter for this model
+    tokens = model.to_tokens("Hello world")
+    logits = model.run_with_hooks(tokens, fwd_hooks=I.steering_hooks(model, HOOK, direction, 1e4))
+    assert logits[0, -1].topk(5).indices.tolist() == promoted.tolist()
+
+
+def test_logit_effect_concentration_ranks_a_spiky_feature_first(model, sae):
+    spiky = build_sae()
+    with torch.no_grad():  # feature 7 writes the direction whose direct effect is one token's
+        target = torch.linalg.lstsq(
+            (F._final_norm_direction(model, torch.eye(D_MODEL)) @ model.W_U).T,
+            torch.nn.functional.one_hot(torch.tensor(11), model.cfg.d_vocab).float()[:, None],
+        ).solution[:, 0]
+        spiky.W_dec[7] = target / target.norm()
+    scores = I.logit_effect_concentration(model, spiky, torch.arange(20), k=1)
+    assert scores.shape == (20,)
+    assert int(scores.argmax()) == 7
+
+
+def test_pick_features_respects_the_density_range(model, sae, sample):
+    lo, hi = 0.01, 0.5
+    table = I.pick_features(model, sae, sample, n=3, min_density=lo, max_density=hi)
+    assert len(table) == 3
+    assert table["density"].between(lo, hi).all()
+    assert table["concentration"].is_monotonic_decreasing
+    in_range = ((sample.density >= lo) & (sample.density <= hi)).nonzero()[:, 0]
+    best = I.logit_effect_concentration(model, sae, in_range).max().item()
+    assert math.isclose(table["concentration"].iloc[0], best, rel_tol=1e-5)
+    with pytest.raises(ValueError, match="Only"):
+        I.pick_features(model, sae, sample, n=D_SAE, min_density=lo, max_density=hi)
+
+
+def test_sample_contexts(sample):
+    tokens, counted = I.sample_contexts(sample, 12, 100)
+    assert tokens.shape[1] == 12 and counted.shape == tokens.shape
+    assert (sample.lengths >= 12).sum() == tokens.shape[0]
+    f = firing_feature(sample)
+    tokens, _ = I.sample_contexts(sample, 12, 100, feature=f)
+    grid = sample.activation_grid(f)[:, :12]
+    firing_texts = [t for t in range(sample.n_texts) if sample.lengths[t] >= 12 and grid[t].gt(0).any()]
+    assert torch.equal(tokens, sample.tokens[firing_texts, :12])
+    with pytest.raises(ValueError, match="context_size"):
+        I.sample_contexts(sample, CTX + 1, 3)
+
+
+# ---- steering ------------------------------------------------------------------------------------
+
+
+def test_steering_hook_adds_a_fraction_of_each_norm(model):
+    direction = I.random_unit_direction(D_MODEL, 0)
+    [(name, hook)] = I.steering_hooks(model, HOOK, direction, 0.5, start_position=1)
+    assert name == HOOK
+    acts = torch.randn(2, 5, D_MODEL) * torch.arange(1, 6)[:, None]
+    out = hook(acts.clone(), None)
+    assert torch.equal(out[:, 0], acts[:, 0])  # the first position is left alone
+    expected = acts[:, 1:] + 0.5 * acts[:, 1:].norm(dim=-1, keepdim=True) * direction
+    assert torch.allclose(out[:, 1:], expected, atol=1e-5)
+
+
+def test_generation_at_scale_zero_is_the_models(model):
+    tokens = model.to_tokens("Hello world")
+    plain = model.generate(tokens, max_new_tokens=5, do_sample=False, use_past_kv_cache=False,
+                           verbose=False, stop_at_eos=False)
+    table = I.generate_steered(model, HOOK, "Hello world", I.random_unit_direction(D_MODEL, 0),
+                               [0.0, 1e3], max_new_tokens=5)
+    assert list(table["scale"]) == [0.0, 1e3]
+    assert table["continuation"].iloc[0] == model.to_string(plain[0, tokens.shape[1]:])
+    assert table["continuation"].iloc[0] != table["continuation"].iloc[1]
+
+
+def test_steering_curve(model, contexts):
+    tokens, counted = contexts
+    direction = I.random_unit_direction(D_MODEL, 3)
+    own = I.promoted_token_ids(model, direction, 5)
+    frame = I.steering_curve(model, HOOK, tokens, counted, direction, [0.0, 1.0, 100.0],
+                             {"own": own, "other": torch.tensor([0, 1])}, batch_size=3)
+    assert len(frame) == 6 and set(frame["scored"]) == {"own", "other"}
+    at_zero = frame[frame["scale"] == 0]
+    assert (at_zero["logprob_gain"] == 0).all() and (at_zero["loss_increase"] == 0).all()
+    # scale 0 scores the model itself: compare with a plain forward pass
+    logp = model(tokens).log_softmax(-1)
+    scored = counted[:, :-1] & counted[:, 1:]
+    expected = logp[:, :-1][scored][:, own].mean().item()
+    assert math.isclose(at_zero.set_index("scored").loc["own", "logprob"], expected, rel_tol=1e-4)
+    # pushed 100 times its norm, the residual stream is the direction: its tokens win
+    big = frame[(frame["scale"] == 100.0) & (frame["scored"] == "own")]
+    assert big["logprob_gain"].iloc[0] > 1.0
+    with pytest.raises(ValueError, match="score_tokens"):
+        I.steering_curve(model, HOOK, tokens, counted, direction, [0.0], {})
+
+
+# ---- ablation ------------------------------------------------------------------------------------
+
+
+def test_ablation_subtracts_only_the_features_contribution(model, sae, sample):
+    """With the error term kept, ablating feature f is x -> x - a_f W_dec[f]: compare with a plain
+    hook that does exactly that (no SAE attached)."""
+    f = firing_feature(sample)
+    tokens, counted = I.sample_contexts(sample, 12, 4, feature=f)
+    effect = I.ablate_feature(model, sae, tokens, counted, f, batch_size=3)
+
+    def subtract(acts, hook):
+        a = sae.encode(acts)[..., f : f + 1]
+        return acts - a * sae.W_dec[f]
+
+    x = F.hook_activations(model, tokens, HOOK)
+    fired = sae.encode(x)[..., f] > 0
+    scored = torch.zeros_like(counted)
+    scored[:, :-1] = counted[:, :-1] & counted[:, 1:]
+    mask = fired & scored
+    assert effect.n_positions == int(mask.sum())
+    clean = model(tokens).log_softmax(-1)
+    ablated = model.run_with_hooks(tokens, fwd_hooks=[(HOOK, subtract)]).log_softmax(-1)
+    next_ids = tokens[:, 1:][mask[:, :-1]][:, None]
+    assert math.isclose(effect.loss_clean, -clean[mask].gather(1, next_ids).mean().item(), rel_tol=1e-4)
+    assert math.isclose(effect.loss_ablated, -ablated[mask].gather(1, next_ids).mean().item(),
+                        rel_tol=1e-4)
+    change = (ablated[mask] - clean[mask]).mean(0)
+    assert torch.allclose(effect.logprob_change, change, atol=1e-4)
+    table = effect.tokens_losing_most([str(i) for i in range(model.cfg.d_vocab)], k=4)
+    assert table["logprob_change"].is_monotonic_increasing
+    assert table["token_id"].tolist() == change.topk(4, largest=False).indices.tolist()
+
+
+def test_ablating_a_silent_feature_is_an_error(model, sae, sample, contexts):
+    silent = int((sample.firing_counts == 0).nonzero()[0, 0])
+    tokens, counted = contexts
+    x = F.hook_activations(model, tokens, HOOK)
+    assert not (sae.encode(x)[..., silent] > 0).any()
+    with pytest.raises(ValueError, match="never fires"):
+        I.ablate_feature(model, sae, tokens, counted, silent)
+    with pytest.raises(IndexError):
+        I.ablate_feature(model, sae, tokens, counted, D_SAE + 3)
+
+
+# ---- attribution ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def attribution(model, sae, contexts):
+    tokens, _ = contexts
+    return I.next_token_attribution(model, sae, tokens, [10, 6, 10, 3][: len(tokens)])
+
+
+def test_attribution_shapes_and_zeros(attribution, sae):
+    n, pos = attribution.tokens.shape
+    assert attribution.attribution.shape == (n, pos, D_SAE)
+    assert (attribution.attribution[attribution.feature_acts == 0] == 0).all()
+    for i, target in enumerate(attribution.target_positions.tolist()):
+        assert (attribution.attribution[i, target + 1 :] == 0).all()
+    assert torch.allclose(attribution.probability, attribution.metric.exp())
+
+
+def test_attribution_is_the_first_order_change(model, sae, attribution):
+    """Shrink one active feature by a small fraction eps: the metric moves by -eps * attribution."""
+    i = 0
+    target = int(attribution.target_positions[i])
+    attr = attribution.attribution[i, : target + 1]
+    pos, f = divmod(int(attr.abs().argmax()), D_SAE)
+    eps = 1e-3
+
+    def shrink(acts, hook):
+        acts = acts.clone()
+        acts[0, pos, f] *= 1 - eps
+        return acts
+
+    tokens = attribution.tokens[i : i + 1]
+    with model.saes(saes=[sae], use_error_term=True):
+        logits = model.run_with_hooks(tokens, fwd_hooks=[(f"{HOOK}.hook_sae_acts_post", shrink)])
+    moved = logits[0, target].log_softmax(-1)[tokens[0, target + 1]] - attribution.metric[i]
+    assert math.isclose(moved.item(), -eps * attr[pos, f].item(), rel_tol=0.05, abs_tol=1e-7)
+
+
+def test_attribution_target_checks(model, sae, contexts):
+    tokens, _ = contexts
+    with pytest.raises(ValueError, match="target positions"):
+        I.next_token_attribution(model, sae, tokens[:1], [tokens.shape[1] - 1])
+    with pytest.raises(ValueError, match="1 contexts"):
+        I.next_token_attribution(model, sae, tokens[:1], [1, 2])
+
+
+def test_batched_ablations_match_single_ones(model, sae, attribution):
+    tokens = attribution.tokens[0]
+    target = int(attribution.target_positions[0])
+    active = (attribution.feature_acts[0, : target + 1] > 0).nonzero()[:5]
+    pairs = [tuple(map(int, p)) for p in active]
+    together = I.ablation_effects(model, sae, tokens, target, pairs, batch_size=2)
+    alone = torch.stack([I.ablation_effects(model, sae, tokens, target, [p])[0] for p in pairs])
+    assert torch.allclose(together, alone, atol=1e-5)
+    with pytest.raises(IndexError, match="position"):
+        I.ablation_effects(model, sae, tokens, target, [(len(tokens), 0)])
+
+
+def test_compare_attribution_with_ablation(model, sae, attribution):
+    frame = I.compare_attribution_with_ablation(model, sae, attribution, n_top=3, n_random=2)
+    assert set(frame["chosen"]) <= {"top", "random"}
+    for i, group in frame.groupby("context"):
+        top = group[group["chosen"] == "top"]
+        rest = group[group["chosen"] == "random"]
+        assert len(top) <= 3 and len(rest) <= 2
+        if len(rest):
+            assert top["predicted"].abs().min() >= rest["predicted"].abs().max()
+        row = top.iloc[0]
+        target = int(attribution.target_positions[i])
+        expected = -attribution.attribution[i, int(row["position"]), int(row["feature"])].item()
+        assert math.isclose(row["predicted"], expected, rel_tol=1e-6)
+        real = I.ablation_effects(model, sae, attribution.tokens[i], target,
+                                  [(int(row["position"]), int(row["feature"]))])[0].item()
+        assert math.isclose(row["actual"], real, rel_tol=1e-4, abs_tol=1e-6)
+    assert (frame["share_of_norm"] > 0).all()
+
+
+def test_agreement():
+    frame = pd.DataFrame({"predicted": [1.0, 2.0, -3.0, -0.5], "actual": [2.0, 4.0, -6.0, 3.0]})
+    scores = I.agreement(frame)
+    assert scores["sign_agreement"] == 0.75
+    assert scores["spearman"] == pytest.approx(0.8)
+    assert scores["n_pairs"] == 4
+    with pytest.raises(ValueError, match="3 rows"):
+        I.agreement(frame.head(2))
+
+
+def test_figures(attribution, model, sae):
+    frame = I.compare_attribution_with_ablation(model, sae, attribution, n_top=2, n_random=1)
+    fig = I.attribution_scatter(frame, "probability", "t")
+    assert len(fig.data) == 2 and len(fig.data[1].x) == len(frame)
+    curves = pd.DataFrame({"label": ["a", "a", "b"], "scale": [0, 1, 0], "logprob_gain": [0, 1, 0]})
+    assert [t.name for t in I.steering_curve_figure(curves, "t").data] == ["a", "b"]

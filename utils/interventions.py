@@ -1,0 +1,713 @@
+"""Using SAE features on the model: steering along a feature's direction, ablating a feature, and
+attributing a prediction to every feature at every position (tutorial 3).
+
+Everything takes the model, the SAE and tensors as arguments, works for any sizes and raises a clear
+error on bad input (a feature index out of range, a non-finite steering scale, a hook the model
+lacks, an empty prompt).
+
+Shapes use these names: ``batch``/``n`` contexts, ``pos``/``ctx`` tokens per context, ``d_in`` the
+SAE's input width (the model's ``d_model``), ``d_sae`` the number of features, ``d_vocab`` the
+vocabulary, ``k`` tokens kept per feature.
+
+Main entry points
+-----------------
+Choosing features and contexts
+    :func:`logit_effect_concentration`, :func:`pick_features`, :func:`sample_contexts`
+Steering (the SAE detached: a plain hook adds to the model's activation)
+    :func:`unit_direction`, :func:`random_unit_direction`, :func:`promoted_token_ids`,
+    :func:`steering_hooks`, :func:`generate_steered`, :func:`steering_curve`
+Ablation (the SAE attached with its error term, so only the removed feature changes anything)
+    :func:`ablate_feature` -> :class:`AblationEffect`
+Attribution (gradient x activation, one backward pass) and its check against real ablations
+    :func:`next_token_attribution` -> :class:`Attribution`, :func:`ablation_effects`,
+    :func:`compare_attribution_with_ablation`
+Figures
+    :func:`steering_curve_figure`, :func:`attribution_scatter`
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+
+from . import features as F
+
+Hook = Callable[[torch.Tensor, Any], torch.Tensor]
+
+
+# --------------------------------------------------------------------------------------------
+# Checking input
+# --------------------------------------------------------------------------------------------
+
+
+def check_scale(scale: float, name: str = "scale") -> float:
+    """Return ``scale`` as a float if it is a finite number; otherwise raise ``ValueError``."""
+    try:
+        value = float(scale)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {scale!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(
+            f"{name} must be a finite number (e.g. 0.5 for half the activation's norm), got {value}"
+        )
+    return value
+
+
+def _check_tokens(tokens: torch.Tensor) -> torch.Tensor:
+    if tokens.ndim == 1:
+        tokens = tokens[None]
+    if tokens.ndim != 2 or tokens.shape[1] == 0:
+        raise ValueError(
+            f"tokens must have shape [batch, pos] with pos >= 1, got {tuple(tokens.shape)}"
+        )
+    return tokens
+
+
+def _check_direction(direction: torch.Tensor, d_in: int) -> torch.Tensor:
+    if direction.ndim != 1 or direction.shape[0] != d_in:
+        raise ValueError(
+            f"direction must have shape [d_in] = [{d_in}], got {tuple(direction.shape)}"
+        )
+    if not torch.isfinite(direction).all() or direction.norm() == 0:
+        raise ValueError("direction must be a finite, non-zero vector")
+    return direction
+
+
+# --------------------------------------------------------------------------------------------
+# Directions and the tokens they promote
+# --------------------------------------------------------------------------------------------
+
+
+def unit_direction(sae: Any, feature: int) -> torch.Tensor:
+    """The feature's decoder row ``W_dec[feature]`` scaled to length 1: ``[d_in]``.
+
+    Decoder rows have different norms, so steering along the unit direction (with the scale set
+    by the activation's norm) makes one number mean the same push for every feature.
+    """
+    feature = F.check_feature_index(feature, sae.cfg.d_sae)
+    row = sae.W_dec[feature].detach().float()
+    return row / row.norm()
+
+
+def random_unit_direction(d_in: int, seed: int) -> torch.Tensor:
+    """A random direction of length 1, ``[d_in]``, the same for the same ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    direction = torch.randn(d_in, generator=generator)
+    return direction / direction.norm()
+
+
+@torch.no_grad()
+def direct_logit_effects(model: Any, directions: torch.Tensor) -> torch.Tensor:
+    """Each direction's direct effect on the logits, through the final LayerNorm's centring and
+    per-dimension weights (not its division by the norm): ``[..., d_model] -> [..., d_vocab]``."""
+    if directions.shape[-1] != model.cfg.d_model:
+        raise ValueError(
+            f"directions have last dimension {directions.shape[-1]}, the model's d_model is "
+            f"{model.cfg.d_model}"
+        )
+    directions = directions.to(model.W_U.device, model.W_U.dtype)
+    return (F._final_norm_direction(model, directions) @ model.W_U).float().cpu()
+
+
+def promoted_token_ids(model: Any, direction: torch.Tensor, k: int = 10) -> torch.Tensor:
+    """The ``k`` token ids whose logits ``direction`` raises most directly: ``[k]``, largest first."""
+    if not 1 <= k <= model.cfg.d_vocab:
+        raise ValueError(f"k must be between 1 and d_vocab={model.cfg.d_vocab}, got {k}")
+    return direct_logit_effects(model, direction).topk(k).indices
+
+
+@torch.no_grad()
+def logit_effect_concentration(
+    model: Any, sae: Any, features: torch.Tensor | Sequence[int], k: int = 10,
+    chunk: int = 512,
+) -> torch.Tensor:
+    """How concentrated each feature's direct logit effects are: ``[n_features]``.
+
+    For one feature: the mean of its ``k`` largest logit effects, minus the mean over the
+    vocabulary, in units of the effects' standard deviation. A feature that pushes a few tokens
+    hard scores high; one that nudges thousands a little scores low.
+    """
+    features = torch.as_tensor(features, dtype=torch.long).flatten()
+    for f in features.tolist():
+        F.check_feature_index(f, sae.cfg.d_sae)
+    scores = []
+    for start in range(0, len(features), chunk):
+        rows = sae.W_dec[features[start : start + chunk].to(sae.W_dec.device)].detach()
+        effects = direct_logit_effects(model, rows)  # [chunk, d_vocab]
+        top = effects.topk(k, dim=-1).values.mean(-1)
+        scores.append((top - effects.mean(-1)) / effects.std(-1))
+    return torch.cat(scores) if scores else torch.zeros(0)
+
+
+def pick_features(
+    model: Any,
+    sae: Any,
+    sample: F.FeatureSample,
+    n: int,
+    min_density: float,
+    max_density: float,
+    k: int = 10,
+) -> pd.DataFrame:
+    """Features worth steering, chosen by a rule instead of by hand.
+
+    Among features whose density in ``sample`` lies in ``[min_density, max_density]``, the ``n``
+    whose logit effects are most concentrated (:func:`logit_effect_concentration`). Returns a table
+    with columns ``feature``, ``density``, ``concentration``, best first.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    if not 0 <= min_density <= max_density <= 1:
+        raise ValueError(
+            f"need 0 <= min_density <= max_density <= 1, got {min_density} and {max_density}"
+        )
+    density = sample.density
+    candidates = ((density >= min_density) & (density <= max_density)).nonzero()[:, 0]
+    if len(candidates) < n:
+        raise ValueError(
+            f"Only {len(candidates)} features have density in [{min_density}, {max_density}] "
+            f"in the sample; asked for {n}. Widen the range or use a larger sample."
+        )
+    scores = logit_effect_concentration(model, sae, candidates, k=k)
+    best = scores.topk(n).indices
+    return pd.DataFrame(
+        {
+            "feature": candidates[best].tolist(),
+            "density": density[candidates[best]].tolist(),
+            "concentration": scores[best].tolist(),
+        }
+    )
+
+
+def sample_contexts(
+    sample: F.FeatureSample, context_size: int, n: int, feature: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Up to ``n`` contexts of ``context_size`` tokens from the sample's texts, in sample order:
+    ``(tokens [n, context_size], counted [n, context_size])``.
+
+    Only texts with at least ``context_size`` real tokens are used (so no padding); with
+    ``feature``, only those where the feature fires within the first ``context_size`` tokens.
+    Raises ``ValueError`` if no text qualifies.
+    """
+    if not 2 <= context_size <= sample.context_size:
+        raise ValueError(
+            f"context_size must be in 2..{sample.context_size} (the sample's), got {context_size}"
+        )
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    ok = sample.lengths >= context_size  # [n_texts]
+    if feature is not None:
+        text, pos, _ = sample.feature_activations(feature)
+        fires = torch.zeros_like(ok)
+        fires[text[pos < context_size]] = True
+        ok &= fires
+    chosen = ok.nonzero()[:n, 0]
+    if len(chosen) == 0:
+        what = f" where feature {feature} fires" if feature is not None else ""
+        raise ValueError(f"No text of the sample has {context_size} tokens{what}.")
+    return sample.tokens[chosen, :context_size], sample.counted[chosen, :context_size]
+
+
+# --------------------------------------------------------------------------------------------
+# Steering
+# --------------------------------------------------------------------------------------------
+
+
+def steering_hooks(
+    model: Any, hook_name: str, direction: torch.Tensor, scale: float, start_position: int = 0
+) -> list[tuple[str, Hook]]:
+    """Forward hooks that add ``scale * ||x|| * direction`` to the activation ``x`` at
+    ``hook_name``, at every position from ``start_position`` on (each position with its own norm).
+
+    ``direction`` is ``[d_model]`` (use a unit vector, :func:`unit_direction`); ``scale`` is the
+    push as a fraction of the activation's norm. ``start_position=1`` leaves a BOS token alone.
+    Use with ``model.hooks(fwd_hooks=...)`` or ``model.run_with_hooks(..., fwd_hooks=...)``, with
+    no SAE attached at ``hook_name``.
+    """
+    F.check_hook_name(model, hook_name)
+    scale = check_scale(scale)
+    direction = _check_direction(direction, model.cfg.d_model)
+    if start_position < 0:
+        raise ValueError(f"start_position must be >= 0, got {start_position}")
+
+    def hook(acts: torch.Tensor, hook: Any) -> torch.Tensor:  # acts: [batch, pos, d_model]
+        d = direction.to(acts.device, acts.dtype)
+        push = scale * acts.norm(dim=-1, keepdim=True) * d  # [batch, pos, d_model]
+        push[:, :start_position] = 0
+        return acts + push
+
+    return [(hook_name, hook)]
+
+
+@torch.no_grad()
+def generate_steered(
+    model: Any,
+    hook_name: str,
+    prompt: str,
+    direction: torch.Tensor,
+    scales: Sequence[float],
+    max_new_tokens: int = 20,
+    prepend_bos: bool = True,
+) -> pd.DataFrame:
+    """Greedy continuations of ``prompt`` while steering along ``direction`` at each scale.
+
+    Returns one row per scale with columns ``scale`` and ``continuation`` (the new text only).
+    Greedy decoding makes the result the same on every run.
+    """
+    F.check_prompt(prompt)
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    tokens = model.to_tokens(prompt, prepend_bos=prepend_bos)
+    rows = []
+    for scale in scales:
+        hooks = steering_hooks(model, hook_name, direction, scale, int(prepend_bos))
+        with model.hooks(fwd_hooks=hooks):
+            # No key-value cache: every step re-runs the whole text, so position 0 stays BOS.
+            out = model.generate(
+                tokens, max_new_tokens=max_new_tokens, do_sample=False,
+                use_past_kv_cache=False, verbose=False, stop_at_eos=False,
+            )
+        rows.append(
+            {"scale": float(scale), "continuation": model.to_string(out[0, tokens.shape[1] :])}
+        )
+    return pd.DataFrame(rows)
+
+
+def _scored_mask(tokens: torch.Tensor, counted: torch.Tensor) -> torch.Tensor:
+    """Positions whose prediction can be scored: counted, and followed by a counted token."""
+    scored = torch.zeros_like(counted)
+    scored[:, :-1] = counted[:, :-1] & counted[:, 1:]
+    return scored
+
+
+@torch.no_grad()
+def steering_curve(
+    model: Any,
+    hook_name: str,
+    tokens: torch.Tensor,
+    counted: torch.Tensor,
+    direction: torch.Tensor,
+    scales: Sequence[float],
+    score_tokens: dict[str, torch.Tensor],
+    start_position: int = 1,
+    batch_size: int = 16,
+) -> pd.DataFrame:
+    """How steering along ``direction`` changes the log-probability of sets of tokens, and the loss.
+
+    Args:
+        tokens: ``[n, ctx]`` contexts (e.g. ``sample.tokens``).
+        counted: ``[n, ctx]`` bool, the real (non-BOS, non-padding) positions (``sample.counted``).
+        direction: ``[d_model]``, steered as in :func:`steering_hooks`.
+        scales: the scales ``c`` (fractions of the activation's norm) to try; include 0.
+        score_tokens: named sets of token ids (each ``[k]``) whose mean log-probability is
+            measured, all in the same forward passes.
+
+    Returns:
+        One row per (scale, token set): ``scale``, ``scored`` (the set's name), ``logprob`` (mean
+        over scored positions of the mean log-probability of the set's tokens), ``loss``
+        (next-token cross-entropy at the same positions), and ``logprob_gain``/``loss_increase``
+        relative to scale 0 (NaN if 0 is not among the scales).
+    """
+    tokens = _check_tokens(tokens)
+    if counted.shape != tokens.shape:
+        raise ValueError(f"counted has shape {tuple(counted.shape)}, tokens {tuple(tokens.shape)}")
+    if not score_tokens:
+        raise ValueError("score_tokens is empty: name at least one set of token ids to score")
+    ids = {name: torch.as_tensor(v, dtype=torch.long).flatten() for name, v in score_tokens.items()}
+    scored = _scored_mask(tokens, counted.bool())
+    if not scored.any():
+        raise ValueError("No position to score: the contexts need two real tokens in a row.")
+    rows = []
+    for scale in scales:
+        hooks = steering_hooks(model, hook_name, direction, scale, start_position)
+        sum_lp = dict.fromkeys(ids, 0.0)
+        sum_loss = 0.0
+        n = 0
+        for start in range(0, tokens.shape[0], batch_size):
+            batch = tokens[start : start + batch_size].to(model.cfg.device)
+            mask = scored[start : start + batch_size].to(model.cfg.device)
+            logits = model.run_with_hooks(batch, fwd_hooks=hooks)  # [b, ctx, d_vocab]
+            picked = logits[mask].float().log_softmax(-1)  # [n_scored, d_vocab]
+            next_ids = batch[:, 1:][mask[:, :-1]]
+            for name, token_ids in ids.items():
+                sum_lp[name] += picked[:, token_ids.to(picked.device)].mean(-1).sum().item()
+            sum_loss += -picked.gather(1, next_ids[:, None]).sum().item()
+            n += picked.shape[0]
+        for name in ids:
+            rows.append({"scale": float(scale), "scored": name, "logprob": sum_lp[name] / n,
+                         "loss": sum_loss / n})
+    frame = pd.DataFrame(rows)
+    base = frame[frame["scale"] == 0].set_index("scored")
+    nan = pd.Series(float("nan"), index=list(ids))
+    lp0 = frame["scored"].map(base["logprob"] if len(base) else nan)
+    loss0 = frame["scored"].map(base["loss"] if len(base) else nan)
+    frame["logprob_gain"] = frame["logprob"] - lp0
+    frame["loss_increase"] = frame["loss"] - loss0
+    return frame
+
+
+# --------------------------------------------------------------------------------------------
+# Ablation, with the SAE's error term kept
+# --------------------------------------------------------------------------------------------
+
+
+def _acts_post_name(sae: Any) -> str:
+    return F.sae_hook_name(sae) + ".hook_sae_acts_post"
+
+
+@dataclass
+class AblationEffect:
+    """What removing one feature did at the positions where it fired.
+
+    Attributes:
+        feature: the feature removed.
+        n_positions: predictions measured (positions where it fired, followed by a real token).
+        loss_clean, loss_ablated: mean next-token cross-entropy there, before and after.
+        logprob_change: ``[d_vocab]`` mean change of each token's log-probability there
+            (ablated minus clean; negative: the feature was raising that token).
+    """
+
+    feature: int
+    n_positions: int
+    loss_clean: float
+    loss_ablated: float
+    logprob_change: torch.Tensor
+
+    @property
+    def loss_increase(self) -> float:
+        return self.loss_ablated - self.loss_clean
+
+    def tokens_losing_most(self, vocab: Sequence[str], k: int = 10) -> pd.DataFrame:
+        """The ``k`` tokens whose log-probability fell most, with the change (rank 1 first)."""
+        values, ids = self.logprob_change.topk(k, largest=False)
+        return pd.DataFrame(
+            {"token": [vocab[i] for i in ids.tolist()], "token_id": ids.tolist(),
+             "logprob_change": values.tolist()},
+            index=pd.RangeIndex(1, k + 1, name="rank"),
+        )
+
+
+@torch.no_grad()
+def ablate_feature(
+    model: Any,
+    sae: Any,
+    tokens: torch.Tensor,
+    counted: torch.Tensor,
+    feature: int,
+    batch_size: int = 16,
+) -> AblationEffect:
+    """Remove ``feature`` (set its activation to 0 everywhere) with the SAE spliced in and its
+    error term kept, and measure the predictions at the positions where the feature fired.
+
+    With ``use_error_term=True`` the spliced model computes exactly what the model does; setting
+    one feature to zero then subtracts just that feature's contribution ``a * W_dec[feature]`` from
+    the activation, and nothing else changes.
+
+    Args:
+        tokens: ``[n, ctx]`` contexts; ``counted``: ``[n, ctx]`` bool, the real positions.
+    Raises ``ValueError`` if the feature never fires at a scored position of these contexts.
+    """
+    feature = F.check_feature_index(feature, sae.cfg.d_sae)
+    tokens = _check_tokens(tokens)
+    scored = _scored_mask(tokens, counted.bool())
+    acts_name = _acts_post_name(sae)
+    d_vocab = model.cfg.d_vocab
+    change = torch.zeros(d_vocab, dtype=torch.float64)
+    loss_clean = loss_ablated = 0.0
+    n = 0
+    store: dict[str, torch.Tensor] = {}
+
+    def record(acts: torch.Tensor, hook: Any) -> torch.Tensor:
+        store["fired"] = acts[..., feature] > 0
+        return acts
+
+    def remove(acts: torch.Tensor, hook: Any) -> torch.Tensor:
+        acts = acts.clone()
+        acts[..., feature] = 0
+        return acts
+
+    with model.saes(saes=[sae], use_error_term=True):
+        for start in range(0, tokens.shape[0], batch_size):
+            batch = tokens[start : start + batch_size].to(model.cfg.device)
+            clean = model.run_with_hooks(batch, fwd_hooks=[(acts_name, record)])
+            mask = store["fired"] & scored[start : start + batch_size].to(batch.device)
+            if not mask.any():
+                continue
+            ablated = model.run_with_hooks(batch, fwd_hooks=[(acts_name, remove)])
+            next_ids = batch[:, 1:][mask[:, :-1]][:, None]
+            lp_clean = clean.float().log_softmax(-1)[mask]  # [n_fired, d_vocab]
+            lp_ablated = ablated.float().log_softmax(-1)[mask]
+            change += (lp_ablated - lp_clean).double().sum(0).cpu()
+            loss_clean -= lp_clean.gather(1, next_ids).sum().item()
+            loss_ablated -= lp_ablated.gather(1, next_ids).sum().item()
+            n += int(mask.sum())
+    if n == 0:
+        raise ValueError(
+            f"Feature {feature} never fires at a scored position of these contexts: pass contexts "
+            "where it fires (e.g. the sample's texts from sample.feature_activations(feature))."
+        )
+    return AblationEffect(feature, n, loss_clean / n, loss_ablated / n, (change / n).float())
+
+
+# --------------------------------------------------------------------------------------------
+# Attribution: gradient x activation
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Attribution:
+    """Gradient x activation of a metric for every feature at every position.
+
+    Attributes:
+        tokens: ``[batch, pos]`` the contexts.
+        target_positions: ``[batch]`` the position whose prediction the metric scores.
+        metric: ``[batch]`` log-probability of the correct next token at the target position.
+        feature_acts: ``[batch, pos, d_sae]`` the features' activations.
+        attribution: ``[batch, pos, d_sae]`` activation times the metric's gradient with respect
+            to it: the first-order estimate of how much the metric would *drop* if the feature
+            were removed at that position (so removing it changes the metric by about ``-attr``).
+        probability: ``[batch]`` the model's probability of the correct next token.
+    """
+
+    tokens: torch.Tensor
+    target_positions: torch.Tensor
+    metric: torch.Tensor
+    feature_acts: torch.Tensor
+    attribution: torch.Tensor
+    probability: torch.Tensor
+
+
+def _correct_logprob(logits: torch.Tensor, tokens: torch.Tensor, positions: torch.Tensor):
+    rows = torch.arange(tokens.shape[0], device=logits.device)
+    logp = logits.float().log_softmax(-1)[rows, positions]  # [batch, d_vocab]
+    return logp.gather(1, tokens[rows, positions + 1][:, None])[:, 0]  # [batch]
+
+
+def next_token_attribution(
+    model: Any, sae: Any, tokens: torch.Tensor, target_positions: torch.Tensor | Sequence[int]
+) -> Attribution:
+    """Attribute ``log p(correct next token)`` at each context's target position to every feature
+    at every position, with one forward and one backward pass for the whole batch.
+
+    The SAE is spliced in with its error term, so the forward pass is the model's own. A hook
+    returns the features' activations as a fresh leaf tensor that requires a gradient; the sum of
+    the contexts' metrics is differentiated once (contexts do not interact, so each one's gradient
+    is its own).
+
+    Args:
+        tokens: ``[batch, pos]``; target_positions: ``[batch]``, each in ``0..pos-2``.
+    """
+    tokens = _check_tokens(tokens).to(model.cfg.device)
+    positions = torch.as_tensor(target_positions, dtype=torch.long).flatten().to(tokens.device)
+    if positions.shape[0] != tokens.shape[0]:
+        raise ValueError(f"{positions.shape[0]} target positions for {tokens.shape[0]} contexts")
+    if (positions < 0).any() or (positions > tokens.shape[1] - 2).any():
+        raise ValueError(
+            f"target positions must be in 0..{tokens.shape[1] - 2} (the next token must exist), "
+            f"got {positions.tolist()}"
+        )
+    store: dict[str, torch.Tensor] = {}
+
+    def leaf(acts: torch.Tensor, hook: Any) -> torch.Tensor:
+        store["acts"] = acts.detach().requires_grad_(True)
+        return store["acts"]
+
+    with torch.enable_grad(), model.saes(saes=[sae], use_error_term=True):
+        logits = model.run_with_hooks(tokens, fwd_hooks=[(_acts_post_name(sae), leaf)])
+        metric = _correct_logprob(logits, tokens, positions)
+        metric.sum().backward()
+    acts = store["acts"]
+    return Attribution(
+        tokens=tokens.cpu(),
+        target_positions=positions.cpu(),
+        metric=metric.detach().cpu(),
+        feature_acts=acts.detach().cpu(),
+        attribution=(acts * acts.grad).detach().cpu(),
+        probability=metric.detach().exp().cpu(),
+    )
+
+
+@torch.no_grad()
+def ablation_effects(
+    model: Any,
+    sae: Any,
+    tokens: torch.Tensor,
+    target_position: int,
+    pairs: Sequence[tuple[int, int]],
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """The real change in ``log p(correct next token)`` at ``target_position`` when one feature is
+    removed at one position, for each ``(position, feature)`` in ``pairs``: ``[n_pairs]``.
+
+    One context (``tokens``: ``[pos]`` or ``[1, pos]``), the SAE spliced in with its error term;
+    each pair is one row of a batch, so all the ablations run together.
+    """
+    tokens = _check_tokens(tokens)
+    if tokens.shape[0] != 1:
+        raise ValueError(f"give one context ([pos] or [1, pos]), got {tuple(tokens.shape)}")
+    if not 0 <= target_position <= tokens.shape[1] - 2:
+        raise ValueError(f"target_position must be in 0..{tokens.shape[1] - 2}")
+    for pos, f in pairs:
+        F.check_feature_index(f, sae.cfg.d_sae)
+        if not 0 <= pos < tokens.shape[1]:
+            raise IndexError(f"position {pos} is not in 0..{tokens.shape[1] - 1}")
+    tokens = tokens.to(model.cfg.device)
+    acts_name = _acts_post_name(sae)
+    with model.saes(saes=[sae], use_error_term=True):
+        clean = _correct_logprob(model(tokens), tokens, torch.tensor([target_position]))[0]
+        changes = []
+        for start in range(0, len(pairs), batch_size):
+            chunk = torch.tensor(pairs[start : start + batch_size], dtype=torch.long)
+            rows = torch.arange(len(chunk))
+
+            def remove(acts: torch.Tensor, hook: Any, chunk=chunk, rows=rows) -> torch.Tensor:
+                acts = acts.clone()
+                acts[rows, chunk[:, 0], chunk[:, 1]] = 0
+                return acts
+
+            batch = tokens.expand(len(chunk), -1)
+            logits = model.run_with_hooks(batch, fwd_hooks=[(acts_name, remove)])
+            positions = torch.full((len(chunk),), target_position)
+            changes.append(_correct_logprob(logits, batch, positions) - clean)
+    return torch.cat(changes).cpu() if changes else torch.zeros(0)
+
+
+def compare_attribution_with_ablation(
+    model: Any,
+    sae: Any,
+    attribution: Attribution,
+    n_top: int = 20,
+    n_random: int = 20,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Check gradient x activation against real ablations, context by context.
+
+    For each context of ``attribution``: the ``n_top`` (position, feature) pairs with the largest
+    ``|attribution|``, plus ``n_random`` other active pairs drawn at random (seeded), each ablated
+    for real with :func:`ablation_effects`.
+
+    Returns one row per pair: ``context``, ``position``, ``feature``, ``activation``,
+    ``predicted`` (``-attribution``: the linear estimate of the change in log-probability),
+    ``actual`` (the real change), ``chosen`` (``"top"`` or ``"random"``), ``probability`` (of the
+    correct next token, clean) and ``share_of_norm`` (``activation * ||W_dec[f]||`` over the norm
+    of the SAE's input at that position).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    norms = sae.W_dec.detach().float().norm(dim=-1).cpu()  # [d_sae]
+    rows = []
+    for i in range(attribution.tokens.shape[0]):
+        target = int(attribution.target_positions[i])
+        acts = attribution.feature_acts[i, : target + 1]  # later positions cannot matter
+        attr = attribution.attribution[i, : target + 1]
+        active = (acts > 0).nonzero()  # [n_active, 2]: (position, feature)
+        if len(active) == 0:
+            continue
+        magnitude = attr[active[:, 0], active[:, 1]].abs()
+        top = magnitude.argsort(descending=True)[:n_top]
+        rest = magnitude.argsort(descending=True)[n_top:]
+        rand = rest[torch.randperm(len(rest), generator=generator)[:n_random]]
+        picks = [(int(j), "top") for j in top] + [(int(j), "random") for j in rand]
+        pairs = [(int(active[j, 0]), int(active[j, 1])) for j, _ in picks]
+        actual = ablation_effects(model, sae, attribution.tokens[i], target, pairs)
+        x_norm = _input_norms(model, sae, attribution.tokens[i])
+        for (j, chosen), (pos, f), real in zip(picks, pairs, actual.tolist()):
+            a = float(acts[pos, f])
+            rows.append(
+                {
+                    "context": i, "position": pos, "feature": f, "activation": a,
+                    "predicted": -float(attr[pos, f]), "actual": real, "chosen": chosen,
+                    "probability": float(attribution.probability[i]),
+                    "share_of_norm": a * float(norms[f]) / float(x_norm[pos]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def _input_norms(model: Any, sae: Any, tokens: torch.Tensor) -> torch.Tensor:
+    """``[pos]`` norms of the SAE's input activation for one context ``[pos]``."""
+    acts = F.hook_activations(model, tokens[None], F.sae_hook_name(sae))[0]
+    return acts.float().norm(dim=-1).cpu()
+
+
+def agreement(frame: pd.DataFrame) -> dict[str, float]:
+    """Spearman and Pearson correlation and sign agreement of ``predicted`` vs ``actual`` in a
+    table from :func:`compare_attribution_with_ablation` (sign agreement over pairs whose real
+    effect is not negligible, |actual| > 1e-4)."""
+    if len(frame) < 3:
+        raise ValueError(f"need at least 3 rows to correlate, got {len(frame)}")
+    big = frame[frame["actual"].abs() > 1e-4]
+    signs = (big["predicted"] > 0) == (big["actual"] > 0)
+    return {
+        "spearman": float(frame["predicted"].corr(frame["actual"], method="spearman")),
+        "pearson": float(frame["predicted"].corr(frame["actual"])),
+        "sign_agreement": float(signs.mean()) if len(big) else float("nan"),
+        "n_pairs": float(len(frame)),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------
+
+
+def steering_curve_figure(curves: pd.DataFrame, title: str):
+    """Log-probability gain against steering scale, one line per ``label`` in ``curves``
+    (columns ``label``, ``scale``, ``logprob_gain``; optional ``dash`` names a line style)."""
+    import plotly.graph_objects as go
+
+    from .plots import TEMPLATE
+
+    fig = go.Figure()
+    for label, group in curves.groupby("label", sort=False):
+        dash = group["dash"].iloc[0] if "dash" in group else "solid"
+        fig.add_trace(
+            go.Scatter(
+                x=group["scale"], y=group["logprob_gain"], mode="lines+markers", name=str(label),
+                line=dict(dash=dash),
+                hovertemplate="c=%{x}<br>gain %{y:.2f} nats<extra>" + str(label) + "</extra>",
+            )
+        )
+    fig.update_layout(
+        template=TEMPLATE, title=title, margin=dict(l=60, r=20, t=60, b=50),
+        xaxis_title="steering scale c (fraction of the activation's norm)",
+        yaxis_title="gain in mean log-prob of scored tokens (nats)",
+        legend=dict(font=dict(size=11)),
+    )
+    return fig
+
+
+def attribution_scatter(frame: pd.DataFrame, color: str, title: str):
+    """Predicted (gradient x activation) against actual ablation effect, coloured by ``color``
+    (a column of ``frame``, e.g. ``share_of_norm`` or ``probability``), with the line y = x."""
+    import plotly.graph_objects as go
+
+    from .plots import TEMPLATE
+
+    lo = float(min(frame["predicted"].min(), frame["actual"].min()))
+    hi = float(max(frame["predicted"].max(), frame["actual"].max()))
+    fig = go.Figure(
+        [
+            go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x",
+                       line=dict(color="#999", dash="dot")),
+            go.Scatter(
+                x=frame["actual"], y=frame["predicted"], mode="markers", name="ablated pairs",
+                marker=dict(color=frame[color], colorscale="Viridis", size=6,
+                            colorbar=dict(title=color.replace("_", " "))),
+                customdata=frame[["feature", "position", color]].to_numpy(),
+                hovertemplate="feature %{customdata[0]} at position %{customdata[1]}<br>"
+                "actual %{x:.3f}, predicted %{y:.3f}<br>" + color + " %{customdata[2]:.2f}"
+                "<extra></extra>",
+            ),
+        ]
+    )
+    fig.update_layout(
+        template=TEMPLATE, title=title, margin=dict(l=60, r=20, t=60, b=50), showlegend=False,
+        xaxis_title="actual change in log p(correct token) when ablated (nats)",
+        yaxis_title="predicted by gradient x activation (nats)",
+    )
+    return fig
