@@ -309,11 +309,14 @@ def feature_detection_table(
     true_pos = (fires * active).sum(dim=0)
     precision = true_pos / fires.sum(dim=0)  # NaN where the latent never fires
     recall = true_pos / active.sum(dim=0)
+    columns = {
+        "firing_rate": active.mean(dim=0),
+        "latent": best_latent,
+        "cos": best_cos,
+        "precision": precision,
+        "recall": recall,
+    }
     return pd.DataFrame({
         "feature": range(features.shape[1]),
-        "firing_rate": active.mean(dim=0).numpy(),
-        "latent": best_latent.numpy(),
-        "cos": best_cos.numpy(),
-        "precision": precision.numpy(),
-        "recall": recall.numpy(),
+        **{name: values.cpu().numpy() for name, values in columns.items()},
     })
