@@ -29,6 +29,15 @@ from utils.ground_truth import (
 N, D = 32, 16
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small SAEs train faster on one thread (as in the notebook), much faster on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def small_model(seed: int = 0, hierarchy: bool = True) -> SyntheticModel:
     return SyntheticModel(SyntheticModelConfig(
         num_features=N,
@@ -152,7 +161,7 @@ def test_score_sae_is_reproducible_and_scores_the_true_dictionary_as_perfect():
 
 
 # training
-def test_train_on_synthetic_writes_nothing_and_revives_dead_latents(tmp_path, monkeypatch):
+def test_train_on_synthetic_writes_nothing_and_is_reproducible(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     model = small_model()
     cfg = TopKTrainingSAEConfig(d_in=D, d_sae=N, k=2, rescale_acts_by_decoder_norm=False)
@@ -175,3 +184,21 @@ def test_train_on_synthetic_rejects_bad_input():
         train_on_synthetic(model, StandardTrainingSAEConfig(d_in=D, d_sae=N),
                            training_samples=1000, batch_size=100, lr=1e-3,
                            dead_feature_window=1000)
+
+
+# the preset sizes tutorial 4 reads
+@pytest.mark.parametrize("name", ["tiny", "gpt2-small"])
+def test_preset_synthetic_sizes_fit_the_notebook(name):
+    from utils.presets import PRESETS
+
+    sizes = PRESETS[name].synthetic
+    assert sizes is not None, f"preset {name} has no synthetic sizes (tutorial 4)"
+    assert sizes.num_features > sizes.hidden_dim  # superposition
+    assert sizes.num_features % 16 == 0  # the Matryoshka widths N/16, N/4, N
+    assert sizes.hierarchy_roots * (1 + sizes.hierarchy_branching) <= sizes.num_features
+    assert 0 < sizes.dead_feature_window < sizes.training_samples // sizes.batch_size
+    # the notebook reads these SAEs from the sweep it trains
+    assert {sizes.l1_coefficient, sizes.weak_l1_coefficient} <= set(sizes.sweep_l1)
+    assert sizes.weak_l1_coefficient < sizes.l1_coefficient
+    assert sizes.k in sizes.sweep_k
+    assert sizes.eval_samples >= 10 * sizes.batch_size
