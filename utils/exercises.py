@@ -129,9 +129,9 @@ def check_token_detector(
     return True
 
 
-# ---------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # Tutorial 4: ground truth (synthetic data). Self-contained: its helpers and imports are its own.
-# ---------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 
 _T4_NOT_DONE = "Not answered yet: fill in the cell above and run this check again."
 
@@ -176,15 +176,17 @@ def check_mcc(my_mcc: Callable[[torch.Tensor, torch.Tensor], float] | None) -> b
     return True
 
 
-def check_shrinkage(my_shrinkage: Callable[[torch.Tensor, torch.Tensor], float] | None) -> bool | None:
+def check_shrinkage(
+    my_shrinkage: Callable[[torch.Tensor, torch.Tensor], float] | None,
+) -> bool | None:
     """Check ``my_shrinkage(x [n, d], x_hat [n, d]) -> float``: mean of ``|x_hat| / |x|``."""
     generator = torch.Generator().manual_seed(5)
     x = torch.randn(50, 8, generator=generator)
     cases = [
         (x, 0.5 * x, 0.5, "x_hat = x / 2"),
         (x, x, 1.0, "a perfect reconstruction"),
-        (x, x * torch.rand(50, 1, generator=generator) + 0.1 * torch.randn(50, 8, generator=generator),
-         None, "a noisy reconstruction"),
+        (x, x * torch.rand(50, 1, generator=generator)
+         + 0.1 * torch.randn(50, 8, generator=generator), None, "a noisy reconstruction"),
     ]
     for inputs, outputs, known, name in cases:
         answer = _t4_answer(my_shrinkage, inputs.clone(), outputs.clone())

@@ -1,4 +1,4 @@
-"""Tutorial 4: SAEs trained on synthetic data whose true features are known (``sae_lens.synthetic``).
+"""Tutorial 4: SAEs trained on synthetic data whose true features are known (sae_lens.synthetic).
 
 What SAELens 6.x provides is used as is (``SyntheticModel``, ``SyntheticSAERunner``,
 ``eval_sae_on_synthetic_data``); this module adds what the tutorial needs around it:
