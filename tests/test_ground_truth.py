@@ -1,0 +1,204 @@
+"""Tests for utils/ground_truth.py (tutorial 4): small synthetic models, so they run in seconds."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from sae_lens import StandardTrainingSAEConfig, TopKTrainingSAEConfig
+from sae_lens.saes.standard_sae import StandardTrainingSAE
+from sae_lens.synthetic import (
+    HierarchyConfig,
+    SyntheticModel,
+    SyntheticModelConfig,
+    init_sae_to_match_feature_dict,
+    mean_correlation_coefficient,
+)
+
+from utils.ground_truth import (
+    absorption,
+    absorption_table,
+    feature_detection_table,
+    parent_children,
+    random_decoder,
+    score_sae,
+    train_on_synthetic,
+)
+
+N, D = 32, 16
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small SAEs train faster on one thread (as in the notebook), much faster on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def small_model(seed: int = 0, hierarchy: bool = True) -> SyntheticModel:
+    return SyntheticModel(SyntheticModelConfig(
+        num_features=N,
+        hidden_dim=D,
+        hierarchy=HierarchyConfig(total_root_nodes=2, branching_factor=3, max_depth=1,
+                                  compensate_probabilities=True) if hierarchy else None,
+        seed=seed,
+    ))
+
+
+def perfect_sae(model: SyntheticModel) -> StandardTrainingSAE:
+    """An SAE whose encoder and decoder are the true feature directions (zero biases)."""
+    sae = StandardTrainingSAE(StandardTrainingSAEConfig(d_in=D, d_sae=N, l1_coefficient=1.0))
+    init_sae_to_match_feature_dict(sae, model.feature_dict)
+    sae.b_enc.data.zero_()
+    sae.b_dec.data.zero_()
+    return sae
+
+
+def bools(*values: int) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.bool)
+
+
+# absorption: the metric itself, on firing patterns whose answer is known
+def test_absorption_is_one_when_a_child_silences_the_latent():
+    parent = bools(1, 1, 1, 1, 0)
+    child = bools(0, 0, 1, 1, 1)
+    latent = bools(1, 1, 0, 0, 0)
+    assert absorption(latent, parent, child) == pytest.approx(1.0)
+
+
+def test_absorption_is_zero_when_the_latent_ignores_the_children():
+    parent = bools(1, 1, 1, 1, 0)
+    child = bools(0, 0, 1, 1, 1)
+    latent = bools(1, 0, 1, 0, 1)  # half the time with and without a child
+    assert absorption(latent, parent, child) == pytest.approx(0.0)
+
+
+def test_absorption_counts_only_samples_where_the_parent_fires():
+    parent = bools(1, 1, 1, 1, 0, 0)
+    child = bools(0, 0, 1, 1, 1, 1)
+    latent = bools(1, 1, 1, 0, 0, 0)  # 2/2 alone, 1/2 with a child; no parent: ignored
+    assert absorption(latent, parent, child) == pytest.approx(0.5)
+
+
+def test_absorption_is_nan_without_both_cases():
+    parent = bools(1, 1, 0)
+    assert math.isnan(absorption(bools(1, 1, 0), parent, bools(0, 0, 1)))  # never with a child
+    assert math.isnan(absorption(bools(0, 0, 0), parent, bools(0, 1, 1)))  # silent when alone
+
+
+def test_absorption_rejects_non_boolean_input():
+    with pytest.raises(ValueError, match="boolean"):
+        absorption(torch.ones(3), bools(1, 1, 1), bools(0, 1, 0))
+    with pytest.raises(ValueError, match="same length"):
+        absorption(bools(1, 1), bools(1, 1, 1), bools(0, 1, 0))
+
+
+# the random baseline
+def test_random_decoder_is_unit_norm_reproducible_and_not_the_true_features():
+    model = small_model(seed=0, hierarchy=False)
+    decoder = random_decoder(N, D, seed=0)
+    assert decoder.shape == (N, D)
+    torch.testing.assert_close(decoder.norm(dim=1), torch.ones(N))
+    torch.testing.assert_close(decoder, random_decoder(N, D, seed=0))
+    true = model.feature_dict.feature_vectors.detach()
+    # Drawn like the model's own features (global generator, same seed) it would score 1.0.
+    assert mean_correlation_coefficient(decoder, true) < 0.8
+    with pytest.raises(ValueError, match="positive"):
+        random_decoder(0, D)
+
+
+# the hierarchy
+def test_parent_children_reads_the_hierarchy():
+    pairs = parent_children(small_model())
+    assert len(pairs) == 2
+    assert all(len(children) == 3 for children in pairs.values())
+    everything = [p for p in pairs] + [c for cs in pairs.values() for c in cs]
+    assert len(set(everything)) == 8
+    with pytest.raises(ValueError, match="no hierarchy"):
+        parent_children(small_model(hierarchy=False))
+
+
+# tables, on an SAE that is the true dictionary
+def test_tables_of_the_true_dictionary():
+    model = small_model()
+    sae = perfect_sae(model)
+    torch.manual_seed(1)
+    hidden, features = model.sample_with_features(2000)
+    hidden = hidden - model.feature_dict.bias.detach()  # the perfect SAE has no decoder bias
+
+    absorbed = absorption_table(sae, model, hidden, features, batch_size=500)
+    assert len(absorbed) == 2
+    assert (absorbed["parent_cos"] > 0.999).all()
+    assert absorbed["parent_latent"].tolist() == absorbed["parent"].tolist()
+    # the true parent direction's latent fires whenever the parent is active, child or not
+    assert (absorbed["rate_alone"] > 0.9).all()
+    assert absorbed["absorption"].abs().max() < 0.1
+
+    detection = feature_detection_table(sae, model, hidden, features, batch_size=500)
+    assert len(detection) == N
+    assert (detection["latent"] == detection["feature"]).all()
+    assert (detection["cos"] > 0.999).all()
+    # the matched latent fires where its feature is active (bar interference from the others)
+    assert detection["recall"].mean() > 0.95 and (detection["recall"] > 0.8).all()
+    assert (detection["firing_rate"] > 0).all()
+
+    with pytest.raises(ValueError, match="samples"):
+        absorption_table(sae, model, hidden[:10], features, batch_size=500)
+
+
+def test_score_sae_is_reproducible_and_scores_the_true_dictionary_as_perfect():
+    model = small_model()
+    sae = perfect_sae(model)
+    first = score_sae(sae, model, num_samples=1000, batch_size=500, seed=3)
+    assert first == score_sae(sae, model, num_samples=1000, batch_size=500, seed=3)
+    assert first["mcc"] == pytest.approx(1.0, abs=1e-5)
+    assert first["uniqueness"] == pytest.approx(1.0)
+    assert set(first) >= {"mcc", "l0", "explained_variance", "shrinkage", "dead_latents",
+                          "precision", "recall"}
+
+
+# training
+def test_train_on_synthetic_writes_nothing_and_is_reproducible(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = small_model()
+    cfg = TopKTrainingSAEConfig(d_in=D, d_sae=N, k=2, rescale_acts_by_decoder_norm=False)
+    sae = train_on_synthetic(model, cfg, training_samples=128 * 60, batch_size=128, lr=3e-3,
+                             dead_feature_window=20, show_progress=False)
+    assert sae.W_dec.shape == (N, D)
+    assert list(tmp_path.iterdir()) == [], "the run wrote files (output/ or checkpoints/)"
+    again = train_on_synthetic(model, cfg, training_samples=128 * 60, batch_size=128, lr=3e-3,
+                               dead_feature_window=20, show_progress=False)
+    torch.testing.assert_close(sae.W_dec, again.W_dec)  # seeded: the same SAE
+
+
+def test_train_on_synthetic_rejects_bad_input():
+    model = small_model()
+    with pytest.raises(ValueError, match="d_in"):
+        train_on_synthetic(model, StandardTrainingSAEConfig(d_in=D + 1, d_sae=N),
+                           training_samples=1000, batch_size=100, lr=1e-3,
+                           dead_feature_window=5)
+    with pytest.raises(ValueError, match="dead_feature_window"):
+        train_on_synthetic(model, StandardTrainingSAEConfig(d_in=D, d_sae=N),
+                           training_samples=1000, batch_size=100, lr=1e-3,
+                           dead_feature_window=1000)
+
+
+# the preset sizes tutorial 4 reads
+@pytest.mark.parametrize("name", ["tiny", "gpt2-small"])
+def test_preset_synthetic_sizes_fit_the_notebook(name):
+    from utils.presets import PRESETS
+
+    sizes = PRESETS[name].synthetic
+    assert sizes is not None, f"preset {name} has no synthetic sizes (tutorial 4)"
+    assert sizes.num_features > sizes.hidden_dim  # superposition
+    assert sizes.num_features % 16 == 0  # the Matryoshka widths N/16, N/4, N
+    assert sizes.hierarchy_roots * (1 + sizes.hierarchy_branching) <= sizes.num_features
+    assert 0 < sizes.dead_feature_window < sizes.training_samples // sizes.batch_size
+    # the notebook reads these SAEs from the sweep it trains
+    assert {sizes.l1_coefficient, sizes.weak_l1_coefficient} <= set(sizes.sweep_l1)
+    assert sizes.weak_l1_coefficient < sizes.l1_coefficient
+    assert sizes.k in sizes.sweep_k
+    assert sizes.eval_samples >= 10 * sizes.batch_size
