@@ -1,8 +1,8 @@
 # The book's commands:
 #   make book   build the website into _build/html, executing every notebook (preset: tiny)
 #   make test   unit tests for utils, every notebook through nbmake, and the browser tests
-#   make lab    start JupyterLab on notebooks/ (preset: tiny; `make lab PRESET=auto` lets the
-#               notebooks choose); it prints the address to open, Ctrl-C stops it
+#   make lab    start JupyterLab on notebooks/ and open it in the browser (preset: tiny;
+#               `make lab PRESET=auto` lets the notebooks choose); Ctrl-C stops it
 # Each creates the virtual environment .venv on first use and reuses it afterwards.
 
 SHELL := /bin/bash
