@@ -149,7 +149,7 @@ def lab_run(chromium_path):
     source = REPO_ROOT / "notebooks" / NOTEBOOK
     digest = _digest(source)
     started = time.monotonic()
-    phases = {}
+    phases, external = {}, []
     with LabServer() as lab, sync_playwright() as pw:
         phases["server up"] = round(time.monotonic() - started, 1)
         browser = pw.chromium.launch(
@@ -157,7 +157,7 @@ def lab_run(chromium_path):
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            run = LabRun(page=page, started=started, phases=phases)
+            run = LabRun(page=page, started=started, phases=phases, external=external)
 
             def on_console(msg):
                 if msg.type == "error":
@@ -187,7 +187,8 @@ def lab_run(chromium_path):
             browser.close()
             phases["browser closed"] = round(time.monotonic() - started, 1)
     print(f"JupyterLab test: {time.monotonic() - started:.0f} s in all, load average "
-          f"{os.getloadavg()[0]:.1f}; seconds from the start: {phases}")
+          f"{os.getloadavg()[0]:.1f}; seconds from the start: {phases}; "
+          f"requests to other hosts refused: {external or 'none'}")
     assert _digest(source) == digest, f"notebooks/{NOTEBOOK} changed while the test ran"
 
 
