@@ -18,7 +18,7 @@ valid one, so editing the tutorial's text, prompt or feature does not break it.
 
 Without Chromium (or Python playwright) these tests are skipped, saying so; with CI=true they fail
 instead. JupyterLab itself is in requirements.txt, so a missing JupyterLab is a failure.
-The whole module takes about a minute on a quiet 2-core machine; every wait has a timeout.
+Every wait has a timeout; the fixture prints the time of each phase with the load average.
 """
 
 from __future__ import annotations
