@@ -2,8 +2,8 @@
 #   make book   build the website into _build/html, executing every notebook (preset: tiny)
 #   make test   lint and format check (ruff), unit tests for utils, every notebook through nbmake,
 #               and the browser tests (the site, and tutorial 1 live in JupyterLab)
-#   make lab    start JupyterLab on notebooks/ (preset: tiny; `make lab PRESET=auto` lets the
-#               notebooks choose); it prints the address to open, Ctrl-C stops it
+#   make lab    start JupyterLab on notebooks/ and open it in the browser (preset: tiny;
+#               `make lab PRESET=auto` lets the notebooks choose); Ctrl-C stops it
 # Each creates the virtual environment .venv on first use and reuses it afterwards.
 
 SHELL := /bin/bash

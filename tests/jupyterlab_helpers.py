@@ -78,8 +78,8 @@ def jupyterlab_installed() -> bool:
 class LabServer:
     """JupyterLab on a temporary copy of ``notebooks/``; use as a context manager.
 
-    Attributes once started: ``base_url`` (``http://127.0.0.1:<port>/``), ``token``,
-    ``notebooks_dir`` (the copy the server serves), ``log_path`` (the server's output).
+    Attributes once started: ``base_url`` (``http://127.0.0.1:<port>/``), ``token``, ``root`` (the
+    temporary tree), ``notebooks_dir`` (the copy the server serves), ``log_path`` (its output).
     """
 
     def __init__(self, start_timeout_s: float = 45.0):
@@ -94,12 +94,14 @@ class LabServer:
 
     def _prepare(self) -> dict[str, str]:
         self._tmp = tempfile.TemporaryDirectory(prefix="sae-book-lab-")
-        root = Path(self._tmp.name)
+        root = self.root = Path(self._tmp.name)
         book = root / "book"
         shutil.copytree(
             REPO_ROOT / "notebooks",
             book / "notebooks",
-            ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*_saes", "checkpoints"),
+            ignore=shutil.ignore_patterns(
+                ".ipynb_checkpoints", "__pycache__", "*_saes", "checkpoints"
+            ),
         )
         for name in ("utils", "benchmarks"):
             (book / name).symlink_to(REPO_ROOT / name, target_is_directory=True)
@@ -121,6 +123,13 @@ class LabServer:
         env.pop("JUPYTER_PATH", None)  # no extra kernels or extensions from the user's set-up
         env.pop("JUPYTER_CONFIG_PATH", None)
         self.log_path = root / "server.log"
+        return env
+
+    def browser_env(self) -> dict[str, str]:
+        """The environment for the browser: its caches and settings in the temporary tree too."""
+        env = dict(os.environ)
+        env.update(XDG_CONFIG_HOME=str(self.root / "browser" / "config"),
+                   XDG_CACHE_HOME=str(self.root / "browser" / "cache"))
         return env
 
     def command(self) -> list[str]:
@@ -167,7 +176,7 @@ class LabServer:
         )
 
     def url(self, path: str) -> str:
-        """An address on the server, with the token (``path`` relative, e.g. ``lab/tree/x.ipynb``)."""
+        """An address on the server with the token; ``path`` is relative (``lab/tree/x.ipynb``)."""
         return f"{self.base_url}{path}?token={self.token}"
 
     # --- context manager ---------------------------------------------------------------------

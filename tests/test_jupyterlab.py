@@ -18,7 +18,7 @@ valid one, so editing the tutorial's text, prompt or feature does not break it.
 
 Without Chromium (or Python playwright) these tests are skipped, saying so; with CI=true they fail
 instead. JupyterLab itself is in requirements.txt, so a missing JupyterLab is a failure.
-The whole module takes about a minute on a quiet 2-core machine; every wait has a timeout.
+Every wait has a timeout; the fixture prints the time of each phase with the load average.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ PLOTLY_MIME = "application/vnd.plotly.v1+json"
 # bounded: together they stay within the module's budget below.
 OPEN_TIMEOUT_MS = 60_000  # JupyterLab's page and the notebook's cells
 KERNEL_TIMEOUT_MS = 60_000  # the kernel ready (Run menu enabled)
-RUN_TIMEOUT_MS = 240_000  # every cell of tutorial 1 (about 15 s of kernel time on a quiet machine)
+RUN_TIMEOUT_MS = 300_000  # every cell of tutorial 1 (about 15 s of kernel time on a quiet machine)
 WIDGET_TIMEOUT_MS = 45_000  # one round trip of the explorer through the kernel
 
 
@@ -65,6 +65,7 @@ class LabRun:
     cells: list[dict] = field(default_factory=list)  # see CELLS_JS
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
+    external: list[str] = field(default_factory=list)  # requests to other hosts (blocked)
     phases: dict[str, float] = field(default_factory=dict)  # seconds since start, for the log
 
     def mark(self, phase: str) -> None:
@@ -94,8 +95,8 @@ CELLS_JS = r"""
         svg: svgs.length,
         svg_area: svgs.reduce((a, s) => Math.max(a, s.getBoundingClientRect().width
                                                    * s.getBoundingClientRect().height), 0),
-        traces: node ? node.querySelectorAll('.main-svg .trace, .main-svg .hm, .main-svg .bars path,'
-                                             + ' .main-svg .point').length : 0,
+        traces: node ? node.querySelectorAll(
+          '.main-svg .trace, .main-svg .hm, .main-svg .bars path, .main-svg .point').length : 0,
       });
     }
     return {index, count: cell.model.executionCount, source: cell.model.sharedModel.getSource()
@@ -148,19 +149,28 @@ def lab_run(chromium_path):
     source = REPO_ROOT / "notebooks" / NOTEBOOK
     digest = _digest(source)
     started = time.monotonic()
-    phases = {}
+    phases, external = {}, []
     with LabServer() as lab, sync_playwright() as pw:
         phases["server up"] = round(time.monotonic() - started, 1)
-        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(
+            executable_path=chromium_path, args=CHROMIUM_ARGS, env=lab.browser_env()
+        )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            run = LabRun(page=page, started=started, phases=phases)
+            run = LabRun(page=page, started=started, phases=phases, external=external)
 
             def on_console(msg):
                 if msg.type == "error":
                     where = msg.location.get("url", "") if msg.location else ""
                     run.console_errors.append(f"{msg.text} ({where})")
 
+            def block_external(route):
+                run.external.append(route.request.url)
+                route.abort()
+
+            # JupyterLab and the notebook must work offline: requests to other hosts are refused
+            # (and listed), so the test behaves the same with and without a network.
+            page.route(lambda url: not url.startswith(lab.base_url), block_external)
             page.on("console", on_console)
             page.on("pageerror", lambda exc: run.page_errors.append(str(exc)))
             try:
@@ -177,7 +187,8 @@ def lab_run(chromium_path):
             browser.close()
             phases["browser closed"] = round(time.monotonic() - started, 1)
     print(f"JupyterLab test: {time.monotonic() - started:.0f} s in all, load average "
-          f"{os.getloadavg()[0]:.1f}; seconds from the start: {phases}")
+          f"{os.getloadavg()[0]:.1f}; seconds from the start: {phases}; "
+          f"requests to other hosts refused: {external or 'none'}")
     assert _digest(source) == digest, f"notebooks/{NOTEBOOK} changed while the test ran"
 
 
@@ -222,7 +233,8 @@ def _problems(cells: list[dict]) -> list[str]:
     """Errors and unexecuted cells, one line each (with the start of the cell's source)."""
     lines = []
     for cell in cells:
-        where = f"cell {cell['index']} ({cell['source'].splitlines()[0] if cell['source'] else ''!r})"
+        first_line = cell["source"].splitlines()[0] if cell["source"] else ""
+        where = f"cell {cell['index']} ({first_line!r})"
         if cell["count"] is None:
             lines.append(f"{where}: not executed")
         for out in cell["outputs"]:
@@ -231,7 +243,7 @@ def _problems(cells: list[dict]) -> list[str]:
     return lines
 
 
-# --- the checks ------------------------------------------------------------------------------------
+# --- the checks ---------------------------------------------------------------------------------
 
 
 def test_setup_cell_finds_utils_and_every_cell_runs(lab_run):
@@ -246,9 +258,11 @@ def test_setup_cell_finds_utils_and_every_cell_runs(lab_run):
 
 
 def test_plotly_figures_render(lab_run):
-    figures = [(c["index"], o) for c in lab_run.cells for o in c["outputs"] if PLOTLY_MIME in o["mimes"]]
+    figures = [
+        (c["index"], o) for c in lab_run.cells for o in c["outputs"] if PLOTLY_MIME in o["mimes"]
+    ]
     assert figures, "No plotly figure in tutorial 1's outputs"
-    undrawn = [index for index, o in figures if not (o["svg"] and o["svg_area"] > 0 and o["traces"])]
+    undrawn = [i for i, o in figures if not (o["svg"] and o["svg_area"] > 0 and o["traces"])]
     assert not undrawn, (
         f"Plotly figures not drawn by JupyterLab (no svg.main-svg with traces) in cells {undrawn} "
         f"of {len(figures)} figure outputs"
@@ -273,7 +287,8 @@ def _wait_view(page, predicate_js: str, arg, what: str) -> str:
         )
     except Exception as error:
         raise AssertionError(
-            f"The explorer's view did not {what} within {WIDGET_TIMEOUT_MS / 1000:.0f} s; it shows:\n"
+            f"The explorer's view did not {what} within {WIDGET_TIMEOUT_MS / 1000:.0f} s; "
+            "it shows:\n"
             + _explorer_view(page)[:1000]
         ) from error
     return _explorer_view(page)
@@ -287,7 +302,9 @@ def test_feature_explorer_is_live(lab_run):
     from utils.features import check_prompt
 
     page = lab_run.page
-    widget_cells = [c["index"] for c in lab_run.cells for o in c["outputs"] if WIDGET_MIME in o["mimes"]]
+    widget_cells = [
+        c["index"] for c in lab_run.cells for o in c["outputs"] if WIDGET_MIME in o["mimes"]
+    ]
     assert widget_cells, "No widget output in tutorial 1 (the explorer should be one)"
     explorers = page.evaluate(FIND_EXPLORERS_JS)
     assert explorers, (
@@ -320,8 +337,10 @@ def test_feature_explorer_is_live(lab_run):
     new_feature = candidates[0] if candidates else (current + 1 if current < high else current - 1)
     feature_box.fill(str(new_feature), timeout=WIDGET_TIMEOUT_MS)
     feature_box.press("Enter", timeout=WIDGET_TIMEOUT_MS)
-    feature_view = _wait_view(page, "text !== arg", prompt_view, f"change for feature {new_feature}")
-    assert str(new_feature) in feature_view, f"Feature {new_feature} is not named in:\n{feature_view}"
+    feature_view = _wait_view(
+        page, "text !== arg", prompt_view, f"change for feature {new_feature}"
+    )
+    assert str(new_feature) in feature_view, f"Feature {new_feature} not named in:\n{feature_view}"
     assert new_prompt in feature_view
 
     # 3. An empty prompt: the explorer's own error message, in the widget, and no traceback.
@@ -337,14 +356,20 @@ def test_feature_explorer_is_live(lab_run):
     print(f"Explorer: prompt {new_prompt!r}; feature {current} -> {new_feature} "
           f"(suggested: {suggested}); empty prompt -> {error_view.strip()!r}")
     outputs_after = _output_types(page.evaluate(CELLS_JS))
-    assert outputs_after == outputs_before, "The explorer's round trips added outputs to the notebook"
+    assert outputs_after == outputs_before, "The explorer's round trips added notebook outputs"
 
 
 def test_no_console_errors(lab_run):
-    """Every console error and uncaught exception of the page counts.
+    """Every console message of type error and every uncaught exception of the page counts.
 
-    Run last, so that it covers the run and the explorer's round trips. (JupyterLab logs its own
-    chatter at debug/info/warning level; none of that counts.)
+    Run last, so that it covers the run and the explorer's round trips. JupyterLab's own chatter
+    (debug, info and warning messages) does not count; nor does a request to another host unless it
+    logged an error (they are refused and listed, like the site test does).
     """
-    assert not lab_run.page_errors, f"Uncaught exceptions in JupyterLab's page: {lab_run.page_errors}"
-    assert not lab_run.console_errors, f"Console errors in JupyterLab's page: {lab_run.console_errors}"
+    external = f" Requests to other hosts (refused): {lab_run.external}" if lab_run.external else ""
+    assert not lab_run.page_errors, (
+        f"Uncaught exceptions in JupyterLab's page: {lab_run.page_errors}.{external}"
+    )
+    assert not lab_run.console_errors, (
+        f"Console errors in JupyterLab's page: {lab_run.console_errors}.{external}"
+    )
