@@ -344,3 +344,23 @@ def test_figures(attribution, model, sae):
     assert len(fig.data) == 2 and len(fig.data[1].x) == len(frame)
     curves = pd.DataFrame({"label": ["a", "a", "b"], "scale": [0, 1, 0], "logprob_gain": [0, 1, 0]})
     assert [t.name for t in I.steering_curve_figure(curves, "t").data] == ["a", "b"]
+
+
+# ---- the presets' sizes for tutorial 3 ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["tiny", "gpt2-small"])
+def test_preset_intervention_sizes(name):
+    """What tutorial 3's cells rely on: scale 0 (the baseline) and 0.5 (the scale its table reads)
+    among the steering scales, contexts no longer than the sample's, a sensible density range."""
+    from utils.presets import InterventionSizes, get_preset
+
+    preset = get_preset(name)
+    sizes = preset.interventions
+    assert isinstance(sizes, InterventionSizes)
+    assert 0.0 in sizes.steering_scales and 0.5 in sizes.steering_scales
+    assert list(sizes.steering_scales) == sorted(sizes.steering_scales)
+    assert 0 < sizes.min_density < sizes.max_density < 1
+    assert 2 <= sizes.context_size <= preset.sample_context
+    assert min(sizes.n_features, sizes.top_tokens, sizes.random_directions, sizes.batch_size) >= 1
+    assert sizes.attribution_top >= 1 and sizes.attribution_random >= 1
