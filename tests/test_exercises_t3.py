@@ -46,7 +46,8 @@ def test_check_steering_hook():
 
 
 def test_check_ablated_activation(model, sae, tokens):
-    feature = int(sae.encode(model.run_with_cache(tokens)[1]["blocks.1.hook_resid_pre"][0]).sum(0).argmax())
+    x = model.run_with_cache(tokens)[1]["blocks.1.hook_resid_pre"][0]
+    feature = int(sae.encode(x).sum(0).argmax())
 
     def right(x, sae, f):
         feats = sae.encode(x)

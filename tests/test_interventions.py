@@ -8,7 +8,15 @@ import math
 import pandas as pd
 import pytest
 import torch
-from random_models import D_MODEL, D_SAE, HOOK, SAMPLE_TEXTS, build_model, build_sae, build_tokenizer
+from random_models import (
+    D_MODEL,
+    D_SAE,
+    HOOK,
+    SAMPLE_TEXTS,
+    build_model,
+    build_sae,
+    build_tokenizer,
+)
 
 from utils import features as F
 from utils import interventions as I
@@ -95,7 +103,7 @@ def test_direction_of_the_wrong_width(model):
         I.steering_hooks(model, HOOK, torch.ones(D_MODEL + 1), 1.0)
 
 
-# ---- directions and logit effects -------------------------------------------------------------------
+# ---- directions and logit effects ------------------------------------------------------------
 
 
 def test_unit_direction_is_the_normalised_decoder_row(sae):
@@ -155,7 +163,9 @@ def test_sample_contexts(sample):
     f = firing_feature(sample)
     tokens, _ = I.sample_contexts(sample, 12, 100, feature=f)
     grid = sample.activation_grid(f)[:, :12]
-    firing_texts = [t for t in range(sample.n_texts) if sample.lengths[t] >= 12 and grid[t].gt(0).any()]
+    firing_texts = [
+        t for t in range(sample.n_texts) if sample.lengths[t] >= 12 and grid[t].gt(0).any()
+    ]
     assert torch.equal(tokens, sample.tokens[firing_texts, :12])
     with pytest.raises(ValueError, match="context_size"):
         I.sample_contexts(sample, CTX + 1, 3)
@@ -230,7 +240,8 @@ def test_ablation_subtracts_only_the_features_contribution(model, sae, sample):
     clean = model(tokens).log_softmax(-1)
     ablated = model.run_with_hooks(tokens, fwd_hooks=[(HOOK, subtract)]).log_softmax(-1)
     next_ids = tokens[:, 1:][mask[:, :-1]][:, None]
-    assert math.isclose(effect.loss_clean, -clean[mask].gather(1, next_ids).mean().item(), rel_tol=1e-4)
+    assert math.isclose(effect.loss_clean, -clean[mask].gather(1, next_ids).mean().item(),
+                        rel_tol=1e-4)
     assert math.isclose(effect.loss_ablated, -ablated[mask].gather(1, next_ids).mean().item(),
                         rel_tol=1e-4)
     change = (ablated[mask] - clean[mask]).mean(0)
@@ -251,7 +262,7 @@ def test_ablating_a_silent_feature_is_an_error(model, sae, sample, contexts):
         I.ablate_feature(model, sae, tokens, counted, D_SAE + 3)
 
 
-# ---- attribution ------------------------------------------------------------------------------------
+# ---- attribution ------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -344,3 +355,23 @@ def test_figures(attribution, model, sae):
     assert len(fig.data) == 2 and len(fig.data[1].x) == len(frame)
     curves = pd.DataFrame({"label": ["a", "a", "b"], "scale": [0, 1, 0], "logprob_gain": [0, 1, 0]})
     assert [t.name for t in I.steering_curve_figure(curves, "t").data] == ["a", "b"]
+
+
+# ---- the presets' sizes for tutorial 3 ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["tiny", "gpt2-small"])
+def test_preset_intervention_sizes(name):
+    """What tutorial 3's cells rely on: scale 0 (the baseline) and 0.5 (the scale its table reads)
+    among the steering scales, contexts no longer than the sample's, a sensible density range."""
+    from utils.presets import InterventionSizes, get_preset
+
+    preset = get_preset(name)
+    sizes = preset.interventions
+    assert isinstance(sizes, InterventionSizes)
+    assert 0.0 in sizes.steering_scales and 0.5 in sizes.steering_scales
+    assert list(sizes.steering_scales) == sorted(sizes.steering_scales)
+    assert 0 < sizes.min_density < sizes.max_density < 1
+    assert 2 <= sizes.context_size <= preset.sample_context
+    assert min(sizes.n_features, sizes.top_tokens, sizes.random_directions, sizes.batch_size) >= 1
+    assert sizes.attribution_top >= 1 and sizes.attribution_random >= 1

@@ -287,7 +287,8 @@ def check_steering_hook(my_steering_hook: Callable[..., Any] | None) -> bool | N
 
 @torch.no_grad()
 def _ablated_sae_output(model: Any, sae: Any, tokens: torch.Tensor, feature: int) -> torch.Tensor:
-    """What flows on from the SAE's hook with ``feature`` removed and the error term kept: [pos, d]."""
+    """What flows on from the SAE's hook with ``feature`` removed and the error term kept:
+    ``[pos, d_in]``."""
     hook_name = F.sae_hook_name(sae)
     store: dict[str, torch.Tensor] = {}
 
@@ -303,7 +304,10 @@ def _ablated_sae_output(model: Any, sae: Any, tokens: torch.Tensor, feature: int
     with model.saes(saes=[sae], use_error_term=True):
         model.run_with_hooks(
             tokens,
-            fwd_hooks=[(f"{hook_name}.hook_sae_acts_post", remove), (f"{hook_name}.hook_sae_output", keep)],
+            fwd_hooks=[
+                (f"{hook_name}.hook_sae_acts_post", remove),
+                (f"{hook_name}.hook_sae_output", keep),
+            ],
         )
     return store["out"][0]
 
@@ -346,7 +350,8 @@ def check_ablated_activation(
         "Your activation differs from what the model sees. Hint: with the error term kept, "
         "removing a feature subtracts only its own contribution, activation * W_dec[feature]."
     )
-    print(f"Correct: your ablated activation matches the spliced model's at all {len(x)} positions.")
+    print(f"Correct: your ablated activation matches the spliced model's at all {len(x)} "
+          "positions.")
     return True
 
 

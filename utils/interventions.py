@@ -115,7 +115,8 @@ def direct_logit_effects(model: Any, directions: torch.Tensor) -> torch.Tensor:
 
 
 def promoted_token_ids(model: Any, direction: torch.Tensor, k: int = 10) -> torch.Tensor:
-    """The ``k`` token ids whose logits ``direction`` raises most directly: ``[k]``, largest first."""
+    """The ``k`` token ids whose logits ``direction`` raises most directly: ``[k]``, largest
+    first."""
     if not 1 <= k <= model.cfg.d_vocab:
         raise ValueError(f"k must be between 1 and d_vocab={model.cfg.d_vocab}, got {k}")
     return direct_logit_effects(model, direction).topk(k).indices
@@ -668,15 +669,15 @@ def steering_curve_figure(curves: pd.DataFrame, title: str):
         fig.add_trace(
             go.Scatter(
                 x=group["scale"], y=group["logprob_gain"], mode="lines+markers", name=str(label),
-                line=dict(dash=dash),
+                line={"dash": dash},
                 hovertemplate="c=%{x}<br>gain %{y:.2f} nats<extra>" + str(label) + "</extra>",
             )
         )
     fig.update_layout(
-        template=TEMPLATE, title=title, margin=dict(l=60, r=20, t=60, b=50),
+        template=TEMPLATE, title=title, margin={"l": 60, "r": 20, "t": 60, "b": 50},
         xaxis_title="steering scale c (fraction of the activation's norm)",
         yaxis_title="gain in mean log-prob of scored tokens (nats)",
-        legend=dict(font=dict(size=11)),
+        legend={"font": {"size": 11}},
     )
     return fig
 
@@ -693,11 +694,11 @@ def attribution_scatter(frame: pd.DataFrame, color: str, title: str):
     fig = go.Figure(
         [
             go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x",
-                       line=dict(color="#999", dash="dot")),
+                       line={"color": "#999", "dash": "dot"}),
             go.Scatter(
                 x=frame["actual"], y=frame["predicted"], mode="markers", name="ablated pairs",
-                marker=dict(color=frame[color], colorscale="Viridis", size=6,
-                            colorbar=dict(title=color.replace("_", " "))),
+                marker={"color": frame[color], "colorscale": "Viridis", "size": 6,
+                            "colorbar": {"title": color.replace("_", " ")}},
                 customdata=frame[["feature", "position", color]].to_numpy(),
                 hovertemplate="feature %{customdata[0]} at position %{customdata[1]}<br>"
                 "actual %{x:.3f}, predicted %{y:.3f}<br>" + color + " %{customdata[2]:.2f}"
@@ -706,7 +707,8 @@ def attribution_scatter(frame: pd.DataFrame, color: str, title: str):
         ]
     )
     fig.update_layout(
-        template=TEMPLATE, title=title, margin=dict(l=60, r=20, t=60, b=50), showlegend=False,
+        template=TEMPLATE, title=title, margin={"l": 60, "r": 20, "t": 60, "b": 50},
+        showlegend=False,
         xaxis_title="actual change in log p(correct token) when ablated (nats)",
         yaxis_title="predicted by gradient x activation (nats)",
     )
