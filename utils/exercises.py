@@ -245,6 +245,7 @@ def check_ce_loss_score(
         f"Correct: {answer:.4f} for your SAE, as run_evals reported "
         f"({metrics['ce_loss_score']:.4f})."
     )
+    return True
 
 
 # =============================================================================================
@@ -390,6 +391,7 @@ def check_attribution(
     )
     print(f"Correct: your attribution matches at all {expected.shape[0]} positions x "
           f"{expected.shape[1]} features.")
+    return True
 
 
 # ------------------------------------------------------------------------------------------------
