@@ -99,17 +99,36 @@ def test_tutorials_1_and_2_have_three_exercises_each():
         ]
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_each_exercise_has_an_answer_cell_then_a_folded_solution_cell(path):
-    """Heading, then the reader's cell calling its checker, then the solution that asserts it;
-    the solution folds in Colab (a form), JupyterLab (source_hidden) and on the website (tags)."""
-    cells = load(path)["cells"]
-    solutions = [i for i, c in enumerate(cells) if is_solution_cell(c)]
+def is_written_solution(cell) -> bool:
+    return cell["cell_type"] == "markdown" and "".join(cell["source"]).lstrip().startswith(
+        "<details>"
+    )
+
+
+def exercise_headings(cells) -> tuple[list[int], list[int]]:
+    """Indices of the code exercises' headings and of the written exercises' headings (a written
+    exercise's heading is followed directly by its ``<details>`` solution, with no answer cell)."""
     headings = [
         i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and exercise_numbers(c)
     ]
+    written = [i for i in headings if i + 1 < len(cells) and is_written_solution(cells[i + 1])]
+    return [i for i in headings if i not in written], written
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_exercise_has_an_answer_cell_then_a_folded_solution_cell(path):
+    """Heading, then the reader's cell calling its checker, then the solution that asserts it;
+    the solution folds in Colab (a form), JupyterLab (source_hidden) and on the website (tags).
+    A written exercise (no code) has its folded ``<details>`` answer right after its heading."""
+    cells = load(path)["cells"]
+    solutions = [i for i, c in enumerate(cells) if is_solution_cell(c)]
+    headings, written = exercise_headings(cells)
+    for heading in written:
+        assert re.fullmatch(r"<details><summary>Solution: [^<\n]+</summary>\n\n.+\n\n</details>",
+                            "".join(cells[heading + 1]["source"]).strip(), flags=re.S)
     assert len(solutions) == len(headings)
-    for n, (heading, solution) in enumerate(zip(headings, solutions), start=1):
+    numbers = [exercise_numbers(cells[i])[0] for i in headings]
+    for n, heading, solution in zip(numbers, headings, solutions):
         answer = cells[heading + 1]
         assert answer["cell_type"] == "code" and not is_solution_cell(answer), f"exercise {n}"
         assert re.search(r"^check_\w+\(", "".join(answer["source"]), flags=re.M), f"exercise {n}"
@@ -148,9 +167,7 @@ def test_nothing_is_answered_before_it_is_asked(path):
     """No code cell before an exercise's heading computes what its solution returns, or defines
     the function its answer cell asks for."""
     cells = load(path)["cells"]
-    headings = [
-        i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and exercise_numbers(c)
-    ]
+    headings, _written = exercise_headings(cells)  # a written exercise computes nothing
     for heading in headings:
         answer = parse("".join(cells[heading + 1]["source"]))
         asked = {node.name for node in answer.body if isinstance(node, ast.FunctionDef)}
