@@ -49,14 +49,21 @@ def _use_local_mathjax(app, config) -> None:
     if config.mathjax_path != MATHJAX_URL:
         return  # _config.yml chose a MathJax; leave it
     if mathjax_es5() is None:
-        logger.info("mathjax_local: django-static-mathjax is not installed; MathJax comes from %s", MATHJAX_URL)
+        logger.info(
+            "mathjax_local: django-static-mathjax is not installed; MathJax comes from %s",
+            MATHJAX_URL,
+        )
         return
     config.mathjax_path = f"{TARGET}/{ENTRY}"
 
 
 def _copy_mathjax(app) -> None:
     es5 = mathjax_es5()
-    if app.builder.format != "html" or es5 is None or app.config.mathjax_path != f"{TARGET}/{ENTRY}":
+    if (
+        app.builder.format != "html"
+        or es5 is None
+        or app.config.mathjax_path != f"{TARGET}/{ENTRY}"
+    ):
         return
     target = Path(app.outdir) / "_static" / TARGET
     target.mkdir(parents=True, exist_ok=True)
@@ -67,6 +74,8 @@ def _copy_mathjax(app) -> None:
 
 
 def setup(app):
-    app.connect("config-inited", _use_local_mathjax, priority=900)  # after the user's config is read
+    app.connect(
+        "config-inited", _use_local_mathjax, priority=900
+    )  # after the user's config is read
     app.connect("builder-inited", _copy_mathjax)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

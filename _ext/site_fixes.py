@@ -33,7 +33,10 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 def _script_key(js) -> tuple:
     filename = getattr(js, "filename", js) or ""
     attributes = getattr(js, "attributes", {}) or {}
-    return (str(filename), tuple(sorted((k, str(v)) for k, v in attributes.items() if k != "priority")))
+    return (
+        str(filename),
+        tuple(sorted((k, str(v)) for k, v in attributes.items() if k != "priority")),
+    )
 
 
 def _drop_repeated_scripts(app, pagename, templatename, context, doctree):
@@ -57,7 +60,9 @@ def assets_fingerprint(confdir: Path) -> str:
         root = Path(confdir) / folder
         if not root.is_dir():
             continue
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        for path in sorted(
+            p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        ):
             digest.update(path.relative_to(confdir).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -84,11 +89,16 @@ class NotebookHiddenMimeTypes(SphinxPostTransform):
         metadata = json.loads(source.read_text(encoding="utf-8")).get("metadata", {})
         overrides = metadata.get("mystnb", {}).get("mime_priority_overrides", [])
         builder = self.app.builder.name
-        hidden = {mime for name, mime, priority in overrides if priority is None and name in ("*", builder)}
+        hidden = {
+            mime
+            for name, mime, priority in overrides
+            if priority is None and name in ("*", builder)
+        }
         if not hidden:
             return
         bundles = [
-            node for node in self.document.findall(nodes.container)
+            node
+            for node in self.document.findall(nodes.container)
             if node.get("nb_element") == "mime_bundle"
         ]
         for bundle in bundles:
@@ -96,7 +106,9 @@ class NotebookHiddenMimeTypes(SphinxPostTransform):
             if not drop:
                 continue
             left = {part.get("mime_type") for part in bundle.children if part not in drop}
-            if left <= {"text/plain"} and any(part.get("mime_type") == WIDGET_VIEW for part in drop):
+            if left <= {"text/plain"} and any(
+                part.get("mime_type") == WIDGET_VIEW for part in drop
+            ):
                 # A widget's text form is a placeholder ("HBox(...)", a tqdm bar stuck at 0%):
                 # without its view the output shows nothing.
                 bundle.parent.remove(bundle)

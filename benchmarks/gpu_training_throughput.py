@@ -33,8 +33,15 @@ import torch
 from utils.presets import PRESETS, pick_device
 
 GPT2_SMALL_SHAPE = dict(
-    n_layers=12, d_model=768, n_heads=12, d_head=64, d_mlp=3072, n_ctx=1024,
-    d_vocab=50257, act_fn="gelu_new", normalization_type="LN",
+    n_layers=12,
+    d_model=768,
+    n_heads=12,
+    d_head=64,
+    d_mlp=3072,
+    n_ctx=1024,
+    d_vocab=50257,
+    act_fn="gelu_new",
+    normalization_type="LN",
 )
 
 
@@ -120,14 +127,28 @@ def time_each_step(runner, device: str) -> list[float]:
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=300, help="training steps to time (default 300)")
-    parser.add_argument("--device", default=None, help="cuda / mps / cpu (default: the best available)")
+    parser.add_argument(
+        "--steps", type=int, default=300, help="training steps to time (default 300)"
+    )
+    parser.add_argument(
+        "--device", default=None, help="cuda / mps / cpu (default: the best available)"
+    )
     parser.add_argument("--architecture", choices=("standard", "topk"), default="standard")
-    parser.add_argument("--autocast", action="store_true", help="bf16 autocast for the SAE and the LM")
-    parser.add_argument("--act-store-device", default=None, help="e.g. cpu: keep the activation buffer off the GPU")
-    parser.add_argument("--n-batches-in-buffer", type=int, default=None, help="override the preset's buffer size")
-    parser.add_argument("--norm-batches", type=int, default=None,
-                        help="batches for the activation-norm estimate (default: the preset's)")
+    parser.add_argument(
+        "--autocast", action="store_true", help="bf16 autocast for the SAE and the LM"
+    )
+    parser.add_argument(
+        "--act-store-device", default=None, help="e.g. cpu: keep the activation buffer off the GPU"
+    )
+    parser.add_argument(
+        "--n-batches-in-buffer", type=int, default=None, help="override the preset's buffer size"
+    )
+    parser.add_argument(
+        "--norm-batches",
+        type=int,
+        default=None,
+        help="batches for the activation-norm estimate (default: the preset's)",
+    )
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error("--steps must be at least 1")
@@ -140,13 +161,20 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     # Enough random contexts for the buffer, the norm estimate and the steps, without epochs.
     needed = cfg.training_tokens + cfg.n_batches_for_norm_estimate * cfg.train_batch_size_tokens
     needed += cfg.n_batches_in_buffer * cfg.store_batch_size_prompts * cfg.context_size
-    dataset = random_token_dataset(needed // cfg.context_size + 64, cfg.context_size, GPT2_SMALL_SHAPE["d_vocab"])
+    dataset = random_token_dataset(
+        needed // cfg.context_size + 64, cfg.context_size, GPT2_SMALL_SHAPE["d_vocab"]
+    )
     model = random_gpt2_small(device)
 
-    print(f"device: {device}" + (f" ({torch.cuda.get_device_name()})" if device.startswith("cuda") else ""))
-    print(f"config: {args.architecture}, d_in {cfg.sae.d_in} -> d_sae {cfg.sae.d_sae}, batch {cfg.train_batch_size_tokens} tokens, "
-          f"{args.steps} steps, buffer {cfg.n_batches_in_buffer} x {cfg.store_batch_size_prompts} contexts, "
-          f"autocast {args.autocast}, act_store_device {cfg.act_store_device}")
+    print(
+        f"device: {device}"
+        + (f" ({torch.cuda.get_device_name()})" if device.startswith("cuda") else "")
+    )
+    print(
+        f"config: {args.architecture}, d_in {cfg.sae.d_in} -> d_sae {cfg.sae.d_sae}, batch {cfg.train_batch_size_tokens} tokens, "
+        f"{args.steps} steps, buffer {cfg.n_batches_in_buffer} x {cfg.store_batch_size_prompts} contexts, "
+        f"autocast {args.autocast}, act_store_device {cfg.act_store_device}"
+    )
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
         torch.cuda.synchronize()
@@ -159,17 +187,28 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     # Steady state: from the end of the first ~10% of steps (buffer filled, norm estimated) to the end.
     first = max(1, len(step_times) // 10) - 1
     steady_steps = len(step_times) - 1 - first
-    steady = (steady_steps * cfg.train_batch_size_tokens / (step_times[-1] - step_times[first])
-              if steady_steps > 0 else tokens_per_s)
+    steady = (
+        steady_steps * cfg.train_batch_size_tokens / (step_times[-1] - step_times[first])
+        if steady_steps > 0
+        else tokens_per_s
+    )
     overhead = max(0.0, seconds - cfg.training_tokens / steady)
     full = sizes.training_tokens
     projected = overhead + full / steady
-    result = {"tokens_per_s": tokens_per_s, "steady_tokens_per_s": steady, "seconds": seconds,
-              "projected_full_s": projected}
-    print(f"trained {cfg.training_tokens:,} tokens in {seconds:.1f} s: {tokens_per_s:,.0f} tokens/s overall, "
-          f"{steady:,.0f} tokens/s once running (start-up {overhead:.1f} s: model hooks, buffer, norm estimate)")
-    print(f"projected time for the full preset's {full:,} tokens: {projected / 60:.1f} min "
-          "(plus streaming + tokenizing the Pile, which this benchmark leaves out)")
+    result = {
+        "tokens_per_s": tokens_per_s,
+        "steady_tokens_per_s": steady,
+        "seconds": seconds,
+        "projected_full_s": projected,
+    }
+    print(
+        f"trained {cfg.training_tokens:,} tokens in {seconds:.1f} s: {tokens_per_s:,.0f} tokens/s overall, "
+        f"{steady:,.0f} tokens/s once running (start-up {overhead:.1f} s: model hooks, buffer, norm estimate)"
+    )
+    print(
+        f"projected time for the full preset's {full:,} tokens: {projected / 60:.1f} min "
+        "(plus streaming + tokenizing the Pile, which this benchmark leaves out)"
+    )
     if device.startswith("cuda"):
         peak = torch.cuda.max_memory_allocated() / 2**30
         result["peak_gib"] = peak

@@ -45,9 +45,15 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--coefficients", type=float, nargs="*", default=list(DEFAULT_COEFFICIENTS))
-    parser.add_argument("--topk", type=int, nargs="*", default=[16, 32], help="also train TopK SAEs with these k")
-    parser.add_argument("--lr", type=float, default=None, help="override the preset's learning rate")
-    parser.add_argument("--tokens", type=int, default=None, help="override the preset's training tokens")
+    parser.add_argument(
+        "--topk", type=int, nargs="*", default=[16, 32], help="also train TopK SAEs with these k"
+    )
+    parser.add_argument(
+        "--lr", type=float, default=None, help="override the preset's learning rate"
+    )
+    parser.add_argument(
+        "--tokens", type=int, default=None, help="override the preset's training tokens"
+    )
     parser.add_argument("--device", default=None)
     parser.add_argument("--no-save", action="store_true", help="print only; do not write the CSV")
     args = parser.parse_args(argv)
@@ -83,10 +89,18 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         cfg = runner_config(preset, sae_cfg, device, **overrides)
         torch.manual_seed(0)
         start = time.perf_counter()
-        sae = LanguageModelSAETrainingRunner(cfg, override_dataset=train_data, override_model=model).run()
+        sae = LanguageModelSAETrainingRunner(
+            cfg, override_dataset=train_data, override_model=model
+        ).run()
         seconds = time.perf_counter() - start
-        metrics, _ = evaluate_sae(sae, model, eval_data, n_batches=sizes.eval_batches, n_ce_batches=sizes.eval_ce_batches,
-                                  batch_size_prompts=sizes.store_batch_size_prompts)
+        metrics, _ = evaluate_sae(
+            sae,
+            model,
+            eval_data,
+            n_batches=sizes.eval_batches,
+            n_ce_batches=sizes.eval_ce_batches,
+            batch_size_prompts=sizes.store_batch_size_prompts,
+        )
         row = {
             "architecture": architecture,
             "l1_coefficient": value if architecture == "standard" else None,
@@ -101,19 +115,28 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             "train_seconds": seconds,
         }
         rows.append(row)
-        print(f"{architecture:8} {'L1' if architecture == 'standard' else 'k'}={value:<8g} L0 {row['l0']:7.1f}  "
-              f"EV {row['explained_variance']:.3f}  CE score {row['ce_loss_score']:.3f}  "
-              f"dead {row['dead_fraction']:.1%}  ({seconds:.0f} s)", flush=True)
+        print(
+            f"{architecture:8} {'L1' if architecture == 'standard' else 'k'}={value:<8g} L0 {row['l0']:7.1f}  "
+            f"EV {row['explained_variance']:.3f}  CE score {row['ce_loss_score']:.3f}  "
+            f"dead {row['dead_fraction']:.1%}  ({seconds:.0f} s)",
+            flush=True,
+        )
 
     table = pd.DataFrame(rows)
     print()
-    print(table.drop(columns=["training_tokens", "eval_tokens"]).to_string(index=False, float_format="{:.4g}".format))
+    print(
+        table.drop(columns=["training_tokens", "eval_tokens"]).to_string(
+            index=False, float_format="{:.4g}".format
+        )
+    )
     if not args.no_save:
         out = results_path(preset.name)
         out.parent.mkdir(exist_ok=True)
         with out.open("w") as f:
-            f.write(f"# benchmarks/l1_sweep.py, {date.today().isoformat()}, preset {preset.name}, device {device}, "
-                    f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+            f.write(
+                f"# benchmarks/l1_sweep.py, {date.today().isoformat()}, preset {preset.name}, device {device}, "
+                f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads\n"
+            )
             table.to_csv(f, index=False)
         print(f"\nwritten to {out.relative_to(HERE.parent)}")
     return table

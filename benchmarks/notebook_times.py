@@ -46,8 +46,20 @@ OFFLINE_ENV = {
     "HF_DATASETS_OFFLINE": "1",
     "WANDB_MODE": "disabled",
 }
-COLUMNS = ["notebook", "preset", "weights", "seconds", "cpu_seconds", "peak_rss_mib", "cpus",
-           "load_1min_before", "load_1min_after", "training_scale", "status", "measured_at"]
+COLUMNS = [
+    "notebook",
+    "preset",
+    "weights",
+    "seconds",
+    "cpu_seconds",
+    "peak_rss_mib",
+    "cpus",
+    "load_1min_before",
+    "load_1min_after",
+    "training_scale",
+    "status",
+    "measured_at",
+]
 
 
 def find_notebooks(names: list[str]) -> list[Path]:
@@ -111,8 +123,9 @@ class PeakMemory:
         self._thread.join()
 
 
-def run_notebook(path: Path, env: dict[str, str],
-                 cell_timeout: int | None = None) -> tuple[float, int, float]:
+def run_notebook(
+    path: Path, env: dict[str, str], cell_timeout: int | None = None
+) -> tuple[float, int, float]:
     """Execute ``path`` in a new kernel (cwd = its folder) with environment ``env``.
 
     Returns (wall time in seconds, peak RSS of the kernel in bytes, kernel CPU seconds). The
@@ -123,8 +136,12 @@ def run_notebook(path: Path, env: dict[str, str],
 
     notebook = nbformat.read(path, as_version=4)
     timeout = cell_timeout or notebook.metadata.get("execution", {}).get("timeout", 600)
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        notebook,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
     with PeakMemory() as memory:
         start = time.perf_counter()
         client.execute(env=env)
@@ -179,8 +196,10 @@ def times_table(rows: list[dict], notebooks: list[str]):
                 memory.append("")
                 continue
             seconds = float(row["seconds"])
-            minutes.append(f"{int(seconds // 60)} min {seconds % 60:02.0f} s "
-                           f"(load {float(row['load_1min_before']):.1f})")
+            minutes.append(
+                f"{int(seconds // 60)} min {seconds % 60:02.0f} s "
+                f"(load {float(row['load_1min_before']):.1f})"
+            )
             memory.append(f"{float(row['peak_rss_mib']) / 1024:.1f} GB")
         table[(preset, "wall time (load)")] = minutes
         table[(preset, "peak memory")] = memory
@@ -197,8 +216,10 @@ def measured_on(rows: list[dict]) -> str:
     dates = sorted(row["measured_at"][:10] for row in rows)
     weights = sorted({f"{row['preset']}: {row['weights']}" for row in rows})
     when = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
-    return (f"Measured by benchmarks/notebook_times.py on {' or '.join(cpus)} CPU cores, no GPU, "
-            f"{when}; weights: {'; '.join(weights)}.")
+    return (
+        f"Measured by benchmarks/notebook_times.py on {' or '.join(cpus)} CPU cores, no GPU, "
+        f"{when}; weights: {'; '.join(weights)}."
+    )
 
 
 def environment(standin_home: Path | None) -> tuple[dict[str, str], str, str]:
@@ -217,12 +238,22 @@ def environment(standin_home: Path | None) -> tuple[dict[str, str], str, str]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", help="names or unique prefixes (default: all)")
-    parser.add_argument("--standin", action="store_true",
-                        help="time gpt2-small against a stand-in Hub (tests/standin_hub.py)")
-    parser.add_argument("--cell-timeout", type=int, default=None,
-                        help="seconds per cell (default: the notebook's own limit)")
-    parser.add_argument("--no-write", action="store_true",
-                        help="print only; do not update benchmarks/results/notebook_times_*.csv")
+    parser.add_argument(
+        "--standin",
+        action="store_true",
+        help="time gpt2-small against a stand-in Hub (tests/standin_hub.py)",
+    )
+    parser.add_argument(
+        "--cell-timeout",
+        type=int,
+        default=None,
+        help="seconds per cell (default: the notebook's own limit)",
+    )
+    parser.add_argument(
+        "--no-write",
+        action="store_true",
+        help="print only; do not update benchmarks/results/notebook_times_*.csv",
+    )
     args = parser.parse_args(argv)
     paths = find_notebooks(args.notebooks)
     with tempfile.TemporaryDirectory(prefix="sae-book-standin-") as tmp:
@@ -236,8 +267,7 @@ def main(argv: list[str]) -> int:
             build_standin_hub(standin_home)
         env, preset, weights = environment(standin_home)
         scale = env.get("SAE_BOOK_TRAINING_SCALE", "").strip() or "1"
-        print(f"Preset {preset}, weights {weights}, training scale {scale}, "
-              f"{os.cpu_count()} CPUs")
+        print(f"Preset {preset}, weights {weights}, training scale {scale}, {os.cpu_count()} CPUs")
         failed = False
         rows = []
         for path in paths:
@@ -252,17 +282,28 @@ def main(argv: list[str]) -> int:
                 failed = True
                 continue
             after = os.getloadavg()[0]
-            print(f"{path.name}: {seconds:.1f} s ({cpu:.0f} CPU s), "
-                  f"peak RSS {peak / 2**20:,.0f} MiB "
-                  f"(load average {before:.2f} before, {after:.2f} after)", flush=True)
-            rows.append({
-                "notebook": path.stem, "preset": preset, "weights": weights,
-                "seconds": f"{seconds:.1f}", "cpu_seconds": f"{cpu:.0f}",
-                "peak_rss_mib": f"{peak / 2**20:.0f}",
-                "cpus": os.cpu_count(), "load_1min_before": f"{before:.2f}",
-                "load_1min_after": f"{after:.2f}", "training_scale": scale, "status": status,
-                "measured_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            })
+            print(
+                f"{path.name}: {seconds:.1f} s ({cpu:.0f} CPU s), "
+                f"peak RSS {peak / 2**20:,.0f} MiB "
+                f"(load average {before:.2f} before, {after:.2f} after)",
+                flush=True,
+            )
+            rows.append(
+                {
+                    "notebook": path.stem,
+                    "preset": preset,
+                    "weights": weights,
+                    "seconds": f"{seconds:.1f}",
+                    "cpu_seconds": f"{cpu:.0f}",
+                    "peak_rss_mib": f"{peak / 2**20:.0f}",
+                    "cpus": os.cpu_count(),
+                    "load_1min_before": f"{before:.2f}",
+                    "load_1min_after": f"{after:.2f}",
+                    "training_scale": scale,
+                    "status": status,
+                    "measured_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                }
+            )
     if rows and not args.no_write:
         print(f"Wrote {write_rows(rows, preset)}")
     return 1 if failed else 0

@@ -81,8 +81,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     dataset = training_dataset(preset)
     d_in = model.cfg.d_model
     make_sae = standard_sae_config if args.architecture == "standard" else topk_sae_config
-    print(f"preset {preset.name}, {args.architecture} SAE, {preset.training.training_tokens:,} tokens per run, "
-          f"device {device}, torch threads {torch.get_num_threads()}")
+    print(
+        f"preset {preset.name}, {args.architecture} SAE, {preset.training.training_tokens:,} tokens per run, "
+        f"device {device}, torch threads {torch.get_num_threads()}"
+    )
     print(f"load average before: {load_average()}")
 
     results: dict[str, list[float]] = {"bare": [], "book": []}
@@ -96,7 +98,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     bare, book = statistics.median(results["bare"]), statistics.median(results["book"])
     print(f"load average after:  {load_average()}")
-    print(f"median tokens/s  bare runner: {bare:,.0f}   book (RecordingTrainingRunner): {book:,.0f}")
+    print(
+        f"median tokens/s  bare runner: {bare:,.0f}   book (RecordingTrainingRunner): {book:,.0f}"
+    )
     print(f"ratio book / bare: {book / bare:.3f}  (target >= 0.9)")
     return {"bare": bare, "book": book, "ratio": book / bare}
 

@@ -128,13 +128,17 @@ class LabServer:
     def browser_env(self) -> dict[str, str]:
         """The environment for the browser: its caches and settings in the temporary tree too."""
         env = dict(os.environ)
-        env.update(XDG_CONFIG_HOME=str(self.root / "browser" / "config"),
-                   XDG_CACHE_HOME=str(self.root / "browser" / "cache"))
+        env.update(
+            XDG_CONFIG_HOME=str(self.root / "browser" / "config"),
+            XDG_CACHE_HOME=str(self.root / "browser" / "cache"),
+        )
         return env
 
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "jupyterlab",
+            sys.executable,
+            "-m",
+            "jupyterlab",
             "--no-browser",
             "--ServerApp.ip=127.0.0.1",
             f"--ServerApp.port={self.port}",

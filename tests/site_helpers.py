@@ -97,7 +97,9 @@ def source_of(docname: str) -> Path:
         path = REPO_ROOT / f"{docname}{suffix}"
         if path.is_file():
             return path
-    raise FileNotFoundError(f"_toc.yml names {docname!r}, but neither {docname}.ipynb nor .md exists")
+    raise FileNotFoundError(
+        f"_toc.yml names {docname!r}, but neither {docname}.ipynb nor .md exists"
+    )
 
 
 def tutorial_docnames() -> list[str]:
@@ -120,7 +122,9 @@ EXECUTION_CACHE = BUILD_DIR / ".jupyter_cache"
 
 
 def _files_under(folder: str) -> list[Path]:
-    return [p for p in (REPO_ROOT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    return [
+        p for p in (REPO_ROOT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    ]
 
 
 def site_sources() -> list[Path]:
@@ -135,7 +139,9 @@ def site_sources() -> list[Path]:
 def execution_inputs_changed(stale: list[Path]) -> bool:
     """True when executed notebooks in the cache may predate ``utils/`` (or there is no record)."""
     inputs = [REPO_ROOT / folder for folder in EXECUTION_INPUTS]
-    return not BUILD_STAMP.is_file() or any(p.is_relative_to(folder) for p in stale for folder in inputs)
+    return not BUILD_STAMP.is_file() or any(
+        p.is_relative_to(folder) for p in stale for folder in inputs
+    )
 
 
 def stale_sources() -> list[Path]:
@@ -279,7 +285,9 @@ def html_mime_priority(nb: dict) -> list[str]:
     """
     from myst_nb.core.render import get_mime_priority
 
-    overrides = list(load_config().get("sphinx", {}).get("config", {}).get("nb_mime_priority_overrides", []))
+    overrides = list(
+        load_config().get("sphinx", {}).get("config", {}).get("nb_mime_priority_overrides", [])
+    )
     overrides += list(nb.get("metadata", {}).get("mystnb", {}).get("mime_priority_overrides", []))
     return get_mime_priority("html", [tuple(o) for o in overrides])
 
@@ -315,8 +323,17 @@ def expected_outputs(docname: str) -> ExpectedOutputs:
 class _PageParser(HTMLParser):
     """Collects element ids and the local files a page loads (not the pages it links to)."""
 
-    LOADS = {"img": "src", "script": "src", "iframe": "src", "source": "src", "video": "src",
-             "audio": "src", "embed": "src", "object": "data", "track": "src"}
+    LOADS = {
+        "img": "src",
+        "script": "src",
+        "iframe": "src",
+        "source": "src",
+        "video": "src",
+        "audio": "src",
+        "embed": "src",
+        "object": "data",
+        "track": "src",
+    }
 
     def __init__(self):
         super().__init__(convert_charrefs=True)

@@ -200,9 +200,11 @@ def write_model(snapshot: Path):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     write_gpt2_tokenizer(snapshot)
-    for name, content in [("config.json", GPT2_CONFIG),
-                          ("generation_config.json", GENERATION_CONFIG),
-                          ("tokenizer_config.json", TOKENIZER_CONFIG)]:
+    for name, content in [
+        ("config.json", GPT2_CONFIG),
+        ("generation_config.json", GENERATION_CONFIG),
+        ("tokenizer_config.json", TOKENIZER_CONFIG),
+    ]:
         (snapshot / name).write_text(json.dumps(content, indent=2), encoding="utf-8")
     torch.manual_seed(SEED)
     model = GPT2LMHeadModel(GPT2Config(**GPT2_CONFIG)).eval()
@@ -285,8 +287,10 @@ def write_sae(folder: Path, model, tokenizer_folder: Path) -> dict[str, float]:
     l0 = fires.sum(dim=-1).float().mean().item()
     density = fires.float().mean(dim=0)
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({"W_enc": w_enc, "b_enc": b_enc, "W_dec": w_dec, "b_dec": b_dec},
-              str(folder / "sae_weights.safetensors"))
+    save_file(
+        {"W_enc": w_enc, "b_enc": b_enc, "W_dec": w_dec, "b_dec": b_dec},
+        str(folder / "sae_weights.safetensors"),
+    )
     save_file({"sparsity": torch.log10(density + 1e-10)}, str(folder / "sparsity.safetensors"))
     cfg = {  # the field set of the published pre-6.0 cfg.json files of this release
         "model_name": "gpt2-small",
@@ -336,8 +340,10 @@ def write_dataset(hf_home: Path, work: Path) -> dict[str, int]:
     from utils.presets import get_preset
 
     tiny = get_preset("tiny")
-    splits = {"train": load_texts(tiny, split="train"),
-              "validation": load_texts(tiny, split="heldout")}
+    splits = {
+        "train": load_texts(tiny, split="train"),
+        "validation": load_texts(tiny, split="heldout"),
+    }
     if set(splits["train"]) & set(splits["validation"]):
         raise ValueError("the book's train and held-out documents overlap")
     data_files = {}

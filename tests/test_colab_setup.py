@@ -29,7 +29,15 @@ REPO_ROOT = Path(__file__).parent.parent
 SETUP_CELL = REPO_ROOT / "notebooks" / "_setup_cell.py"
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9]*.ipynb"))
 # Folders that never belong in the stand-in repository (build outputs, environments, caches).
-NOT_IN_REPO = {".git", ".venv", "_build", "__pycache__", ".pytest_cache", ".ipynb_checkpoints", "wandb"}
+NOT_IN_REPO = {
+    ".git",
+    ".venv",
+    "_build",
+    "__pycache__",
+    ".pytest_cache",
+    ".ipynb_checkpoints",
+    "wandb",
+}
 
 # Runs in a fresh Python: pretend to be Colab, record subprocess calls, run the cell, import utils.
 DRIVER = textwrap.dedent(
@@ -66,7 +74,9 @@ def test_first_code_cell_is_the_setup_cell(notebook):
     assert cell.source.strip() == SETUP_CELL.read_text().strip(), (
         f"{notebook.name}: the first code cell differs from notebooks/_setup_cell.py; copy it verbatim"
     )
-    assert "hide-input" in cell.metadata.get("tags", []), f"{notebook.name}: tag the setup cell hide-input"
+    assert "hide-input" in cell.metadata.get("tags", []), (
+        f"{notebook.name}: tag the setup cell hide-input"
+    )
 
 
 def _requirement_names(path: Path) -> list[str]:
@@ -88,16 +98,21 @@ def test_colab_requirements_never_name_torch():
 def _working_tree_files() -> list[Path]:
     """The files of the working tree a clone would have: tracked plus untracked-but-not-ignored."""
     try:
-        listed = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=REPO_ROOT, capture_output=True, check=True,
-        ).stdout.decode().split("\0")
+        listed = (
+            subprocess.run(
+                ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                cwd=REPO_ROOT,
+                capture_output=True,
+                check=True,
+            )
+            .stdout.decode()
+            .split("\0")
+        )
         files = [REPO_ROOT / name for name in listed if name]
     except (subprocess.CalledProcessError, FileNotFoundError):  # not a git checkout
         files = [p for p in REPO_ROOT.rglob("*") if p.is_file()]
     return [
-        p for p in files
-        if p.is_file() and not NOT_IN_REPO & set(p.relative_to(REPO_ROOT).parts)
+        p for p in files if p.is_file() and not NOT_IN_REPO & set(p.relative_to(REPO_ROOT).parts)
     ]
 
 
@@ -111,7 +126,15 @@ def book_repo(tmp_path_factory) -> str:
         target = repo / source.relative_to(REPO_ROOT)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-c", "init.defaultBranch=main"]
+    git = [
+        "git",
+        "-c",
+        "user.name=test",
+        "-c",
+        "user.email=test@example.invalid",
+        "-c",
+        "init.defaultBranch=main",
+    ]
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "working tree"]):
         subprocess.run(git + args, cwd=repo, check=True, capture_output=True)
     return repo.as_uri()
@@ -124,18 +147,29 @@ def _torch_fingerprint() -> dict:
 
 
 def _run_setup_cell(tmp_path: Path, env_extra: dict[str, str], cwd: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SAE_BOOK_REPO", "SAE_BOOK_DIR")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "SAE_BOOK_REPO", "SAE_BOOK_DIR")
+    }
     env.update(env_extra)
     env["PIP_NO_INDEX"] = "1"  # everything is installed already: pip must not download
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     proc = subprocess.run(
-        [sys.executable, str(driver), str(SETUP_CELL)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, str(driver), str(SETUP_CELL)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-    assert proc.returncode == 0, f"the setup cell failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, (
+        f"the setup cell failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
     line = next(out for out in proc.stdout.splitlines() if out.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 def test_setup_cell_in_colab_clones_installs_and_imports(book_repo, tmp_path):
@@ -151,7 +185,9 @@ def test_setup_cell_in_colab_clones_installs_and_imports(book_repo, tmp_path):
     assert (book_dir / "utils" / "presets.py").is_file()
     pips = [c for c in first["calls"] if c[1:4] == ["-m", "pip", "install"]]
     assert len(pips) == 1, first["calls"]
-    assert pips[0][0] == sys.executable or Path(pips[0][0]).resolve() == Path(sys.executable).resolve()
+    assert (
+        pips[0][0] == sys.executable or Path(pips[0][0]).resolve() == Path(sys.executable).resolve()
+    )
     assert pips[0][-2:] == ["-r", str(book_dir / "requirements-colab.txt")], pips
     assert not any("torch" in part for part in pips[0]), f"pip was asked for torch: {pips[0]}"
     assert "torch" not in _requirement_names(book_dir / "requirements-colab.txt")
@@ -161,7 +197,9 @@ def test_setup_cell_in_colab_clones_installs_and_imports(book_repo, tmp_path):
     assert first["sys_path0"] == str(book_dir)
 
     second = _run_setup_cell(tmp_path, env, workdir)
-    assert not [c for c in second["calls"] if c[:2] == ["git", "clone"]], "the second run cloned again"
+    assert not [c for c in second["calls"] if c[:2] == ["git", "clone"]], (
+        "the second run cloned again"
+    )
     assert Path(second["utils"]).resolve().is_relative_to(book_dir.resolve())
 
     assert _torch_fingerprint() == torch_before, "torch changed while the setup cell ran"
@@ -187,10 +225,15 @@ def _run_local(tmp_path: Path, cwd: Path, check: bool = True):
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run(
-        [sys.executable, str(script), str(SETUP_CELL)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, str(script), str(SETUP_CELL)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if not check:
         return proc
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(out for out in proc.stdout.splitlines() if out.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])

@@ -60,7 +60,9 @@ def test_feature_dashboard(model, sae, sample):
     assert f"Feature {feature}" in dash.header_html()
     assert "Logit effect" in dash.tables_html()
     top_token = dash.top_tokens["token"].iloc[0]
-    assert html_escape(repr(top_token), quote=False) in dash.tables_html()  # token strings are quoted
+    assert (
+        html_escape(repr(top_token), quote=False) in dash.tables_html()
+    )  # token strings are quoted
 
 
 def test_feature_dashboard_show_displays_every_part_in_order(model, sae, sample, monkeypatch):

@@ -38,11 +38,11 @@ def test_check_steering_hook():
     assert E.check_steering_hook(unfinished) is None
     assert E.check_steering_hook(lambda d, s: unfinished) is None
     with pytest.raises(AssertionError, match="norm"):
-        E.check_steering_hook(lambda d, s: (lambda acts, hook: acts + s * d))
+        E.check_steering_hook(lambda d, s: lambda acts, hook: acts + s * d)
     with pytest.raises(AssertionError, match="last dimension"):  # one norm for the whole tensor
-        E.check_steering_hook(lambda d, s: (lambda acts, hook: acts + s * acts.norm() * d))
+        E.check_steering_hook(lambda d, s: lambda acts, hook: acts + s * acts.norm() * d)
     with pytest.raises(AssertionError, match="shape"):
-        E.check_steering_hook(lambda d, s: (lambda acts, hook: acts[0]))
+        E.check_steering_hook(lambda d, s: lambda acts, hook: acts[0])
 
 
 def test_check_ablated_activation(model, sae, tokens):

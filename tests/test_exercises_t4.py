@@ -11,15 +11,17 @@ from utils import exercises as E
 
 
 def right_mcc(decoder, true):
-    cos = (torch.nn.functional.normalize(decoder, dim=1)
-           @ torch.nn.functional.normalize(true, dim=1).T).abs()
+    cos = (
+        torch.nn.functional.normalize(decoder, dim=1) @ torch.nn.functional.normalize(true, dim=1).T
+    ).abs()
     rows, cols = linear_sum_assignment(1 - cos.numpy())
     return cos[rows, cols].mean().item()
 
 
 def greedy_mcc(decoder, true):  # each feature's best latent, latents may repeat: not a matching
-    cos = (torch.nn.functional.normalize(decoder, dim=1)
-           @ torch.nn.functional.normalize(true, dim=1).T).abs()
+    cos = (
+        torch.nn.functional.normalize(decoder, dim=1) @ torch.nn.functional.normalize(true, dim=1).T
+    ).abs()
     return cos.max(dim=0).values.mean().item()
 
 

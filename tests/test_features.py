@@ -96,7 +96,9 @@ def test_hook_activations_shape_and_match_full_run(model):
 
 def test_hook_activations_outside_the_blocks(model):
     tokens = model.to_tokens("Hello world")
-    acts = F.hook_activations(model, tokens[0], "hook_embed")  # a 1-D token tensor is a batch of one
+    acts = F.hook_activations(
+        model, tokens[0], "hook_embed"
+    )  # a 1-D token tensor is a batch of one
     assert acts.shape == (1, tokens.shape[1], D_MODEL)
     with pytest.raises(ValueError, match="batch, pos"):
         F.hook_activations(model, torch.zeros(1, 0, dtype=torch.long), HOOK)
@@ -169,7 +171,9 @@ def test_reconstruction_metrics_bad_shapes():
 
 
 def test_tokenize_texts_skips_empty_and_pads(model):
-    tokens, lengths = F.tokenize_texts(model, ["Hello world", "", "The capital of France is Paris. " * 5], 16)
+    tokens, lengths = F.tokenize_texts(
+        model, ["Hello world", "", "The capital of France is Paris. " * 5], 16
+    )
     assert tokens.shape == (2, 16)
     assert lengths[1] == 16 and lengths[0] < 16
     assert (tokens[:, 0] == model.tokenizer.bos_token_id).all()
@@ -299,7 +303,10 @@ def test_the_random_models_final_layernorm_scale_matters(model, sae):
     direction = sae.W_dec[4] - sae.W_dec[4].mean()
     unscaled = direction @ model.W_U
     assert not torch.allclose(model.ln_final.w, torch.ones(D_MODEL))
-    assert direct_logit_effects(model, sae, 4).topk(6).indices.tolist() != unscaled.topk(6).indices.tolist()
+    assert (
+        direct_logit_effects(model, sae, 4).topk(6).indices.tolist()
+        != unscaled.topk(6).indices.tolist()
+    )
 
 
 @pytest.mark.parametrize("feature", [4, 117])
@@ -354,13 +361,19 @@ def test_splice_losses_with_a_zero_sae_equals_zero_ablation(model):
 
 
 def test_splice_losses_mean_ablation_uses_the_given_vector(model, sae, sample):
-    given = F.splice_losses(model, sae, SAMPLE_TEXTS, CTX, mean_activation=sample.mean_activation_vector, progress=False)
+    given = F.splice_losses(
+        model, sae, SAMPLE_TEXTS, CTX, mean_activation=sample.mean_activation_vector, progress=False
+    )
     computed = F.splice_losses(model, sae, SAMPLE_TEXTS, CTX, progress=False)
     assert given.mean_ablated == pytest.approx(computed.mean_ablated, rel=1e-5)
-    zero_mean = F.splice_losses(model, sae, SAMPLE_TEXTS, CTX, mean_activation=torch.zeros(D_MODEL), progress=False)
+    zero_mean = F.splice_losses(
+        model, sae, SAMPLE_TEXTS, CTX, mean_activation=torch.zeros(D_MODEL), progress=False
+    )
     assert zero_mean.mean_ablated == pytest.approx(zero_mean.zero_ablated, rel=1e-6)
     with pytest.raises(ValueError, match="mean_activation"):
-        F.splice_losses(model, sae, SAMPLE_TEXTS, CTX, mean_activation=torch.zeros(D_MODEL + 2), progress=False)
+        F.splice_losses(
+            model, sae, SAMPLE_TEXTS, CTX, mean_activation=torch.zeros(D_MODEL + 2), progress=False
+        )
 
 
 def test_splice_losses_matches_run_with_saes_without_bos_exclusion(model, sae):

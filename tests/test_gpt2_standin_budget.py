@@ -73,8 +73,9 @@ def test_a_small_buffer_grows_to_hold_a_batch():
 
     # 22 x 3 x 128 / 2 = 4224 tokens, just over one 4096-token batch; halved and rounded, the
     # buffer would hold 11 x 2 x 128 / 2 = 1408 tokens, under the 2048-token batch
-    tight = replace(PRESETS["gpt2-small"].training, n_batches_in_buffer=22,
-                    store_batch_size_prompts=3)
+    tight = replace(
+        PRESETS["gpt2-small"].training, n_batches_in_buffer=22, store_batch_size_prompts=3
+    )
     small = scale_training(tight, 0.5)
     buffer_tokens = small.n_batches_in_buffer * small.store_batch_size_prompts * small.context_size
     assert buffer_tokens // 2 >= small.train_batch_size_tokens == 2048

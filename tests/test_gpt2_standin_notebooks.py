@@ -62,8 +62,12 @@ def run_on_standin(path: Path, hf_home: Path):
     notebook = nbformat.read(path, as_version=4)
     timeout = max(CELL_TIMEOUT_S, notebook.metadata.get("execution", {}).get("timeout", 600))
     env = standin_env(hf_home, **{QUALITY_ENV_VAR: "warn", TRAINING_SCALE_ENV_VAR: TRAINING_SCALE})
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        notebook,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
     client.execute(env=env)  # raises CellExecutionError (with the cell and traceback) on an error
     return notebook
 
@@ -79,8 +83,15 @@ def test_every_cell_runs_on_gpt2_small_standin(path, standin):
     texts = output_texts(notebook)
     forbidden = [(i, word) for i, text in texts for word in FORBIDDEN_OUTPUT if word in text]
     assert not forbidden, f"cells print what a reader takes for a failure: {forbidden}"
-    tolerated = [f"cell {i}: {line.strip()}" for i, text in texts for line in text.splitlines()
-                 if line.startswith(QUALITY_PREFIX)]
+    tolerated = [
+        f"cell {i}: {line.strip()}"
+        for i, text in texts
+        for line in text.splitlines()
+        if line.startswith(QUALITY_PREFIX)
+    ]
     if tolerated:
-        warnings.warn(f"{path.stem} on the gpt2-small stand-in (random weights) tolerated "
-                      f"{len(tolerated)} quality claim(s):\n" + "\n".join(tolerated), stacklevel=1)
+        warnings.warn(
+            f"{path.stem} on the gpt2-small stand-in (random weights) tolerated "
+            f"{len(tolerated)} quality claim(s):\n" + "\n".join(tolerated),
+            stacklevel=1,
+        )

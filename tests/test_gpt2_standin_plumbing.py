@@ -27,11 +27,17 @@ RESULT_PREFIX = "STANDIN-RESULT "
 
 def run_worker(mode: str, env: dict[str, str], timeout: float = 300) -> dict:
     """Run this file as a script in ``env``; return the JSON it printed after RESULT_PREFIX."""
-    done = subprocess.run([sys.executable, __file__, mode], env=env, cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, __file__, mode],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
     assert done.returncode == 0 and lines, f"worker {mode} failed:\n{done.stdout}\n{done.stderr}"
-    return {**json.loads(lines[-1][len(RESULT_PREFIX):]), "stderr": done.stderr}
+    return {**json.loads(lines[-1][len(RESULT_PREFIX) :]), "stderr": done.stderr}
 
 
 # The tests (pytest's side) -----------------------------------------------------------------------
@@ -127,19 +133,29 @@ def _plumbing() -> dict:
     out: dict = {}
     sae = load_sae(preset, "cpu")
     meta = sae.cfg.metadata
-    out["sae"] = {"d_in": sae.cfg.d_in, "d_sae": sae.cfg.d_sae, "hook_name": meta.hook_name,
-                  "model_from_pretrained_kwargs": meta.model_from_pretrained_kwargs,
-                  "neuronpedia_id": meta.neuronpedia_id}
+    out["sae"] = {
+        "d_in": sae.cfg.d_in,
+        "d_sae": sae.cfg.d_sae,
+        "hook_name": meta.hook_name,
+        "model_from_pretrained_kwargs": meta.model_from_pretrained_kwargs,
+        "neuronpedia_id": meta.neuronpedia_id,
+    }
     model = load_model(preset, "cpu", **meta.model_from_pretrained_kwargs)
-    out["model"] = {"n_layers": model.cfg.n_layers, "d_model": model.cfg.d_model,
-                    "d_vocab": model.cfg.d_vocab,
-                    "hello_world": model.to_tokens("Hello world", prepend_bos=False)[0].tolist(),
-                    "bos": model.tokenizer.bos_token_id}
+    out["model"] = {
+        "n_layers": model.cfg.n_layers,
+        "d_model": model.cfg.d_model,
+        "d_vocab": model.cfg.d_vocab,
+        "hello_world": model.to_tokens("Hello world", prepend_bos=False)[0].tolist(),
+        "bos": model.tokenizer.bos_token_id,
+    }
 
     heldout = load_texts(preset, n=20, split="heldout")
     train = load_texts(preset, n=200, split="train")
-    out["texts"] = {"heldout": len(heldout), "train": len(train),
-                    "overlap": len(set(heldout) & set(train))}
+    out["texts"] = {
+        "heldout": len(heldout),
+        "train": len(train),
+        "overlap": len(set(heldout) & set(train)),
+    }
 
     tokens = model.to_tokens(heldout[0])[:, :64]
     with torch.no_grad():
@@ -149,26 +165,39 @@ def _plumbing() -> dict:
         sae.use_error_term = True
         exact = model.run_with_saes(tokens, saes=[sae])
         sae.use_error_term = False
-    out["spliced"] = {"logits_shape": list(logits.shape), "acts_shape": list(acts.shape),
-                      "mean_l0": (acts[0, 1:] > 0).sum(-1).float().mean().item(),
-                      "max_logit_diff_error_term": (exact - plain).abs().max().item()}
+    out["spliced"] = {
+        "logits_shape": list(logits.shape),
+        "acts_shape": list(acts.shape),
+        "mean_l0": (acts[0, 1:] > 0).sum(-1).float().mean().item(),
+        "max_logit_diff_error_term": (exact - plain).abs().max().item(),
+    }
 
     # Two steps of tutorial 2's configuration, small batches so they take seconds on a CPU.
     train_model = load_model(preset, "cpu")
     d_in = train_model.cfg.d_model
     batch = 256
-    cfg = runner_config(preset, standard_sae_config(preset, d_in), "cpu",
-                        training_tokens=2 * batch, train_batch_size_tokens=batch,
-                        store_batch_size_prompts=2, n_batches_in_buffer=2,
-                        n_batches_for_norm_estimate=1)
+    cfg = runner_config(
+        preset,
+        standard_sae_config(preset, d_in),
+        "cpu",
+        training_tokens=2 * batch,
+        train_batch_size_tokens=batch,
+        store_batch_size_prompts=2,
+        n_batches_in_buffer=2,
+        n_batches_for_norm_estimate=1,
+    )
     assert training_dataset(preset) is None  # the runner streams cfg.dataset_path itself
     runner = LanguageModelSAETrainingRunner(cfg, override_model=train_model)
     trained = runner.run()
     steps = cfg.training_tokens // cfg.train_batch_size_tokens
-    out["training"] = {"steps": steps, "dataset_path": cfg.dataset_path,
-                       "streaming": cfg.streaming, "d_in": trained.cfg.d_in,
-                       "d_sae": trained.cfg.d_sae,
-                       "finite": bool(all(p.isfinite().all() for p in trained.parameters()))}
+    out["training"] = {
+        "steps": steps,
+        "dataset_path": cfg.dataset_path,
+        "streaming": cfg.streaming,
+        "d_in": trained.cfg.d_in,
+        "d_sae": trained.cfg.d_sae,
+        "finite": bool(all(p.isfinite().all() for p in trained.parameters())),
+    }
     return out
 
 
@@ -178,14 +207,20 @@ def _offline_error() -> dict:
 
     preset = get_preset("gpt2-small")
     found = {}
-    for what, load in [("sae", lambda: load_sae(preset)), ("model", lambda: load_model(preset)),
-                       ("texts", lambda: load_texts(preset, n=2))]:
+    for what, load in [
+        ("sae", lambda: load_sae(preset)),
+        ("model", lambda: load_model(preset)),
+        ("texts", lambda: load_texts(preset, n=2)),
+    ]:
         try:
             load()
             found[what] = {"type": None, "message": "loaded", "chained": False}
-        except Exception as error:  # noqa: BLE001 - reporting what was raised is the point
-            found[what] = {"type": type(error).__name__, "message": str(error),
-                           "chained": error.__cause__ is not None}
+        except Exception as error:
+            found[what] = {
+                "type": type(error).__name__,
+                "message": str(error),
+                "chained": error.__cause__ is not None,
+            }
     return found
 
 

@@ -6,18 +6,27 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 from random_models import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-import notebook_times  # noqa: E402
+import notebook_times
 
 
 def row(notebook: str, preset: str, seconds: str, status: str = "ok") -> dict:
-    return {"notebook": notebook, "preset": preset, "weights": "w", "seconds": seconds,
-            "cpu_seconds": "10", "peak_rss_mib": "2048", "cpus": "2", "load_1min_before": "1.00",
-            "load_1min_after": "1.50", "training_scale": "1", "status": status,
-            "measured_at": "2026-11-29 19:00 UTC"}
+    return {
+        "notebook": notebook,
+        "preset": preset,
+        "weights": "w",
+        "seconds": seconds,
+        "cpu_seconds": "10",
+        "peak_rss_mib": "2048",
+        "cpus": "2",
+        "load_1min_before": "1.00",
+        "load_1min_after": "1.50",
+        "training_scale": "1",
+        "status": status,
+        "measured_at": "2026-11-29 19:00 UTC",
+    }
 
 
 def test_rows_merge_by_notebook(tmp_path, monkeypatch):
@@ -27,12 +36,18 @@ def test_rows_merge_by_notebook(tmp_path, monkeypatch):
     notebook_times.write_rows([row("01_a", "gpt2-small", "150.0")], "gpt2-small")
     rows = notebook_times.read_times(tmp_path)
     assert sorted((r["preset"], r["notebook"], r["seconds"]) for r in rows) == [
-        ("gpt2-small", "01_a", "150.0"), ("tiny", "01_a", "60.0"), ("tiny", "02_b", "95.5")]
+        ("gpt2-small", "01_a", "150.0"),
+        ("tiny", "01_a", "60.0"),
+        ("tiny", "02_b", "95.5"),
+    ]
 
 
 def test_table_has_every_notebook_and_says_what_is_not_measured():
-    rows = [row("01_a", "tiny", "75.0"), row("01_a", "gpt2-small", "155.0"),
-            row("02_b", "gpt2-small", "1.0", status="failed")]
+    rows = [
+        row("01_a", "tiny", "75.0"),
+        row("01_a", "gpt2-small", "155.0"),
+        row("02_b", "gpt2-small", "1.0", status="failed"),
+    ]
     table = notebook_times.times_table(rows, ["01_a", "02_b", "03_new"])
     assert list(table.index) == ["01_a", "02_b", "03_new"]
     assert list(table.columns.get_level_values(0).unique()) == ["tiny", "gpt2-small"]

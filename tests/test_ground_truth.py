@@ -39,13 +39,18 @@ def one_thread():
 
 
 def small_model(seed: int = 0, hierarchy: bool = True) -> SyntheticModel:
-    return SyntheticModel(SyntheticModelConfig(
-        num_features=N,
-        hidden_dim=D,
-        hierarchy=HierarchyConfig(total_root_nodes=2, branching_factor=3, max_depth=1,
-                                  compensate_probabilities=True) if hierarchy else None,
-        seed=seed,
-    ))
+    return SyntheticModel(
+        SyntheticModelConfig(
+            num_features=N,
+            hidden_dim=D,
+            hierarchy=HierarchyConfig(
+                total_root_nodes=2, branching_factor=3, max_depth=1, compensate_probabilities=True
+            )
+            if hierarchy
+            else None,
+            seed=seed,
+        )
+    )
 
 
 def perfect_sae(model: SyntheticModel) -> StandardTrainingSAE:
@@ -156,8 +161,15 @@ def test_score_sae_is_reproducible_and_scores_the_true_dictionary_as_perfect():
     assert first == score_sae(sae, model, num_samples=1000, batch_size=500, seed=3)
     assert first["mcc"] == pytest.approx(1.0, abs=1e-5)
     assert first["uniqueness"] == pytest.approx(1.0)
-    assert set(first) >= {"mcc", "l0", "explained_variance", "shrinkage", "dead_latents",
-                          "precision", "recall"}
+    assert set(first) >= {
+        "mcc",
+        "l0",
+        "explained_variance",
+        "shrinkage",
+        "dead_latents",
+        "precision",
+        "recall",
+    }
 
 
 # training
@@ -165,25 +177,49 @@ def test_train_on_synthetic_writes_nothing_and_is_reproducible(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     model = small_model()
     cfg = TopKTrainingSAEConfig(d_in=D, d_sae=N, k=2, rescale_acts_by_decoder_norm=False)
-    sae = train_on_synthetic(model, cfg, training_samples=128 * 60, batch_size=128, lr=3e-3,
-                             dead_feature_window=20, show_progress=False)
+    sae = train_on_synthetic(
+        model,
+        cfg,
+        training_samples=128 * 60,
+        batch_size=128,
+        lr=3e-3,
+        dead_feature_window=20,
+        show_progress=False,
+    )
     assert sae.W_dec.shape == (N, D)
     assert list(tmp_path.iterdir()) == [], "the run wrote files (output/ or checkpoints/)"
-    again = train_on_synthetic(model, cfg, training_samples=128 * 60, batch_size=128, lr=3e-3,
-                               dead_feature_window=20, show_progress=False)
+    again = train_on_synthetic(
+        model,
+        cfg,
+        training_samples=128 * 60,
+        batch_size=128,
+        lr=3e-3,
+        dead_feature_window=20,
+        show_progress=False,
+    )
     torch.testing.assert_close(sae.W_dec, again.W_dec)  # seeded: the same SAE
 
 
 def test_train_on_synthetic_rejects_bad_input():
     model = small_model()
     with pytest.raises(ValueError, match="d_in"):
-        train_on_synthetic(model, StandardTrainingSAEConfig(d_in=D + 1, d_sae=N),
-                           training_samples=1000, batch_size=100, lr=1e-3,
-                           dead_feature_window=5)
+        train_on_synthetic(
+            model,
+            StandardTrainingSAEConfig(d_in=D + 1, d_sae=N),
+            training_samples=1000,
+            batch_size=100,
+            lr=1e-3,
+            dead_feature_window=5,
+        )
     with pytest.raises(ValueError, match="dead_feature_window"):
-        train_on_synthetic(model, StandardTrainingSAEConfig(d_in=D, d_sae=N),
-                           training_samples=1000, batch_size=100, lr=1e-3,
-                           dead_feature_window=1000)
+        train_on_synthetic(
+            model,
+            StandardTrainingSAEConfig(d_in=D, d_sae=N),
+            training_samples=1000,
+            batch_size=100,
+            lr=1e-3,
+            dead_feature_window=1000,
+        )
 
 
 # the preset sizes tutorial 4 reads

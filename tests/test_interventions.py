@@ -53,8 +53,9 @@ def sae():
 
 @pytest.fixture(scope="module")
 def sample(model, sae):
-    return F.collect_feature_stats(model, sae, SAMPLE_TEXTS, context_size=CTX, batch_size=2,
-                                   progress=False)
+    return F.collect_feature_stats(
+        model, sae, SAMPLE_TEXTS, context_size=CTX, batch_size=2, progress=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -187,12 +188,24 @@ def test_steering_hook_adds_a_fraction_of_each_norm(model):
 
 def test_generation_at_scale_zero_is_the_models(model):
     tokens = model.to_tokens("Hello world")
-    plain = model.generate(tokens, max_new_tokens=5, do_sample=False, use_past_kv_cache=False,
-                           verbose=False, stop_at_eos=False)
-    table = I.generate_steered(model, HOOK, "Hello world", I.random_unit_direction(D_MODEL, 0),
-                               [0.0, 1e3], max_new_tokens=5)
+    plain = model.generate(
+        tokens,
+        max_new_tokens=5,
+        do_sample=False,
+        use_past_kv_cache=False,
+        verbose=False,
+        stop_at_eos=False,
+    )
+    table = I.generate_steered(
+        model,
+        HOOK,
+        "Hello world",
+        I.random_unit_direction(D_MODEL, 0),
+        [0.0, 1e3],
+        max_new_tokens=5,
+    )
     assert list(table["scale"]) == [0.0, 1e3]
-    assert table["continuation"].iloc[0] == model.to_string(plain[0, tokens.shape[1]:])
+    assert table["continuation"].iloc[0] == model.to_string(plain[0, tokens.shape[1] :])
     assert table["continuation"].iloc[0] != table["continuation"].iloc[1]
 
 
@@ -200,8 +213,16 @@ def test_steering_curve(model, contexts):
     tokens, counted = contexts
     direction = I.random_unit_direction(D_MODEL, 3)
     own = I.promoted_token_ids(model, direction, 5)
-    frame = I.steering_curve(model, HOOK, tokens, counted, direction, [0.0, 1.0, 100.0],
-                             {"own": own, "other": torch.tensor([0, 1])}, batch_size=3)
+    frame = I.steering_curve(
+        model,
+        HOOK,
+        tokens,
+        counted,
+        direction,
+        [0.0, 1.0, 100.0],
+        {"own": own, "other": torch.tensor([0, 1])},
+        batch_size=3,
+    )
     assert len(frame) == 6 and set(frame["scored"]) == {"own", "other"}
     at_zero = frame[frame["scale"] == 0]
     assert (at_zero["logprob_gain"] == 0).all() and (at_zero["loss_increase"] == 0).all()
@@ -240,10 +261,12 @@ def test_ablation_subtracts_only_the_features_contribution(model, sae, sample):
     clean = model(tokens).log_softmax(-1)
     ablated = model.run_with_hooks(tokens, fwd_hooks=[(HOOK, subtract)]).log_softmax(-1)
     next_ids = tokens[:, 1:][mask[:, :-1]][:, None]
-    assert math.isclose(effect.loss_clean, -clean[mask].gather(1, next_ids).mean().item(),
-                        rel_tol=1e-4)
-    assert math.isclose(effect.loss_ablated, -ablated[mask].gather(1, next_ids).mean().item(),
-                        rel_tol=1e-4)
+    assert math.isclose(
+        effect.loss_clean, -clean[mask].gather(1, next_ids).mean().item(), rel_tol=1e-4
+    )
+    assert math.isclose(
+        effect.loss_ablated, -ablated[mask].gather(1, next_ids).mean().item(), rel_tol=1e-4
+    )
     change = (ablated[mask] - clean[mask]).mean(0)
     assert torch.allclose(effect.logprob_change, change, atol=1e-4)
     table = effect.tokens_losing_most([str(i) for i in range(model.cfg.d_vocab)], k=4)
@@ -333,8 +356,9 @@ def test_compare_attribution_with_ablation(model, sae, attribution):
         target = int(attribution.target_positions[i])
         expected = -attribution.attribution[i, int(row["position"]), int(row["feature"])].item()
         assert math.isclose(row["predicted"], expected, rel_tol=1e-6)
-        real = I.ablation_effects(model, sae, attribution.tokens[i], target,
-                                  [(int(row["position"]), int(row["feature"]))])[0].item()
+        real = I.ablation_effects(
+            model, sae, attribution.tokens[i], target, [(int(row["position"]), int(row["feature"]))]
+        )[0].item()
         assert math.isclose(row["actual"], real, rel_tol=1e-4, abs_tol=1e-6)
     assert (frame["share_of_norm"] > 0).all()
 

@@ -48,8 +48,10 @@ WIDGET_TIMEOUT_MS = 45_000  # one round trip of the explorer through the kernel
 def _no_browser(reason: str):
     if os.environ.get("CI") == "true":
         pytest.fail(f"JupyterLab browser test cannot run: {reason}. CI=true, and CI must run it.")
-    pytest.skip(f"JupyterLab browser test skipped: {reason}; install Debian's `chromium` (or set "
-                "SAE_BOOK_CHROMIUM) to run it.")
+    pytest.skip(
+        f"JupyterLab browser test skipped: {reason}; install Debian's `chromium` (or set "
+        "SAE_BOOK_CHROMIUM) to run it."
+    )
 
 
 def _digest(path) -> str:
@@ -144,8 +146,11 @@ def lab_run(chromium_path):
     from playwright.sync_api import sync_playwright
 
     if not jupyterlab_installed():
-        pytest.fail("JupyterLab is not installed; requirements.txt lists it "
-                    "(pip install -r requirements.txt)", pytrace=False)
+        pytest.fail(
+            "JupyterLab is not installed; requirements.txt lists it "
+            "(pip install -r requirements.txt)",
+            pytrace=False,
+        )
     source = REPO_ROOT / "notebooks" / NOTEBOOK
     digest = _digest(source)
     started = time.monotonic()
@@ -186,9 +191,11 @@ def lab_run(chromium_path):
         finally:
             browser.close()
             phases["browser closed"] = round(time.monotonic() - started, 1)
-    print(f"JupyterLab test: {time.monotonic() - started:.0f} s in all, load average "
-          f"{os.getloadavg()[0]:.1f}; seconds from the start: {phases}; "
-          f"requests to other hosts refused: {external or 'none'}")
+    print(
+        f"JupyterLab test: {time.monotonic() - started:.0f} s in all, load average "
+        f"{os.getloadavg()[0]:.1f}; seconds from the start: {phases}; "
+        f"requests to other hosts refused: {external or 'none'}"
+    )
     assert _digest(source) == digest, f"notebooks/{NOTEBOOK} changed while the test ran"
 
 
@@ -196,9 +203,11 @@ def _open_and_run(page, lab: LabServer, run: LabRun) -> None:
     page.goto(lab.url(f"lab/tree/{NOTEBOOK}"), timeout=OPEN_TIMEOUT_MS)
     page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=OPEN_TIMEOUT_MS)
     run.mark("notebook shown")
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext",
-                           timeout=OPEN_TIMEOUT_MS)
+    page.wait_for_function(
+        "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+        " && window.jupyterapp.shell.currentWidget.sessionContext",
+        timeout=OPEN_TIMEOUT_MS,
+    )
     # The kernel has started when the session says so; only then may Run All be used.
     page.wait_for_function(
         "() => { const s = window.jupyterapp.shell.currentWidget.sessionContext;"
@@ -209,9 +218,11 @@ def _open_and_run(page, lab: LabServer, run: LabRun) -> None:
     run.mark("kernel idle")
     # Run > Run All Cells, as a reader would click it.
     page.locator("#jp-MainMenu .lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click(
-        timeout=OPEN_TIMEOUT_MS)
+        timeout=OPEN_TIMEOUT_MS
+    )
     page.locator('.lm-Menu-item[data-command="runmenu:run-all"]:not(.lm-mod-disabled)').click(
-        timeout=OPEN_TIMEOUT_MS)
+        timeout=OPEN_TIMEOUT_MS
+    )
     # Started: the first code cell is queued or has run. Done: no cell is queued or running, and
     # the kernel is idle (after an error Lab un-queues the rest, which the checks then report).
     page.wait_for_function(
@@ -271,7 +282,8 @@ def test_plotly_figures_render(lab_run):
 
 def _explorer_view(page) -> str:
     return page.locator('[data-sae-explorer="0"] .widget-html-content').inner_text(
-        timeout=WIDGET_TIMEOUT_MS)
+        timeout=WIDGET_TIMEOUT_MS
+    )
 
 
 def _wait_view(page, predicate_js: str, arg, what: str) -> str:
@@ -288,8 +300,7 @@ def _wait_view(page, predicate_js: str, arg, what: str) -> str:
     except Exception as error:
         raise AssertionError(
             f"The explorer's view did not {what} within {WIDGET_TIMEOUT_MS / 1000:.0f} s; "
-            "it shows:\n"
-            + _explorer_view(page)[:1000]
+            "it shows:\n" + _explorer_view(page)[:1000]
         ) from error
     return _explorer_view(page)
 
@@ -353,8 +364,10 @@ def test_feature_explorer_is_live(lab_run):
     error_view = _wait_view(page, "text.includes(arg)", message, "show the empty-prompt message")
     assert "Traceback" not in error_view
     lab_run.mark("explorer checked")
-    print(f"Explorer: prompt {new_prompt!r}; feature {current} -> {new_feature} "
-          f"(suggested: {suggested}); empty prompt -> {error_view.strip()!r}")
+    print(
+        f"Explorer: prompt {new_prompt!r}; feature {current} -> {new_feature} "
+        f"(suggested: {suggested}); empty prompt -> {error_view.strip()!r}"
+    )
     outputs_after = _output_types(page.evaluate(CELLS_JS))
     assert outputs_after == outputs_before, "The explorer's round trips added notebook outputs"
 

@@ -124,8 +124,11 @@ def test_each_exercise_has_an_answer_cell_then_a_folded_solution_cell(path):
     solutions = [i for i, c in enumerate(cells) if is_solution_cell(c)]
     headings, written = exercise_headings(cells)
     for heading in written:
-        assert re.fullmatch(r"<details><summary>Solution: [^<\n]+</summary>\n\n.+\n\n</details>",
-                            "".join(cells[heading + 1]["source"]).strip(), flags=re.S)
+        assert re.fullmatch(
+            r"<details><summary>Solution: [^<\n]+</summary>\n\n.+\n\n</details>",
+            "".join(cells[heading + 1]["source"]).strip(),
+            flags=re.S,
+        )
     assert len(solutions) == len(headings)
     numbers = [exercise_numbers(cells[i])[0] for i in headings]
     for n, heading, solution in zip(numbers, headings, solutions):

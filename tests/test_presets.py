@@ -21,7 +21,9 @@ def clean_env(monkeypatch):
 def test_registry_has_both_presets_with_every_field_set():
     assert set(PRESETS) == {"gpt2-small", "tiny"}
     for preset in PRESETS.values():
-        assert preset.analysis_hook.startswith("blocks.") and preset.training_hook.startswith("blocks.")
+        assert preset.analysis_hook.startswith("blocks.") and preset.training_hook.startswith(
+            "blocks."
+        )
         # Exactly one SAE source: a registry entry or a local folder.
         assert (preset.sae_path is None) != (preset.sae_release is None)
         assert (preset.sae_release is None) == (preset.sae_id is None)
@@ -58,7 +60,9 @@ def test_unknown_name_lists_the_known_presets():
 
 def test_env_var_wins_over_auto(clean_env, capsys):
     clean_env.setenv(PRESET_ENV_VAR, "gpt2-small")
-    clean_env.setattr(presets, "hub_reachable", lambda *a, **k: pytest.fail("auto must not probe the hub"))
+    clean_env.setattr(
+        presets, "hub_reachable", lambda *a, **k: pytest.fail("auto must not probe the hub")
+    )
     assert choose_preset().name == "gpt2-small"
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "gpt2-small" in out and PRESET_ENV_VAR in out
@@ -90,7 +94,9 @@ def test_auto_with_reachable_hub_picks_gpt2(clean_env, capsys):
 
 def test_auto_respects_hf_hub_offline_without_probing(clean_env):
     clean_env.setenv("HF_HUB_OFFLINE", "1")
-    clean_env.setattr(presets, "hub_reachable", lambda *a, **k: pytest.fail("must not probe when offline"))
+    clean_env.setattr(
+        presets, "hub_reachable", lambda *a, **k: pytest.fail("must not probe when offline")
+    )
     assert choose_preset(verbose=False).name == "tiny"
 
 
@@ -129,7 +135,10 @@ def test_hub_texts_come_from_the_split_the_training_does_not_read(monkeypatch):
     preset = get_preset("gpt2-small")
     assert load_texts(preset, n=3) == [f"validation document {i}" for i in range(3)]
     assert load_texts(preset, n=2, split="train") == ["train document 0", "train document 1"]
-    assert calls == [(preset.dataset_path, "validation", True), (preset.dataset_path, "train", True)]
+    assert calls == [
+        (preset.dataset_path, "validation", True),
+        (preset.dataset_path, "train", True),
+    ]
     with pytest.raises(ValueError, match="give n"):
         load_texts(preset)
     with pytest.raises(ValueError, match="split must be"):

@@ -58,8 +58,12 @@ RENDER_TIMEOUT_MS = 20_000
 
 def _no_browser(reason: str):
     if os.environ.get("CI") == "true":
-        pytest.fail(f"Browser test cannot run: {reason}. CI=true, and CI must run it (.ci/run installs chromium).")
-    pytest.skip(f"Browser test skipped: {reason}; install Debian's `chromium` (or set SAE_BOOK_CHROMIUM) to run it.")
+        pytest.fail(
+            f"Browser test cannot run: {reason}. CI=true, and CI must run it (.ci/run installs chromium)."
+        )
+    pytest.skip(
+        f"Browser test skipped: {reason}; install Debian's `chromium` (or set SAE_BOOK_CHROMIUM) to run it."
+    )
 
 
 @pytest.fixture(scope="session")
@@ -185,7 +189,8 @@ def visit(browser, server):
         url = f"{server.base_url}{docname}.html"
         result = Visit(docname, url)
         context = browser.new_context(
-            viewport={"width": 1280, "height": 900}, permissions=["clipboard-read", "clipboard-write"]
+            viewport={"width": 1280, "height": 900},
+            permissions=["clipboard-read", "clipboard-write"],
         )
         page = context.new_page()
 
@@ -211,15 +216,19 @@ def visit(browser, server):
         page.on("pageerror", lambda exc: result.page_errors.append(str(exc)))
         page.on(
             "requestfailed",
-            lambda req: result.failed_local.append(f"{req.url}: {req.failure}")
-            if is_local_url(req.url)
-            else None,
+            lambda req: (
+                result.failed_local.append(f"{req.url}: {req.failure}")
+                if is_local_url(req.url)
+                else None
+            ),
         )
         page.on(
             "response",
-            lambda resp: result.failed_local.append(f"{resp.url}: HTTP {resp.status}")
-            if is_local_url(resp.url) and resp.status >= 400
-            else None,
+            lambda resp: (
+                result.failed_local.append(f"{resp.url}: HTTP {resp.status}")
+                if is_local_url(resp.url) and resp.status >= 400
+                else None
+            ),
         )
         page.goto(url, wait_until="load")
         try:
@@ -243,7 +252,9 @@ def visit(browser, server):
 
 def _copy_first_code_cell(page) -> str | None:
     """Click the copy button of the first code cell a reader sees; return the clipboard."""
-    button = page.locator(".cell:not(.tag_hide-input):not(.tag_remove-input) .cell_input button.copybtn").first
+    button = page.locator(
+        ".cell:not(.tag_hide-input):not(.tag_remove-input) .cell_input button.copybtn"
+    ).first
     if button.count() == 0:
         return None
     button.scroll_into_view_if_needed()
@@ -273,7 +284,9 @@ def test_page_loads_cleanly(visit, docname):
 def test_outputs_are_readable(visit, docname):
     """Long text outputs scroll in a box (_static/book.css); no dependency warnings in them."""
     dom = visit(docname).dom
-    assert not dom["tallText"], f"{docname}: text outputs taller than their box: {dom['tallText']} px"
+    assert not dom["tallText"], (
+        f"{docname}: text outputs taller than their box: {dom['tallText']} px"
+    )
     assert not dom["warningLines"], f"{docname}: warning text in outputs: {dom['warningLines'][:5]}"
 
 
@@ -286,9 +299,13 @@ def test_page_title_logo_and_favicon(visit, docname):
     heading = title[: -len(book_title)].rstrip(" —-")
     assert heading, f"{docname}: <title> {title!r} has no page heading before the book's name"
     assert heading != book_title, f"{docname}: <title> {title!r} repeats the book's name"
-    assert v.dom["logo"] and v.dom["logo"]["w"] > 0, f"{docname}: the logo is missing or did not load"
+    assert v.dom["logo"] and v.dom["logo"]["w"] > 0, (
+        f"{docname}: the logo is missing or did not load"
+    )
     favicon = load_config()["html"]["favicon"].rsplit("/", 1)[-1]
-    assert v.dom["favicon"] and v.dom["favicon"].endswith(favicon), f"{docname}: no link to {favicon}"
+    assert v.dom["favicon"] and v.dom["favicon"].endswith(favicon), (
+        f"{docname}: no link to {favicon}"
+    )
 
 
 @pytest.mark.parametrize("docname", PAGES)
@@ -324,12 +341,23 @@ def test_internal_links_resolve(visit, docname):
 def test_repository_buttons(visit, docname):
     repo = load_config()["repository"]
     base, branch = repo["url"].rstrip("/"), repo.get("branch", "main")
-    source = next(p for p in (REPO_ROOT / f"{docname}.ipynb", REPO_ROOT / f"{docname}.md") if p.is_file())
-    path_in_repo = "/".join(filter(None, [repo.get("path_to_book", "").strip("/"), source.relative_to(REPO_ROOT).as_posix()]))
+    source = next(
+        p for p in (REPO_ROOT / f"{docname}.ipynb", REPO_ROOT / f"{docname}.md") if p.is_file()
+    )
+    path_in_repo = "/".join(
+        filter(
+            None,
+            [repo.get("path_to_book", "").strip("/"), source.relative_to(REPO_ROOT).as_posix()],
+        )
+    )
     hrefs = {link["abs"] for link in visit(docname).dom["links"]}
     assert base in hrefs, f"{docname}: no repository button linking {base}"
-    assert f"{base}/edit/{branch}/{path_in_repo}" in hrefs, f"{docname}: no 'edit this page' button for {path_in_repo}"
-    assert any(h.startswith(f"{base}/issues/new") for h in hrefs), f"{docname}: no 'open an issue' button"
+    assert f"{base}/edit/{branch}/{path_in_repo}" in hrefs, (
+        f"{docname}: no 'edit this page' button for {path_in_repo}"
+    )
+    assert any(h.startswith(f"{base}/issues/new") for h in hrefs), (
+        f"{docname}: no 'open an issue' button"
+    )
 
 
 # --- tutorial pages ----------------------------------------------------------------------------------
@@ -344,8 +372,12 @@ def test_launch_buttons_open_this_notebook(visit, docname):
     hrefs = {link["abs"] for link in visit(docname).dom["links"]}
     colab = f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/{path}"
     binder = f"https://mybinder.org/v2/gh/{owner_repo}/{branch}?urlpath=lab/tree/{path}"
-    assert colab in hrefs, f"{docname}: no Colab button for {colab}; launch links: {_launch_links(hrefs)}"
-    assert binder in hrefs, f"{docname}: no Binder button for {binder}; launch links: {_launch_links(hrefs)}"
+    assert colab in hrefs, (
+        f"{docname}: no Colab button for {colab}; launch links: {_launch_links(hrefs)}"
+    )
+    assert binder in hrefs, (
+        f"{docname}: no Binder button for {binder}; launch links: {_launch_links(hrefs)}"
+    )
     assert (REPO_ROOT / path).is_file()
 
 
@@ -365,7 +397,11 @@ def test_figures_views_and_tables_render(visit, docname):
     assert len(figures) == expected.plotly_figures, (
         f"{docname}: the notebook has {expected.plotly_figures} plotly figures, the page {len(figures)}"
     )
-    not_drawn = [f for f in figures if not (f["svg"] and f["traces"] and f["drawn"] and (f["h"] > 50 or f["folded"]))]
+    not_drawn = [
+        f
+        for f in figures
+        if not (f["svg"] and f["traces"] and f["drawn"] and (f["h"] > 50 or f["folded"]))
+    ]
     assert not not_drawn, f"{docname}: plotly figures that did not draw: {not_drawn}"
     views = dom["cv"]
     assert len(views) == expected.circuitsvis_views, (
@@ -394,7 +430,9 @@ def test_tutorials_show_each_kind_of_output(visit):
         for key in totals:
             totals[key] += len(dom[key])
     assert TUTORIALS, "the table of contents lists no notebooks"
-    assert all(totals.values()), f"the tutorials together show none of some kind of output: {totals}"
+    assert all(totals.values()), (
+        f"the tutorials together show none of some kind of output: {totals}"
+    )
 
 
 @pytest.mark.parametrize("docname", PAGES)
@@ -402,7 +440,9 @@ def test_math_is_typeset_offline(visit, docname):
     """Formulas render with the site's own MathJax (_ext/mathjax_local.py), not raw TeX."""
     v = visit(docname)
     math = v.dom["math"]
-    assert not math["raw"], f"{docname}: formulas left as raw TeX (is MathJax served locally?): {math['raw'][:3]}"
+    assert not math["raw"], (
+        f"{docname}: formulas left as raw TeX (is MathJax served locally?): {math['raw'][:3]}"
+    )
     mathjax = [s for s in v.dom["scripts"] if "mathjax" in s.lower()]
     if math["nodes"]:
         assert mathjax and all(s.startswith(("_static/", "../_static/")) for s in mathjax), mathjax
@@ -416,7 +456,9 @@ def test_tutorial_2_has_math(visit):
 @pytest.mark.parametrize("docname", TUTORIALS)
 def test_code_cells_copy_cleanly(visit, docname):
     v = visit(docname)
-    assert v.dom["copyButtons"] >= v.dom["codeInputs"] > 0, f"{docname}: code cells without a copy button"
+    assert v.dom["copyButtons"] >= v.dom["codeInputs"] > 0, (
+        f"{docname}: code cells without a copy button"
+    )
     assert v.dom["outputCopyButtons"] == 0, f"{docname}: outputs carry copy buttons"
     sources = {
         cell.source.strip()
@@ -470,7 +512,9 @@ def test_page_weight(site, capsys):
             f"{format_size(w.own_bytes):>11} {format_size(w.shared_bytes):>11}"
         )
     biggest = sorted(shared.items(), key=lambda kv: -kv[1])[:5]
-    lines.append("largest shared files: " + ", ".join(f"{name} {format_size(n)}" for name, n in biggest))
+    lines.append(
+        "largest shared files: " + ", ".join(f"{name} {format_size(n)}" for name, n in biggest)
+    )
     with capsys.disabled():
         print("\n" + "\n".join(lines))
     over = [w for w in weights if w.own_bytes > PAGE_BUDGET_BYTES]
@@ -495,7 +539,9 @@ def test_site_scripts_come_before_require_js(site):
     from a CDN: after it, plotly.js defines an AMD module instead of window.Plotly and every figure
     breaks for readers online. The browser test blocks CDNs, so only the order can show this."""
     for docname in TUTORIALS:
-        scripts = re.findall(r'<script[^>]*\bsrc="([^"]+)"', (HTML_DIR / f"{docname}.html").read_text())
+        scripts = re.findall(
+            r'<script[^>]*\bsrc="([^"]+)"', (HTML_DIR / f"{docname}.html").read_text()
+        )
         ours = [i for i, s in enumerate(scripts) if "plotly.min.js" in s or "circuitsvis.js" in s]
         require = [i for i, s in enumerate(scripts) if "require" in s]
         if ours and require:

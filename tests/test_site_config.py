@@ -22,7 +22,9 @@ def test_colab_requirements_are_lines_of_requirements_txt():
     main = set(_requirement_lines(REPO_ROOT / "requirements.txt"))
     colab = _requirement_lines(REPO_ROOT / "requirements-colab.txt")
     missing = [line for line in colab if line not in main]
-    assert colab and not missing, f"requirements-colab.txt lines not found verbatim in requirements.txt: {missing}"
+    assert colab and not missing, (
+        f"requirements-colab.txt lines not found verbatim in requirements.txt: {missing}"
+    )
 
 
 def test_setup_cell_repository_is_the_configured_repository():
@@ -30,7 +32,8 @@ def test_setup_cell_repository_is_the_configured_repository():
     book_repo = next(
         node.value.value
         for node in ast.walk(tree)
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "BOOK_REPO" for t in node.targets)
+        if isinstance(node, ast.Assign)
+        and any(getattr(t, "id", None) == "BOOK_REPO" for t in node.targets)
     )
     assert book_repo == CONFIG["repository"]["url"], (
         f"BOOK_REPO in the setup cell is {book_repo!r}, repository.url in _config.yml is "
@@ -43,7 +46,9 @@ def test_every_toc_entry_has_a_source():
     files = [toc["root"]] + [
         chapter["file"] for part in toc.get("parts", []) for chapter in part.get("chapters", [])
     ]
-    missing = [f for f in files if not any((REPO_ROOT / f"{f}{s}").is_file() for s in (".md", ".ipynb"))]
+    missing = [
+        f for f in files if not any((REPO_ROOT / f"{f}{s}").is_file() for s in (".md", ".ipynb"))
+    ]
     assert not missing, f"_toc.yml names files that do not exist: {missing}"
 
 
@@ -57,7 +62,9 @@ def test_launch_and_repository_buttons_are_on():
     assert buttons["colab_url"] == "https://colab.research.google.com"
     assert buttons["binderhub_url"] == "https://mybinder.org"
     html = CONFIG["html"]
-    assert html["use_repository_button"] and html["use_edit_page_button"] and html["use_issues_button"]
+    assert (
+        html["use_repository_button"] and html["use_edit_page_button"] and html["use_issues_button"]
+    )
 
 
 def test_the_build_fails_on_a_failing_notebook_and_hides_stderr():
@@ -79,11 +86,14 @@ def _strip_prompts(text: str) -> str:
 
 def test_copy_button_leaves_out_prompts_and_output():
     assert _strip_prompts(">>> x = 1\n>>> print(x)\n1") == "x = 1\nprint(x)"
-    assert _strip_prompts(">>> for i in range(2):\n...     print(i)\n0\n1") == "for i in range(2):\n    print(i)"
-    assert _strip_prompts("$ make book\nbuilding...") == "make book"
-    assert _strip_prompts("In [1]: import torch\nIn [12]: torch.ones(2)\nOut[12]: tensor([1., 1.])") == (
-        "import torch\ntorch.ones(2)"
+    assert (
+        _strip_prompts(">>> for i in range(2):\n...     print(i)\n0\n1")
+        == "for i in range(2):\n    print(i)"
     )
+    assert _strip_prompts("$ make book\nbuilding...") == "make book"
+    assert _strip_prompts(
+        "In [1]: import torch\nIn [12]: torch.ones(2)\nOut[12]: tensor([1., 1.])"
+    ) == ("import torch\ntorch.ones(2)")
     plain = "import torch\nx = torch.ones(2)  # $ and >>> inside a line stay"
     assert _strip_prompts(plain) == plain
 
@@ -103,7 +113,9 @@ def test_plotly_json_part_is_known_to_myst_nb(monkeypatch):
     class Renderer:
         logger = Logger()
 
-    plotly = NbElementRenderer.render_unhandled(Renderer(), MimeData(plotly_static.PLOTLY_MIME, "{}"))
+    plotly = NbElementRenderer.render_unhandled(
+        Renderer(), MimeData(plotly_static.PLOTLY_MIME, "{}")
+    )
     assert len(plotly) == 1 and not warnings
     other = NbElementRenderer.render_unhandled(Renderer(), MimeData("application/x-unknown", "{}"))
     assert other == [] and warnings
@@ -167,7 +179,11 @@ def test_a_utils_change_means_executing_the_notebooks_again(tmp_path, monkeypatc
     monkeypatch.setattr(H, "BUILD_STAMP", stamp)
     assert H.execution_inputs_changed([])  # no record of a good build: trust no cache
     stamp.touch()
-    assert not H.execution_inputs_changed([REPO_ROOT / "intro.md", REPO_ROOT / "_static" / "book.css"])
+    assert not H.execution_inputs_changed(
+        [REPO_ROOT / "intro.md", REPO_ROOT / "_static" / "book.css"]
+    )
     assert H.execution_inputs_changed([REPO_ROOT / "utils" / "features.py"])
     assert H.execution_inputs_changed([REPO_ROOT / "benchmarks" / "results" / "l1_sweep_tiny.csv"])
-    assert set(H.EXECUTION_INPUTS) == set(re.search(r"^EXECUTION_INPUTS := (.*)$", MAKEFILE, re.M)[1].split())
+    assert set(H.EXECUTION_INPUTS) == set(
+        re.search(r"^EXECUTION_INPUTS := (.*)$", MAKEFILE, re.M)[1].split()
+    )

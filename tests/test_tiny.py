@@ -229,7 +229,9 @@ def test_sae_meets_targets_on_heldout_text(measured_sparsity, measured_ce):
 
 def test_sae_metrics_agree_with_the_card(measured_sparsity, measured_ce, card):
     recorded = card["sae"]["metrics"]
-    assert_agrees(card, measured_sparsity["explained_variance"], recorded["explained_variance"], 0.005)
+    assert_agrees(
+        card, measured_sparsity["explained_variance"], recorded["explained_variance"], 0.005
+    )
     assert_agrees(card, measured_sparsity["l0"], recorded["l0"], 0.01 * recorded["l0"])
     assert_agrees(card, measured_sparsity["dead_fraction"], recorded["dead_fraction"], 0.005)
     # CE recovered is re-measured on a subset of the card's tokens, hence the looser tolerance.
@@ -262,7 +264,9 @@ def test_named_features_fire_on_what_the_card_says(model, sae, card, heldout_con
 
 def assert_agrees(card: dict, measured: float, recorded: float, tolerance: float) -> None:
     """Re-measured values match the card (the corpus is the shipped one the card was built from)."""
-    assert abs(measured - recorded) <= tolerance, f"measured {measured:.4f}, card says {recorded:.4f}"
+    assert abs(measured - recorded) <= tolerance, (
+        f"measured {measured:.4f}, card says {recorded:.4f}"
+    )
 
 
 # Missing or corrupt assets ----------------------------------------------------------------------
@@ -301,7 +305,12 @@ def test_missing_file_is_named(broken_assets, folder, name):
 
 @pytest.mark.parametrize(
     ("folder", "name"),
-    [("sae", "sae_weights.safetensors"), ("sae", "cfg.json"), ("model", "model.safetensors"), ("tokenizer", "tokenizer.json")],
+    [
+        ("sae", "sae_weights.safetensors"),
+        ("sae", "cfg.json"),
+        ("model", "model.safetensors"),
+        ("tokenizer", "tokenizer.json"),
+    ],
 )
 def test_corrupt_file_is_named(broken_assets, folder, name):
     path = broken_assets / folder / name

@@ -14,7 +14,9 @@ CTX = 24
 def sample(tmp_path_factory):
     model = build_model(build_tokenizer(tmp_path_factory.mktemp("tok")))
     sae = build_sae()
-    return F.collect_feature_stats(model, sae, SAMPLE_TEXTS * 3, context_size=CTX, batch_size=4, progress=False)
+    return F.collect_feature_stats(
+        model, sae, SAMPLE_TEXTS * 3, context_size=CTX, batch_size=4, progress=False
+    )
 
 
 def brute_force(sample, min_fires, max_density, min_letters):
@@ -43,11 +45,15 @@ def test_shares_and_top_tokens_match_brute_force(sample):
     # the highest shares, one per token, in decreasing order
     assert chosen["share_on_top_token"].is_monotonic_decreasing
     assert chosen["top_token"].is_unique
-    assert chosen["share_on_top_token"].iloc[0] == pytest.approx(max(s for _, s in expected.values()))
+    assert chosen["share_on_top_token"].iloc[0] == pytest.approx(
+        max(s for _, s in expected.values())
+    )
 
 
 def test_min_letters_keeps_only_word_tokens(sample):
-    chosen = F.token_concentrated_features(sample, k=50, min_fires=1, max_density=1.0, min_letters=3)
+    chosen = F.token_concentrated_features(
+        sample, k=50, min_fires=1, max_density=1.0, min_letters=3
+    )
     assert all(sum(c.isalpha() for c in token) >= 3 for token in chosen["top_token"])
 
 

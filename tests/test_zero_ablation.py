@@ -40,7 +40,12 @@ def sae_lens_losses(model, sae, tokens: torch.Tensor) -> dict[str, float]:
 
     bos = model.tokenizer.bos_token_id
     metrics = get_recons_loss(
-        sae, model, ActivationScaler(), tokens, compute_kl=False, compute_ce_loss=True,
+        sae,
+        model,
+        ActivationScaler(),
+        tokens,
+        compute_kl=False,
+        compute_ce_loss=True,
         ignore_tokens=[bos],
     )
     keep = (tokens != bos)[:, :-1]

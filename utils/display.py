@@ -79,14 +79,20 @@ def top_contexts_html(contexts: pd.DataFrame, title: str | None = None) -> str:
     """
     needed = {"activation", "context_tokens", "context_activations", "highlight"}
     if not needed <= set(contexts.columns):
-        raise ValueError(f"contexts must be the table from top_activating_contexts (needs {sorted(needed)})")
-    head = f"<div style='font-weight: 600; margin: 6px 0;'>{html.escape(title)}</div>" if title else ""
+        raise ValueError(
+            f"contexts must be the table from top_activating_contexts (needs {sorted(needed)})"
+        )
+    head = (
+        f"<div style='font-weight: 600; margin: 6px 0;'>{html.escape(title)}</div>" if title else ""
+    )
     if len(contexts) == 0:
         return head + "<div><i>No contexts: the feature never fired in the sample.</i></div>"
     top = float(contexts["activation"].max())
     rows = []
     for rank, row in enumerate(contexts.itertuples(), start=1):
-        text = highlight_tokens_html(row.context_tokens, row.context_activations, top, row.highlight)
+        text = highlight_tokens_html(
+            row.context_tokens, row.context_activations, top, row.highlight
+        )
         rows.append(
             f"<tr><td style='text-align:right; padding: 2px 8px;'>{rank}</td>"
             f"<td style='text-align:right; padding: 2px 8px;'>{row.activation:.2f}</td>"
@@ -118,8 +124,10 @@ def neuronpedia_link_html(sae: Any, feature: int) -> str:
     """A link to the feature's Neuronpedia page, or a sentence saying why there is none."""
     url = neuronpedia_url(sae, feature)
     if url is None:
-        return ("<i>No public dashboard: this SAE's metadata names no Neuronpedia id "
-                "(only SAEs published there have one).</i>")
+        return (
+            "<i>No public dashboard: this SAE's metadata names no Neuronpedia id "
+            "(only SAEs published there have one).</i>"
+        )
     return f'Public dashboard: <a href="{html.escape(url)}" target="_blank">{html.escape(url)}</a>'
 
 
@@ -170,9 +178,8 @@ class FeatureDashboard:
 
     def tables_html(self) -> str:
         tokens = self.top_tokens[["token", "fires", "fires_per_occurrence", "mean_activation"]]
-        return (
-            _table_html(tokens.set_index("token"), "Tokens it fires on most")
-            + _table_html(self.logit_effects, "Logit effect (W_dec @ W_U)")
+        return _table_html(tokens.set_index("token"), "Tokens it fires on most") + _table_html(
+            self.logit_effects, "Logit effect (W_dec @ W_U)"
         )
 
     def show(self) -> None:
@@ -196,8 +203,10 @@ def feature_dashboard(
     """Build a :class:`FeatureDashboard` for ``feature`` from a sample (``collect_feature_stats``)."""
     feature = sample.check_feature(feature)
     if sample.d_sae != sae.cfg.d_sae:
-        raise ValueError(f"The sample has {sample.d_sae} features but the SAE has d_sae={sae.cfg.d_sae}: "
-                         "collect the sample with this SAE.")
+        raise ValueError(
+            f"The sample has {sample.d_sae} features but the SAE has d_sae={sae.cfg.d_sae}: "
+            "collect the sample with this SAE."
+        )
     _, _, values = sample.feature_activations(feature)
     summary = {
         "fires": len(values),
@@ -217,7 +226,9 @@ def feature_dashboard(
     )
 
 
-def token_values_html(str_tokens: Sequence[str], values: torch.Tensor | Sequence[float], caption: str = "") -> str:
+def token_values_html(
+    str_tokens: Sequence[str], values: torch.Tensor | Sequence[float], caption: str = ""
+) -> str:
     """Tokens in boxes with their value printed under each, shaded by value (readable without hover)."""
     vals = _as_values(values, len(str_tokens))
     top = max(max(vals, default=0.0), 1e-9)
@@ -259,7 +270,9 @@ class FeatureExplorer:
     def render_html(self, prompt: str | None = None, feature: int | None = None) -> str:
         """The explorer's view of ``prompt``/``feature`` (default: the current ones) as HTML."""
         prompt = self.prompt if prompt is None else F.check_prompt(prompt)
-        feature = self.feature if feature is None else F.check_feature_index(feature, self.sae.cfg.d_sae)
+        feature = (
+            self.feature if feature is None else F.check_feature_index(feature, self.sae.cfg.d_sae)
+        )
         key = (prompt, feature)
         if key not in self._html_cache:
             encoded = F.encode_prompt(self.model, self.sae, prompt)
@@ -272,8 +285,10 @@ class FeatureExplorer:
             suggestions = ", ".join(
                 f"{i} ({v:.1f})" for i, v in zip(top.indices.tolist(), top.values.tolist()) if v > 0
             )
-            caption = (f"Feature <b>{feature}</b> on {html.escape(repr(prompt))}: "
-                       f"fires on {int((values != 0).sum())} of {len(tokens)} tokens.")
+            caption = (
+                f"Feature <b>{feature}</b> on {html.escape(repr(prompt))}: "
+                f"fires on {int((values != 0).sum())} of {len(tokens)} tokens."
+            )
             self._html_cache[key] = (
                 token_values_html(tokens, values, caption)
                 + f"<div style='{_BOX} margin-top: 6px;'>Strongest features on this prompt: "
@@ -287,10 +302,15 @@ class FeatureExplorer:
         if self._widget is None:
             import ipywidgets as widgets
 
-            prompt_box = widgets.Text(value=self.prompt, description="Prompt", continuous_update=False,
-                                      layout=widgets.Layout(width="95%"))
-            feature_box = widgets.BoundedIntText(value=self.feature, min=0, max=self.sae.cfg.d_sae - 1,
-                                                 description="Feature")
+            prompt_box = widgets.Text(
+                value=self.prompt,
+                description="Prompt",
+                continuous_update=False,
+                layout=widgets.Layout(width="95%"),
+            )
+            feature_box = widgets.BoundedIntText(
+                value=self.feature, min=0, max=self.sae.cfg.d_sae - 1, description="Feature"
+            )
             view = widgets.HTML(value=self.render_html())
 
             def update(_change: Any = None) -> None:

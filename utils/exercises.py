@@ -351,8 +351,9 @@ def check_ablated_activation(
         "Your activation differs from what the model sees. Hint: with the error term kept, "
         "removing a feature subtracts only its own contribution, activation * W_dec[feature]."
     )
-    print(f"Correct: your ablated activation matches the spliced model's at all {len(x)} "
-          "positions.")
+    print(
+        f"Correct: your ablated activation matches the spliced model's at all {len(x)} positions."
+    )
     return True
 
 
@@ -389,8 +390,10 @@ def check_attribution(
         "the hook as a fresh leaf (acts.detach().requires_grad_(True)), keep the error term, and "
         "differentiate the log-probability (log_softmax), not the logit."
     )
-    print(f"Correct: your attribution matches at all {expected.shape[0]} positions x "
-          f"{expected.shape[1]} features.")
+    print(
+        f"Correct: your attribution matches at all {expected.shape[0]} positions x "
+        f"{expected.shape[1]} features."
+    )
     return True
 
 
@@ -450,8 +453,13 @@ def check_shrinkage(
     cases = [
         (x, 0.5 * x, 0.5, "x_hat = x / 2"),
         (x, x, 1.0, "a perfect reconstruction"),
-        (x, x * torch.rand(50, 1, generator=generator)
-         + 0.1 * torch.randn(50, 8, generator=generator), None, "a noisy reconstruction"),
+        (
+            x,
+            x * torch.rand(50, 1, generator=generator)
+            + 0.1 * torch.randn(50, 8, generator=generator),
+            None,
+            "a noisy reconstruction",
+        ),
     ]
     for inputs, outputs, known, name in cases:
         answer = _t4_answer(my_shrinkage, inputs.clone(), outputs.clone())
@@ -486,8 +494,10 @@ def check_absorption(
         (parent & ~child, "a latent silenced by every child (fully absorbed)"),
         (parent.clone(), "a latent that fires whenever the parent does"),
         (parent & (noise < torch.where(child, 0.3, 0.9)), "a partly absorbed latent"),
-        ((parent & (noise < 0.5)) | (~parent & (noise < 0.2)), "a latent that also fires "
-         "without the parent"),
+        (
+            (parent & (noise < 0.5)) | (~parent & (noise < 0.2)),
+            "a latent that also fires without the parent",
+        ),
     ]
     for latent, name in cases:
         answer = _t4_answer(my_absorption, latent.clone(), parent.clone(), child.clone())

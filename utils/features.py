@@ -77,7 +77,9 @@ def check_feature_index(feature: int, d_sae: int) -> int:
     """Return ``feature`` as an ``int`` if ``0 <= feature < d_sae``; otherwise raise ``IndexError``."""
     if isinstance(feature, torch.Tensor):
         if feature.numel() != 1:
-            raise ValueError(f"feature must be one integer, got a tensor of shape {tuple(feature.shape)}")
+            raise ValueError(
+                f"feature must be one integer, got a tensor of shape {tuple(feature.shape)}"
+            )
         feature = feature.item()
     if isinstance(feature, bool) or not float(feature).is_integer():
         raise TypeError(f"feature must be an integer index, got {feature!r}")
@@ -140,7 +142,9 @@ def hook_activations(
     if tokens.ndim == 1:
         tokens = tokens[None]
     if tokens.ndim != 2 or tokens.shape[1] == 0:
-        raise ValueError(f"tokens must have shape [batch, pos] with pos >= 1, got {tuple(tokens.shape)}")
+        raise ValueError(
+            f"tokens must have shape [batch, pos] with pos >= 1, got {tuple(tokens.shape)}"
+        )
     layer = _hook_layer(hook_name)
     # Blocks 0..layer are all that is needed for a hook inside block `layer` (and no unembedding).
     stop_at_layer = layer + 1 if layer is not None else None
@@ -487,7 +491,9 @@ class FeatureSample:
         """``[n_nonzero]`` the feature of each stored non-zero activation (aligned with ``nz_values``)."""
         if "nz_features" not in self._token_cache:
             sizes = self.feature_offsets[1:] - self.feature_offsets[:-1]
-            self._token_cache["nz_features"] = torch.repeat_interleave(torch.arange(self.d_sae), sizes)
+            self._token_cache["nz_features"] = torch.repeat_interleave(
+                torch.arange(self.d_sae), sizes
+            )
         return self._token_cache["nz_features"]
 
     @property
@@ -501,7 +507,9 @@ class FeatureSample:
         """How often each token string occurs at counted positions, most common first."""
         if "counts" not in self._token_cache:
             ids, counts = self.tokens[self.counted].unique(return_counts=True)
-            series = pd.Series(counts.tolist(), index=[self.vocab[i] for i in ids.tolist()], name="count")
+            series = pd.Series(
+                counts.tolist(), index=[self.vocab[i] for i in ids.tolist()], name="count"
+            )
             self._token_cache["counts"] = series.groupby(level=0).sum().sort_values(ascending=False)
         return self._token_cache["counts"]
 
@@ -537,7 +545,9 @@ def collect_feature_stats(
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    hook_name, tokens, lengths, valid, counted = _tokenize_for_sae(model, sae, texts, context_size, exclude_bos)
+    hook_name, tokens, lengths, valid, counted = _tokenize_for_sae(
+        model, sae, texts, context_size, exclude_bos
+    )
     n_texts, ctx = tokens.shape
     d_sae = sae.cfg.d_sae
 
@@ -564,7 +574,9 @@ def collect_feature_stats(
         x_hat = sae.decode(f)
         active = f != 0
         rows, feats = active.nonzero(as_tuple=True)
-        flat = (torch.arange(start, start + mask.shape[0])[:, None] * ctx + torch.arange(ctx)[None, :])
+        flat = (
+            torch.arange(start, start + mask.shape[0])[:, None] * ctx + torch.arange(ctx)[None, :]
+        )
         flat_counted = flat[mask.cpu()]
         nz_pos.append(flat_counted[rows.cpu()].to(torch.int64))
         nz_feat.append(feats.cpu().to(torch.int64))
@@ -639,7 +651,15 @@ def top_activating_contexts(
     if left < 0 or right < 0:
         raise ValueError(f"left and right must be >= 0, got left={left}, right={right}")
     text_idx, pos_idx, values = sample.feature_activations(feature)
-    columns = ["text", "position", "token", "activation", "context_tokens", "context_activations", "highlight"]
+    columns = [
+        "text",
+        "position",
+        "token",
+        "activation",
+        "context_tokens",
+        "context_activations",
+        "highlight",
+    ]
     if len(values) == 0:
         return pd.DataFrame(columns=columns)
     # Pick the k strongest firings (at most one per text if asked).
@@ -656,7 +676,9 @@ def top_activating_contexts(
     # This feature's activations over every chosen text, to shade the context tokens.
     grids = {text: torch.zeros(sample.context_size) for text in texts_seen}
     in_chosen = torch.isin(text_idx, torch.tensor(sorted(texts_seen)))
-    for t, p, v in zip(text_idx[in_chosen].tolist(), pos_idx[in_chosen].tolist(), values[in_chosen].tolist()):
+    for t, p, v in zip(
+        text_idx[in_chosen].tolist(), pos_idx[in_chosen].tolist(), values[in_chosen].tolist()
+    ):
         grids[t][p] = v
     records = []
     for i in chosen:
@@ -686,13 +708,22 @@ def feature_top_tokens(sample: FeatureSample, feature: int, k: int = 10) -> pd.D
     ``mean_activation``; the ``k`` most frequent first.
     """
     text, pos, values = sample.feature_activations(feature)
-    columns = ["token", "fires", "share_of_firings", "occurrences", "fires_per_occurrence", "mean_activation"]
+    columns = [
+        "token",
+        "fires",
+        "share_of_firings",
+        "occurrences",
+        "fires_per_occurrence",
+        "mean_activation",
+    ]
     if len(values) == 0:
         return pd.DataFrame(columns=columns)
     ids = sample.tokens[text, pos].tolist()
     frame = pd.DataFrame({"token": [sample.vocab[i] for i in ids], "activation": values.tolist()})
-    grouped = frame.groupby("token")["activation"].agg(["count", "mean"]).rename(
-        columns={"count": "fires", "mean": "mean_activation"}
+    grouped = (
+        frame.groupby("token")["activation"]
+        .agg(["count", "mean"])
+        .rename(columns={"count": "fires", "mean": "mean_activation"})
     )
     grouped["share_of_firings"] = grouped["fires"] / len(values)
     grouped["occurrences"] = sample.token_counts().reindex(grouped.index).fillna(0).astype(int)
@@ -736,7 +767,11 @@ def token_concentrated_features(
     pair_features, pair_tokens = pairs // vocab_size, pairs % vocab_size
     # Most frequent token per feature: sort by (feature, count) and take each feature's last row.
     order = torch.argsort(pair_features * (pair_counts.max() + 1) + pair_counts)
-    pair_features, pair_tokens, pair_counts = pair_features[order], pair_tokens[order], pair_counts[order]
+    pair_features, pair_tokens, pair_counts = (
+        pair_features[order],
+        pair_tokens[order],
+        pair_counts[order],
+    )
     last = torch.ones_like(pair_features, dtype=torch.bool)
     last[:-1] = pair_features[1:] != pair_features[:-1]
     top_token = torch.full((sample.d_sae,), -1, dtype=torch.long)
@@ -783,7 +818,9 @@ def features_for_token(sample: FeatureSample, token: str, k: int = 10) -> pd.Dat
     hits = torch.isin(sample.nz_token_ids, token_ids)
     hit_features = sample.nz_features[hits]
     fires_on_token = torch.bincount(hit_features, minlength=sample.d_sae)
-    sum_on_token = torch.zeros(sample.d_sae).index_add_(0, hit_features, sample.nz_values[hits].float())
+    sum_on_token = torch.zeros(sample.d_sae).index_add_(
+        0, hit_features, sample.nz_values[hits].float()
+    )
     candidates = fires_on_token.nonzero(as_tuple=True)[0]
     n_occurrences = int(counts[token])
     recall = fires_on_token[candidates].double() / n_occurrences
@@ -883,7 +920,9 @@ def feature_logit_effects(
     logits = (_final_norm_direction(model, direction) @ model.W_U).float().cpu()  # [d_vocab]
     vocab = vocabulary_strings(model) if vocab is None else vocab
     if len(vocab) != model.cfg.d_vocab:
-        raise ValueError(f"vocab has {len(vocab)} strings but the model has d_vocab={model.cfg.d_vocab}")
+        raise ValueError(
+            f"vocab has {len(vocab)} strings but the model has d_vocab={model.cfg.d_vocab}"
+        )
     top = logits.topk(k)
     bottom = logits.topk(k, largest=False)
     return pd.DataFrame(
@@ -975,7 +1014,9 @@ def splice_losses(
     """
     from tqdm.auto import tqdm
 
-    hook_name, tokens, lengths, valid, counted = _tokenize_for_sae(model, sae, texts, context_size, exclude_bos)
+    hook_name, tokens, lengths, valid, counted = _tokenize_for_sae(
+        model, sae, texts, context_size, exclude_bos
+    )
     n_texts, ctx = tokens.shape
     # A prediction at position p is scored against token p + 1, so p + 1 must be a real token.
     scored = counted[:, :-1] & valid[:, 1:]
@@ -986,7 +1027,9 @@ def splice_losses(
     if mean_activation is None:
         total, count = None, 0
         for batch in batches:
-            acts = hook_activations(model, tokens[batch], hook_name, attention_mask=valid[batch].long())
+            acts = hook_activations(
+                model, tokens[batch], hook_name, attention_mask=valid[batch].long()
+            )
             picked = acts[counted[batch].to(acts.device)].double()
             total = picked.sum(0) if total is None else total + picked.sum(0)
             count += picked.shape[0]
@@ -1029,4 +1072,6 @@ def splice_losses(
                 attention_mask=valid[batch].long().to(model.cfg.device),
             )  # [batch, ctx - 1]
             sums[name] += loss[score_mask].double().sum().item()
-    return SpliceLosses(**{name: total / n_scored for name, total in sums.items()}, n_tokens=n_scored)
+    return SpliceLosses(
+        **{name: total / n_scored for name, total in sums.items()}, n_tokens=n_scored
+    )

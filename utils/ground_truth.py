@@ -216,11 +216,16 @@ def absorption(
     fires more with a child. NaN when either case never occurs or the latent never fires
     without a child.
     """
-    for name, tensor in (("latent_fires", latent_fires), ("parent_fires", parent_fires),
-                         ("child_fires", child_fires)):
+    for name, tensor in (
+        ("latent_fires", latent_fires),
+        ("parent_fires", parent_fires),
+        ("child_fires", child_fires),
+    ):
         if tensor.dtype != torch.bool or tensor.ndim != 1:
-            raise ValueError(f"{name} must be a 1-D boolean tensor, got {tensor.dtype} "
-                             f"with shape {tuple(tensor.shape)}.")
+            raise ValueError(
+                f"{name} must be a 1-D boolean tensor, got {tensor.dtype} "
+                f"with shape {tuple(tensor.shape)}."
+            )
     if not latent_fires.shape == parent_fires.shape == child_fires.shape:
         raise ValueError("latent_fires, parent_fires and child_fires must have the same length.")
     with_child = parent_fires & child_fires
@@ -257,8 +262,10 @@ def absorption_table(
     large value means the children's latents absorbed part of the parent).
     """
     if hidden.shape[0] != features.shape[0]:
-        raise ValueError(f"hidden has {hidden.shape[0]} samples but features has "
-                         f"{features.shape[0]}: pass one sample and its true activations.")
+        raise ValueError(
+            f"hidden has {hidden.shape[0]} samples but features has "
+            f"{features.shape[0]}: pass one sample and its true activations."
+        )
     true_dirs = model.feature_dict.feature_vectors.detach()
     cos = cosine_similarities(true_dirs, sae.W_dec.detach())  # [N, L]
     best_latent = cos.argmax(dim=1)  # [N]
@@ -270,15 +277,17 @@ def absorption_table(
         parent_on = active[:, parent]
         child_on = active[:, children].any(dim=1)
         child_latents = best_latent[children]
-        rows.append({
-            "parent": parent,
-            "parent_latent": latent,
-            "parent_cos": float(cos[parent, latent]),
-            "rate_alone": float(fires[parent_on & ~child_on, latent].float().mean()),
-            "rate_with_child": float(fires[parent_on & child_on, latent].float().mean()),
-            "absorption": absorption(fires[:, latent], parent_on, child_on),
-            "child_cos_to_parent": float(cos[parent, child_latents].mean()),
-        })
+        rows.append(
+            {
+                "parent": parent,
+                "parent_latent": latent,
+                "parent_cos": float(cos[parent, latent]),
+                "rate_alone": float(fires[parent_on & ~child_on, latent].float().mean()),
+                "rate_with_child": float(fires[parent_on & child_on, latent].float().mean()),
+                "absorption": absorption(fires[:, latent], parent_on, child_on),
+                "child_cos_to_parent": float(cos[parent, child_latents].mean()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -300,8 +309,10 @@ def feature_detection_table(
     NaN where undefined.
     """
     if hidden.shape[0] != features.shape[0]:
-        raise ValueError(f"hidden has {hidden.shape[0]} samples but features has "
-                         f"{features.shape[0]}: pass one sample and its true activations.")
+        raise ValueError(
+            f"hidden has {hidden.shape[0]} samples but features has "
+            f"{features.shape[0]}: pass one sample and its true activations."
+        )
     cos = cosine_similarities(model.feature_dict.feature_vectors.detach(), sae.W_dec.detach())
     best_cos, best_latent = cos.max(dim=1)  # [N]
     fires = (encode_in_batches(sae, hidden, batch_size) > 0)[:, best_latent].float()  # [n, N]
@@ -316,7 +327,9 @@ def feature_detection_table(
         "precision": precision,
         "recall": recall,
     }
-    return pd.DataFrame({
-        "feature": range(features.shape[1]),
-        **{name: values.cpu().numpy() for name, values in columns.items()},
-    })
+    return pd.DataFrame(
+        {
+            "feature": range(features.shape[1]),
+            **{name: values.cpu().numpy() for name, values in columns.items()},
+        }
+    )

@@ -124,7 +124,10 @@ def promoted_token_ids(model: Any, direction: torch.Tensor, k: int = 10) -> torc
 
 @torch.no_grad()
 def logit_effect_concentration(
-    model: Any, sae: Any, features: torch.Tensor | Sequence[int], k: int = 10,
+    model: Any,
+    sae: Any,
+    features: torch.Tensor | Sequence[int],
+    k: int = 10,
     chunk: int = 512,
 ) -> torch.Tensor:
     """How concentrated each feature's direct logit effects are: ``[n_features]``.
@@ -269,8 +272,12 @@ def generate_steered(
         with model.hooks(fwd_hooks=hooks):
             # No key-value cache: every step re-runs the whole text, so position 0 stays BOS.
             out = model.generate(
-                tokens, max_new_tokens=max_new_tokens, do_sample=False,
-                use_past_kv_cache=False, verbose=False, stop_at_eos=False,
+                tokens,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                use_past_kv_cache=False,
+                verbose=False,
+                stop_at_eos=False,
             )
         rows.append(
             {"scale": float(scale), "continuation": model.to_string(out[0, tokens.shape[1] :])}
@@ -339,8 +346,14 @@ def steering_curve(
             sum_loss += -picked.gather(1, next_ids[:, None]).sum().item()
             n += picked.shape[0]
         for name in ids:
-            rows.append({"scale": float(scale), "scored": name, "logprob": sum_lp[name] / n,
-                         "loss": sum_loss / n})
+            rows.append(
+                {
+                    "scale": float(scale),
+                    "scored": name,
+                    "logprob": sum_lp[name] / n,
+                    "loss": sum_loss / n,
+                }
+            )
     frame = pd.DataFrame(rows)
     base = frame[frame["scale"] == 0].set_index("scored")
     nan = pd.Series(float("nan"), index=list(ids))
@@ -386,8 +399,11 @@ class AblationEffect:
         """The ``k`` tokens whose log-probability fell most, with the change (rank 1 first)."""
         values, ids = self.logprob_change.topk(k, largest=False)
         return pd.DataFrame(
-            {"token": [vocab[i] for i in ids.tolist()], "token_id": ids.tolist(),
-             "logprob_change": values.tolist()},
+            {
+                "token": [vocab[i] for i in ids.tolist()],
+                "token_id": ids.tolist(),
+                "logprob_change": values.tolist(),
+            },
             index=pd.RangeIndex(1, k + 1, name="rank"),
         )
 
@@ -615,12 +631,17 @@ def compare_attribution_with_ablation(
         pairs = [(int(active[j, 0]), int(active[j, 1])) for j, _ in picks]
         actual = ablation_effects(model, sae, attribution.tokens[i], target, pairs)
         x_norm = _input_norms(model, sae, attribution.tokens[i])
-        for (j, chosen), (pos, f), real in zip(picks, pairs, actual.tolist()):
+        for (_j, chosen), (pos, f), real in zip(picks, pairs, actual.tolist()):
             a = float(acts[pos, f])
             rows.append(
                 {
-                    "context": i, "position": pos, "feature": f, "activation": a,
-                    "predicted": -float(attr[pos, f]), "actual": real, "chosen": chosen,
+                    "context": i,
+                    "position": pos,
+                    "feature": f,
+                    "activation": a,
+                    "predicted": -float(attr[pos, f]),
+                    "actual": real,
+                    "chosen": chosen,
                     "probability": float(attribution.probability[i]),
                     "share_of_norm": a * float(norms[f]) / float(x_norm[pos]),
                 }
@@ -668,13 +689,18 @@ def steering_curve_figure(curves: pd.DataFrame, title: str):
         dash = group["dash"].iloc[0] if "dash" in group else "solid"
         fig.add_trace(
             go.Scatter(
-                x=group["scale"], y=group["logprob_gain"], mode="lines+markers", name=str(label),
+                x=group["scale"],
+                y=group["logprob_gain"],
+                mode="lines+markers",
+                name=str(label),
                 line={"dash": dash},
                 hovertemplate="c=%{x}<br>gain %{y:.2f} nats<extra>" + str(label) + "</extra>",
             )
         )
     fig.update_layout(
-        template=TEMPLATE, title=title, margin={"l": 60, "r": 20, "t": 60, "b": 50},
+        template=TEMPLATE,
+        title=title,
+        margin={"l": 60, "r": 20, "t": 60, "b": 50},
         xaxis_title="steering scale c (fraction of the activation's norm)",
         yaxis_title="gain in mean log-prob of scored tokens (nats)",
         legend={"font": {"size": 11}},
@@ -693,12 +719,24 @@ def attribution_scatter(frame: pd.DataFrame, color: str, title: str):
     hi = float(max(frame["predicted"].max(), frame["actual"].max()))
     fig = go.Figure(
         [
-            go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x",
-                       line={"color": "#999", "dash": "dot"}),
             go.Scatter(
-                x=frame["actual"], y=frame["predicted"], mode="markers", name="ablated pairs",
-                marker={"color": frame[color], "colorscale": "Viridis", "size": 6,
-                            "colorbar": {"title": color.replace("_", " ")}},
+                x=[lo, hi],
+                y=[lo, hi],
+                mode="lines",
+                name="y = x",
+                line={"color": "#999", "dash": "dot"},
+            ),
+            go.Scatter(
+                x=frame["actual"],
+                y=frame["predicted"],
+                mode="markers",
+                name="ablated pairs",
+                marker={
+                    "color": frame[color],
+                    "colorscale": "Viridis",
+                    "size": 6,
+                    "colorbar": {"title": color.replace("_", " ")},
+                },
                 customdata=frame[["feature", "position", color]].to_numpy(),
                 hovertemplate="feature %{customdata[0]} at position %{customdata[1]}<br>"
                 "actual %{x:.3f}, predicted %{y:.3f}<br>" + color + " %{customdata[2]:.2f}"
@@ -707,7 +745,9 @@ def attribution_scatter(frame: pd.DataFrame, color: str, title: str):
         ]
     )
     fig.update_layout(
-        template=TEMPLATE, title=title, margin={"l": 60, "r": 20, "t": 60, "b": 50},
+        template=TEMPLATE,
+        title=title,
+        margin={"l": 60, "r": 20, "t": 60, "b": 50},
         showlegend=False,
         xaxis_title="actual change in log p(correct token) when ablated (nats)",
         yaxis_title="predicted by gradient x activation (nats)",

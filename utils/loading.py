@@ -29,8 +29,11 @@ def _is_hub_failure(error: BaseException) -> bool:
     """True when ``error`` (or an exception it was raised from) says the Hub was out of reach."""
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    unreachable: tuple[type[BaseException], ...] = (LocalEntryNotFoundError, ConnectionError,
-                                                    TimeoutError)
+    unreachable: tuple[type[BaseException], ...] = (
+        LocalEntryNotFoundError,
+        ConnectionError,
+        TimeoutError,
+    )
     with contextlib.suppress(ImportError):
         import requests
 
@@ -132,7 +135,9 @@ def load_texts(preset: Preset, n: int | None = None, split: str = "heldout") -> 
         docs = corpus.heldout if split == "heldout" else corpus.train
         return list(docs[:n] if n is not None else docs)
     if n is None:
-        raise ValueError(f"{preset.dataset_path} is streamed: give n, the number of documents to read")
+        raise ValueError(
+            f"{preset.dataset_path} is streamed: give n, the number of documents to read"
+        )
     from datasets import load_dataset
 
     hub_split = preset.dataset_heldout_split if split == "heldout" else "train"

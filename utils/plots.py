@@ -83,7 +83,9 @@ def top_features_heatmap(
     if feature_acts.ndim == 3 and feature_acts.shape[0] == 1:
         feature_acts = feature_acts[0]
     if feature_acts.ndim != 2:
-        raise ValueError(f"feature_acts must have shape [pos, d_sae], got {tuple(feature_acts.shape)}")
+        raise ValueError(
+            f"feature_acts must have shape [pos, d_sae], got {tuple(feature_acts.shape)}"
+        )
     if len(str_tokens) != feature_acts.shape[0]:
         raise ValueError(
             f"Got {len(str_tokens)} token strings for {feature_acts.shape[0]} positions of feature_acts."
@@ -97,7 +99,9 @@ def top_features_heatmap(
     features: list[int] = []
     for p in positions:
         values, indices = acts[p].topk(k)
-        features += [i for v, i in zip(values.tolist(), indices.tolist()) if v > 0 and i not in features]
+        features += [
+            i for v, i in zip(values.tolist(), indices.tolist()) if v > 0 and i not in features
+        ]
     if not features:
         raise ValueError("No feature is active at any of these tokens.")
     z = acts[positions][:, features]
@@ -105,15 +109,27 @@ def top_features_heatmap(
     col_labels = [str(f) for f in features]
     fig = go.Figure(
         go.Heatmap(
-            z=z.tolist(), x=col_labels, y=row_labels, colorscale="Blues", zmin=0,
+            z=z.tolist(),
+            x=col_labels,
+            y=row_labels,
+            colorscale="Blues",
+            zmin=0,
             hovertemplate="token %{y}<br>feature %{x}<br>activation %{z:.3f}<extra></extra>",
             colorbar=dict(title="activation"),
         )
     )
     fig.update_layout(
-        title=title, xaxis_title="feature", yaxis_title="token", **_LAYOUT,
-        xaxis=dict(type="category", tickmode="array", tickvals=col_labels, tickangle=-90,
-                   tickfont=dict(size=10)),
+        title=title,
+        xaxis_title="feature",
+        yaxis_title="token",
+        **_LAYOUT,
+        xaxis=dict(
+            type="category",
+            tickmode="array",
+            tickvals=col_labels,
+            tickangle=-90,
+            tickfont=dict(size=10),
+        ),
         yaxis=dict(autorange="reversed"),
         height=max(300, 40 * len(positions) + 150),
     )
@@ -147,18 +163,31 @@ def histogram(
         edges = torch.linspace(lo, hi, nbins + 1, dtype=torch.float64)
     counts = torch.histogram(data, bins=edges).hist
     centres = ((edges[:-1] + edges[1:]) / 2).tolist()
-    hover = [f"{a:.4g} to {b:.4g}: {int(c):,}" for a, b, c in zip(edges[:-1].tolist(), edges[1:].tolist(), counts.tolist())]
+    hover = [
+        f"{a:.4g} to {b:.4g}: {int(c):,}"
+        for a, b, c in zip(edges[:-1].tolist(), edges[1:].tolist(), counts.tolist())
+    ]
     fig = go.Figure(
-        go.Bar(x=centres, y=counts.tolist(), width=(edges[1] - edges[0]).item(), marker_color="#3366cc",
-               hovertext=hover, hoverinfo="text")
+        go.Bar(
+            x=centres,
+            y=counts.tolist(),
+            width=(edges[1] - edges[0]).item(),
+            marker_color="#3366cc",
+            hovertext=hover,
+            hoverinfo="text",
+        )
     )
-    fig.update_layout(title=title, xaxis_title=xaxis_title, yaxis_title=yaxis_title, bargap=0.05, **_LAYOUT)
+    fig.update_layout(
+        title=title, xaxis_title=xaxis_title, yaxis_title=yaxis_title, bargap=0.05, **_LAYOUT
+    )
     if log_y:
         fig.update_yaxes(type="log")
     return fig
 
 
-def feature_activation_histogram(values: torch.Tensor, feature: int, n_tokens: int | None = None) -> go.Figure:
+def feature_activation_histogram(
+    values: torch.Tensor, feature: int, n_tokens: int | None = None
+) -> go.Figure:
     """Histogram of one feature's non-zero activations (``[n_fired]``) over a sample.
 
     ``n_tokens`` (the sample's size) adds the firing frequency to the title.
@@ -170,8 +199,11 @@ def feature_activation_histogram(values: torch.Tensor, feature: int, n_tokens: i
     n = torch.as_tensor(values).numel()
     freq = f", fires on {n:,} of {n_tokens:,} tokens ({n / n_tokens:.3%})" if n_tokens else ""
     return histogram(
-        values, title=f"Feature {feature}: activations when it fires{freq}",
-        xaxis_title="activation", yaxis_title="tokens", nbins=40,
+        values,
+        title=f"Feature {feature}: activations when it fires{freq}",
+        xaxis_title="activation",
+        yaxis_title="tokens",
+        nbins=40,
     )
 
 
@@ -180,9 +212,12 @@ def l0_histogram(l0_values: torch.Tensor) -> go.Figure:
     data = _as_1d(l0_values, "l0_values")
     mean = sum(data) / len(data)
     fig = histogram(
-        data, title=f"Active features per token (L0), mean {mean:.1f}",
-        xaxis_title="active features (L0)", yaxis_title="tokens",
-        nbins=60, integer_bins=True,
+        data,
+        title=f"Active features per token (L0), mean {mean:.1f}",
+        xaxis_title="active features (L0)",
+        yaxis_title="tokens",
+        nbins=60,
+        integer_bins=True,
     )
     fig.add_vline(x=mean, line_dash="dash", line_color="firebrick", annotation_text="mean")
     return fig
@@ -207,12 +242,19 @@ def feature_density_histogram(density: torch.Tensor, n_tokens: int | None = None
         fig.update_layout(title=title, **_LAYOUT)
         return fig
     fig = histogram(
-        alive.log10(), title=title, xaxis_title="log10(fraction of tokens the feature fires on)",
-        yaxis_title="features", nbins=50,
+        alive.log10(),
+        title=title,
+        xaxis_title="log10(fraction of tokens the feature fires on)",
+        yaxis_title="features",
+        nbins=50,
     )
     if n_tokens:
-        fig.add_vline(x=math.log10(1 / n_tokens), line_dash="dot", line_color="grey",
-                      annotation_text="fires once")
+        fig.add_vline(
+            x=math.log10(1 / n_tokens),
+            line_dash="dot",
+            line_color="grey",
+            annotation_text="fires once",
+        )
     return fig
 
 
@@ -223,12 +265,20 @@ def ce_loss_bar(losses_table) -> go.Figure:
     names = list(losses_table.index)
     values = list(losses_table["ce_loss"])
     fig = go.Figure(
-        go.Bar(x=names, y=values, text=[f"{v:.3f}" for v in values], textposition="outside",
-               marker_color=[PALETTE[2], PALETTE[0], PALETTE[1], PALETTE[4]][: len(values)])
+        go.Bar(
+            x=names,
+            y=values,
+            text=[f"{v:.3f}" for v in values],
+            textposition="outside",
+            marker_color=[PALETTE[2], PALETTE[0], PALETTE[1], PALETTE[4]][: len(values)],
+        )
     )
     fig.update_layout(
-        title="Next-token loss with the hook's activations replaced", xaxis_title="condition",
-        yaxis_title="cross-entropy (nats per token)", yaxis=dict(range=[0, max(values) * 1.15]), **_LAYOUT,
+        title="Next-token loss with the hook's activations replaced",
+        xaxis_title="condition",
+        yaxis_title="cross-entropy (nats per token)",
+        yaxis=dict(range=[0, max(values) * 1.15]),
+        **_LAYOUT,
     )
     return fig
 
@@ -273,7 +323,9 @@ def training_curves_figure(
     known = {c for frame in runs.values() for c in frame.columns}
     panels = [(c, t) for c, t in columns if c in known]
     if not panels:
-        raise KeyError(f"none of {[c for c, _ in columns]} is in the curves; known: {sorted(known)}")
+        raise KeyError(
+            f"none of {[c for c, _ in columns]} is in the curves; known: {sorted(known)}"
+        )
 
     n_cols = 2 if len(panels) > 1 else 1
     n_rows = math.ceil(len(panels) / n_cols)
@@ -284,20 +336,33 @@ def training_curves_figure(
                 continue
             fig.add_trace(
                 go.Scatter(
-                    x=frame[x], y=frame[column], mode="lines", name=label or column,
-                    legendgroup=label, showlegend=bool(label) and j == 0,
+                    x=frame[x],
+                    y=frame[column],
+                    mode="lines",
+                    name=label or column,
+                    legendgroup=label,
+                    showlegend=bool(label) and j == 0,
                     line={"color": PALETTE[i % len(PALETTE)]},
                 ),
-                row=j // n_cols + 1, col=j % n_cols + 1,
+                row=j // n_cols + 1,
+                col=j % n_cols + 1,
             )
     for j, (column, _) in enumerate(panels):
         if column in log_y:
-            values = pd.concat([frame[column] for frame in runs.values() if column in frame.columns])
+            values = pd.concat(
+                [frame[column] for frame in runs.values() if column in frame.columns]
+            )
             ticks = log_axis_ticks(values)
-            fig.update_yaxes(type="log", row=j // n_cols + 1, col=j % n_cols + 1,
-                             **({"tickmode": "array", "tickvals": ticks} if ticks else {}))
+            fig.update_yaxes(
+                type="log",
+                row=j // n_cols + 1,
+                col=j % n_cols + 1,
+                **({"tickmode": "array", "tickvals": ticks} if ticks else {}),
+            )
     fig.update_xaxes(title_text=x)
-    fig.update_layout(title=title, height=300 * n_rows, margin={"t": 70, "b": 40}, template=TEMPLATE)
+    fig.update_layout(
+        title=title, height=300 * n_rows, margin={"t": 70, "b": 40}, template=TEMPLATE
+    )
     return fig
 
 
@@ -332,20 +397,35 @@ def architecture_comparison_figure(table: pd.DataFrame, label: str = "architectu
     missing = [c for c in needed if c not in table.columns]
     if missing:
         raise KeyError(f"table lacks columns {missing}; it has {list(table.columns)}")
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.14, subplot_titles=(
-        "explained variance vs L0", "CE loss recovered vs L0"))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.14,
+        subplot_titles=("explained variance vs L0", "CE loss recovered vs L0"),
+    )
     for i, row in enumerate(table.itertuples(index=False)):
         row = row._asdict()
         for col, metric in ((1, "explained_variance"), (2, "ce_loss_score")):
-            fig.add_trace(go.Scatter(
-                x=[row["l0"]], y=[row[metric]], mode="markers",  # named in the legend
-                marker={"size": 12, "color": PALETTE[i % len(PALETTE)]},
-                name=str(row[label]), legendgroup=str(row[label]), showlegend=col == 1,
-                hovertemplate=f"{row[label]}<br>L0 %{{x:.1f}}<br>%{{y:.3f}}<extra></extra>",
-            ), row=1, col=col)
-    fig.update_xaxes(title_text="L0 (active latents per token)", range=[0, 1.15 * float(table["l0"].max())])
+            fig.add_trace(
+                go.Scatter(
+                    x=[row["l0"]],
+                    y=[row[metric]],
+                    mode="markers",  # named in the legend
+                    marker={"size": 12, "color": PALETTE[i % len(PALETTE)]},
+                    name=str(row[label]),
+                    legendgroup=str(row[label]),
+                    showlegend=col == 1,
+                    hovertemplate=f"{row[label]}<br>L0 %{{x:.1f}}<br>%{{y:.3f}}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_xaxes(
+        title_text="L0 (active latents per token)", range=[0, 1.15 * float(table["l0"].max())]
+    )
     fig.update_yaxes(title_text="explained variance", row=1, col=1)
     fig.update_yaxes(title_text="fraction of CE loss recovered", row=1, col=2)
-    fig.update_layout(height=380, margin={"t": 60, "b": 40}, legend={"title": {"text": label}},
-                      template=TEMPLATE)
+    fig.update_layout(
+        height=380, margin={"t": 60, "b": 40}, legend={"title": {"text": label}}, template=TEMPLATE
+    )
     return fig

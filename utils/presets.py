@@ -84,6 +84,8 @@ class InterventionSizes:
     attribution_top: int = 20  # pairs with the largest |attribution| ablated per context
     attribution_random: int = 20  # and random active pairs
     batch_size: int = 16
+
+
 @dataclass(frozen=True)
 class SyntheticSizes:
     """How big tutorial 4's synthetic model and its SAE runs are (sae_lens.synthetic).
@@ -303,8 +305,9 @@ def scale_training(sizes: TrainingSizes, scale: float) -> TrainingSizes:
         return max(floor, round(value * steps / old_steps))
 
     store_prompts = shrink(sizes.store_batch_size_prompts)
-    buffer_batches = max(shrink(sizes.n_batches_in_buffer, 2),
-                         -(-2 * batch // (store_prompts * context)))  # ceil: half holds a batch
+    buffer_batches = max(
+        shrink(sizes.n_batches_in_buffer, 2), -(-2 * batch // (store_prompts * context))
+    )  # ceil: half holds a batch
     return replace(
         sizes,
         training_tokens=steps * batch,
@@ -373,7 +376,9 @@ def choose_preset(name: str | None = None, *, verbose: bool = True) -> Preset:
         preset = replace(preset, training=scale_training(preset.training, scale))
         reason += f"; training budgets scaled by {scale:g} ({TRAINING_SCALE_ENV_VAR})"
     if verbose:
-        print(f"Preset: {preset.name} ({reason}). Set {PRESET_ENV_VAR}=gpt2-small|tiny to override.")
+        print(
+            f"Preset: {preset.name} ({reason}). Set {PRESET_ENV_VAR}=gpt2-small|tiny to override."
+        )
     return preset
 
 

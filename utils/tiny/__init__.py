@@ -112,7 +112,9 @@ def read_model_config(folder: Path | str = ASSETS / "model") -> dict[str, Any]:
     return json.loads((folder / MODEL_CONFIG_FILE).read_text(encoding="utf-8"))
 
 
-def load_tiny_model(folder: Path | str = ASSETS / "model", device: str = "cpu", **from_pretrained_kwargs: Any):
+def load_tiny_model(
+    folder: Path | str = ASSETS / "model", device: str = "cpu", **from_pretrained_kwargs: Any
+):
     """The bundled tiny model as a ``HookedSAETransformer`` in fp32 and eval mode, on ``device``.
 
     ``folder`` is assets/model (the tokenizer is read from the sibling folder assets/tokenizer).
@@ -134,8 +136,8 @@ def load_tiny_model(folder: Path | str = ASSETS / "model", device: str = "cpu", 
     check_asset_folder(folder)
     tokenizer = load_tiny_tokenizer(folder.parent / "tokenizer")
 
-    from safetensors.torch import load_file
     from sae_lens import HookedSAETransformer
+    from safetensors.torch import load_file
     from transformer_lens import HookedTransformerConfig
 
     config_kwargs = read_model_config(folder)
@@ -152,7 +154,9 @@ def load_tiny_model(folder: Path | str = ASSETS / "model", device: str = "cpu", 
             f"{sorted(set(missing) - buffers)}, unexpected {sorted(unexpected)}); {REBUILD_HINT}"
         )
     if any(from_pretrained_kwargs.values()):
-        model.process_weights_(**{k: from_pretrained_kwargs.get(k, False) for k in PROCESSING_KWARGS})
+        model.process_weights_(
+            **{k: from_pretrained_kwargs.get(k, False) for k in PROCESSING_KWARGS}
+        )
     if torch.device(device).type != "cpu":
         model.to(device)
     model.eval()

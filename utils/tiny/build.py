@@ -37,7 +37,14 @@ from typing import Any
 
 import torch
 
-from . import ASSETS, MODEL_CONFIG_FILE, MODEL_NAME, MODEL_WEIGHTS_FILE, load_tiny_model, load_tiny_tokenizer
+from . import (
+    ASSETS,
+    MODEL_CONFIG_FILE,
+    MODEL_NAME,
+    MODEL_WEIGHTS_FILE,
+    load_tiny_model,
+    load_tiny_tokenizer,
+)
 from .corpus import CORPUS_FILE, HELDOUT_FRACTION, SPLIT_SEED, generate_corpus, write_corpus
 from .metrics import (
     ce_loss_recovered,
@@ -46,8 +53,8 @@ from .metrics import (
     sae_lens_metrics,
     tokenize_documents,
     top_activations,
-    unigram_cross_entropy,
     uniform_cross_entropy,
+    unigram_cross_entropy,
 )
 
 SEED = 0
@@ -76,7 +83,14 @@ MODEL_CONFIG: dict[str, Any] = {
 
 
 def default_lm_settings() -> dict[str, Any]:
-    return {"steps": 800, "batch_size": 32, "lr": 2e-3, "warmup_steps": 100, "weight_decay": 0.05, "min_lr_ratio": 0.05}
+    return {
+        "steps": 800,
+        "batch_size": 32,
+        "lr": 2e-3,
+        "warmup_steps": 100,
+        "weight_decay": 0.05,
+        "min_lr_ratio": 0.05,
+    }
 
 
 def default_sae_settings() -> dict[str, Any]:
@@ -136,7 +150,9 @@ def train_tokenizer(documents: list[str], folder: Path) -> None:
 # 2. Language model ------------------------------------------------------------------------------
 
 
-def train_language_model(model, train_tokens: list[list[int]], bos_id: int, settings: dict[str, Any]) -> list[float]:
+def train_language_model(
+    model, train_tokens: list[list[int]], bos_id: int, settings: dict[str, Any]
+) -> list[float]:
     """Train ``model`` in place on freshly packed contexts each epoch; returns the loss curve."""
     from tqdm.auto import tqdm
 
@@ -145,7 +161,10 @@ def train_language_model(model, train_tokens: list[list[int]], bos_id: int, sett
     for name, param in model.named_parameters():
         (decay if param.ndim >= 2 and "embed" not in name else no_decay).append(param)
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": settings["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+        [
+            {"params": decay, "weight_decay": settings["weight_decay"]},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
         lr=settings["lr"],
         betas=(0.9, 0.98),
     )
@@ -165,7 +184,9 @@ def train_language_model(model, train_tokens: list[list[int]], bos_id: int, sett
     model.train()
     bar = tqdm(range(steps), desc="language model", mininterval=2.0)
     for step in bar:
-        if not batches:  # a new epoch: shuffle documents, re-pack (new context boundaries), shuffle contexts
+        if (
+            not batches
+        ):  # a new epoch: shuffle documents, re-pack (new context boundaries), shuffle contexts
             docs = list(train_tokens)
             order_rng.shuffle(docs)
             contexts = pack_documents(docs, bos_id, N_CTX)
@@ -190,18 +211,27 @@ def save_model(model, folder: Path) -> None:
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    state = {name: p.detach().to(torch.float16).contiguous() for name, p in model.named_parameters()}
+    state = {
+        name: p.detach().to(torch.float16).contiguous() for name, p in model.named_parameters()
+    }
     # One metadata key only: safetensors writes several in a random order, and the file would
     # change on every rebuild.
     save_file(state, str(folder / MODEL_WEIGHTS_FILE), metadata={"format": "pt"})
-    (folder / MODEL_CONFIG_FILE).write_text(json.dumps(MODEL_CONFIG, indent=2) + "\n", encoding="utf-8")
+    (folder / MODEL_CONFIG_FILE).write_text(
+        json.dumps(MODEL_CONFIG, indent=2) + "\n", encoding="utf-8"
+    )
 
 
 def sample_continuation(model, prompt: str, max_new_tokens: int = 40) -> str:
     """A seeded sample (temperature 0.7) continuing ``prompt``."""
     torch.manual_seed(SEED)
     return model.generate(
-        prompt, max_new_tokens=max_new_tokens, temperature=0.7, top_k=40, verbose=False, stop_at_eos=True
+        prompt,
+        max_new_tokens=max_new_tokens,
+        temperature=0.7,
+        top_k=40,
+        verbose=False,
+        stop_at_eos=True,
     )
 
 
@@ -211,12 +241,19 @@ def sample_continuation(model, prompt: str, max_new_tokens: int = 40) -> str:
 def train_sae(model, train_documents: list[str], settings: dict[str, Any]):
     """Train the SAE with SAELens' runner on the model's residual stream; returns an inference ``SAE``."""
     from datasets import Dataset
-    from sae_lens import SAE, LanguageModelSAERunnerConfig, LanguageModelSAETrainingRunner, LoggingConfig
-    from sae_lens import StandardTrainingSAEConfig
+    from sae_lens import (
+        SAE,
+        LanguageModelSAERunnerConfig,
+        LanguageModelSAETrainingRunner,
+        LoggingConfig,
+        StandardTrainingSAEConfig,
+    )
 
     d_in = model.cfg.d_model
     steps = settings["training_tokens"] // settings["train_batch_size_tokens"]
-    torch.manual_seed(SEED)  # SAELens' runner does not seed: its SAE init and buffer shuffles use torch's RNG
+    torch.manual_seed(
+        SEED
+    )  # SAELens' runner does not seed: its SAE init and buffer shuffles use torch's RNG
     cfg = LanguageModelSAERunnerConfig(
         sae=StandardTrainingSAEConfig(
             d_in=d_in,
@@ -254,9 +291,13 @@ def train_sae(model, train_documents: list[str], settings: dict[str, Any]):
         output_path=None,
         verbose=False,
     )
-    log(f"SAE: {settings['architecture']} d_sae {d_in * settings['expansion_factor']}, {steps} steps")
+    log(
+        f"SAE: {settings['architecture']} d_sae {d_in * settings['expansion_factor']}, {steps} steps"
+    )
     dataset = Dataset.from_dict({"text": train_documents})
-    trained = LanguageModelSAETrainingRunner(cfg, override_dataset=dataset, override_model=model).run()
+    trained = LanguageModelSAETrainingRunner(
+        cfg, override_dataset=dataset, override_model=model
+    ).run()
     # An inference SAE (no training-only fields), with the activation normalisation already folded
     # into its weights by the trainer, so it reads raw activations.
     state = trained.state_dict()
@@ -264,7 +305,9 @@ def train_sae(model, train_documents: list[str], settings: dict[str, Any]):
     sae = SAE.from_dict(trained.cfg.get_inference_sae_cfg_dict())
     sae.load_state_dict(state)
     if sae.cfg.normalize_activations != "none":
-        raise RuntimeError(f"expected the trainer to fold activation normalisation, got {sae.cfg.normalize_activations}")
+        raise RuntimeError(
+            f"expected the trainer to fold activation normalisation, got {sae.cfg.normalize_activations}"
+        )
     return sae.eval()
 
 
@@ -282,7 +325,9 @@ PREFERRED_CONTEXTS = {
 }
 
 
-def name_latents(model, sae, contexts: torch.Tensor, density: torch.Tensor, k: int = 30) -> list[dict[str, Any]]:
+def name_latents(
+    model, sae, contexts: torch.Tensor, density: torch.Tensor, k: int = 30
+) -> list[dict[str, Any]]:
     """Name three latents from their top-``k`` activations on held-out ``contexts``.
 
     * one *token* latent: at least 90% of its top activations are on one word-like token
@@ -313,7 +358,13 @@ def name_latents(model, sae, contexts: torch.Tensor, density: torch.Tensor, k: i
         token, count = current.most_common(1)[0]
         word = token.strip()
         if count / k >= 0.9 and word.isidentifier() and len(word) >= 3:
-            entry = ((-count, -float(density[latent])), latent, f"fires on `{token}`", "token", count / k)
+            entry = (
+                (-count, -float(density[latent])),
+                latent,
+                f"fires on `{token}`",
+                "token",
+                count / k,
+            )
             token_latents[token] = min(token_latents.get(token, entry), entry)
             continue
         if len(current) < 8:
@@ -321,24 +372,34 @@ def name_latents(model, sae, contexts: torch.Tensor, density: torch.Tensor, k: i
         window: Counter[str] = Counter()
         for p in pos.tolist():
             start = max(p - 3, (p // n_ctx) * n_ctx)
-            window.update({t.strip() for t in text([t for t in flat[start:p].tolist() if t != bos])})
+            window.update(
+                {t.strip() for t in text([t for t in flat[start:p].tolist() if t != bos])}
+            )
         for before, count in window.most_common(3):
             if count / k >= 0.8 and before and before not in {".", ","}:
                 anchor = next((a for a in PREFERRED_CONTEXTS if before.endswith(a)), before)
-                label = PREFERRED_CONTEXTS.get(anchor, f"many different tokens shortly after `{before}`")
+                label = PREFERRED_CONTEXTS.get(
+                    anchor, f"many different tokens shortly after `{before}`"
+                )
                 entry = ((-count, -len(current)), latent, f"fires on {label}", "context", count / k)
                 context_latents[anchor] = min(context_latents.get(anchor, entry), entry)
                 break
     if os.environ.get("TINY_BUILD_DEBUG"):
         for key, entry in sorted(token_latents.items()) + sorted(context_latents.items()):
-            log(f"candidate {key!r}: latent {entry[1]} {entry[2]}; top {text(flat[positions[entry[1], :8]].tolist())}")
+            log(
+                f"candidate {key!r}: latent {entry[1]} {entry[2]}; top {text(flat[positions[entry[1], :8]].tolist())}"
+            )
 
     # The bare token first (``def`` opening a line), then the one with a leading space (`` def``).
     preferred = [t for word in PREFERRED_TOKENS for t in (word, f" {word}")]
     preferred_tokens = [token_latents[t] for t in preferred if t in token_latents]
-    other_tokens = sorted((e for t, e in token_latents.items() if t not in preferred), key=lambda e: e[0])
+    other_tokens = sorted(
+        (e for t, e in token_latents.items() if t not in preferred), key=lambda e: e[0]
+    )
     preferred_contexts = [context_latents[a] for a in PREFERRED_CONTEXTS if a in context_latents]
-    other_contexts = sorted((e for a, e in context_latents.items() if a not in PREFERRED_CONTEXTS), key=lambda e: e[0])
+    other_contexts = sorted(
+        (e for a, e in context_latents.items() if a not in PREFERRED_CONTEXTS), key=lambda e: e[0]
+    )
     tokens_ranked = preferred_tokens + other_tokens
     chosen = tokens_ranked[:1] + (preferred_contexts + other_contexts)[:2]
     chosen += tokens_ranked[1 : 1 + 3 - len(chosen)]  # too few context latents: more token latents
@@ -350,7 +411,9 @@ def name_latents(model, sae, contexts: torch.Tensor, density: torch.Tensor, k: i
         examples = []
         for p in pos[:5].tolist():
             start = max(p - 8, (p // n_ctx) * n_ctx + 1)
-            examples.append(f"{model.tokenizer.decode(flat[start:p].tolist())}[[{model.tokenizer.decode([int(flat[p])])}]]")
+            examples.append(
+                f"{model.tokenizer.decode(flat[start:p].tolist())}[[{model.tokenizer.decode([int(flat[p])])}]]"
+            )
         named.append(
             {
                 "index": latent,
@@ -390,9 +453,11 @@ def build(out: Path, lm: dict[str, Any], sae_settings: dict[str, Any]) -> dict[s
     corpus = generate_corpus()
     corpus_sha256 = write_corpus(corpus, out / CORPUS_FILE.name)
     write_corpus_licence(out, corpus.python_version)
-    log(f"corpus generated from this Python ({corpus.python_version}): {len(corpus.train)} training + "
+    log(
+        f"corpus generated from this Python ({corpus.python_version}): {len(corpus.train)} training + "
         f"{len(corpus.heldout)} held-out documents, {corpus.n_chars:,} characters "
-        f"(fingerprint {corpus.fingerprint}), written to {CORPUS_FILE.name}")
+        f"(fingerprint {corpus.fingerprint}), written to {CORPUS_FILE.name}"
+    )
     train_tokenizer(corpus.train, out / "tokenizer")
     tokenizer = load_tiny_tokenizer(out / "tokenizer")
     bos = tokenizer.bos_token_id
@@ -408,9 +473,13 @@ def build(out: Path, lm: dict[str, Any], sae_settings: dict[str, Any]) -> dict[s
     from sae_lens import HookedSAETransformer
     from transformer_lens import HookedTransformerConfig
 
-    model = HookedSAETransformer(HookedTransformerConfig(**MODEL_CONFIG, device="cpu"), tokenizer=tokenizer)
+    model = HookedSAETransformer(
+        HookedTransformerConfig(**MODEL_CONFIG, device="cpu"), tokenizer=tokenizer
+    )
     n_params = sum(p.numel() for p in model.parameters())
-    log(f"language model: {n_params:,} parameters, {lm['steps']} steps of {lm['batch_size']}x{N_CTX} tokens")
+    log(
+        f"language model: {n_params:,} parameters, {lm['steps']} steps of {lm['batch_size']}x{N_CTX} tokens"
+    )
     losses = train_language_model(model, train_tokens, bos, lm)
     save_model(model, out / "model")
     timings["language_model_s"] = time.time() - t0
@@ -419,12 +488,16 @@ def build(out: Path, lm: dict[str, Any], sae_settings: dict[str, Any]) -> dict[s
     model = load_tiny_model(out / "model")
     lm_metrics = {
         "heldout_cross_entropy": lm_cross_entropy(model, heldout_contexts),
-        "unigram_cross_entropy": unigram_cross_entropy(train_contexts, heldout_contexts, VOCAB_SIZE),
+        "unigram_cross_entropy": unigram_cross_entropy(
+            train_contexts, heldout_contexts, VOCAB_SIZE
+        ),
         "uniform_cross_entropy": uniform_cross_entropy(VOCAB_SIZE),
         "train_loss_last_50_steps": sum(losses[-50:]) / len(losses[-50:]),
         "heldout_tokens": heldout_contexts.numel(),
     }
-    lm_metrics["margin_over_unigram"] = lm_metrics["unigram_cross_entropy"] - lm_metrics["heldout_cross_entropy"]
+    lm_metrics["margin_over_unigram"] = (
+        lm_metrics["unigram_cross_entropy"] - lm_metrics["heldout_cross_entropy"]
+    )
     sample = sample_continuation(model, PROMPT)
     log("held-out cross-entropy {heldout_cross_entropy:.3f} nats (unigram {unigram_cross_entropy:.3f}, "
         "uniform {uniform_cross_entropy:.3f}; margin over unigram {margin_over_unigram:.2f})".format(**lm_metrics))  # fmt: skip
@@ -473,9 +546,20 @@ def build(out: Path, lm: dict[str, Any], sae_settings: dict[str, Any]) -> dict[s
             "train_tokens": train_contexts.numel(),
             "heldout_tokens": heldout_contexts.numel(),
         },
-        "tokenizer": {"type": "byte-level BPE", "vocab_size": len(tokenizer), "bos_token": BOS_TOKEN},
-        "model": {"config": MODEL_CONFIG, "parameters": n_params, "storage": "float16 safetensors, loaded as float32",
-                  "training": lm, "metrics": lm_metrics, "prompt": PROMPT, "sample_continuation": sample},  # fmt: skip
+        "tokenizer": {
+            "type": "byte-level BPE",
+            "vocab_size": len(tokenizer),
+            "bos_token": BOS_TOKEN,
+        },
+        "model": {
+            "config": MODEL_CONFIG,
+            "parameters": n_params,
+            "storage": "float16 safetensors, loaded as float32",
+            "training": lm,
+            "metrics": lm_metrics,
+            "prompt": PROMPT,
+            "sample_continuation": sample,
+        },  # fmt: skip
         "sae": {
             "hook_name": HOOK,
             "d_in": sae.cfg.d_in,
@@ -490,9 +574,12 @@ def build(out: Path, lm: dict[str, Any], sae_settings: dict[str, Any]) -> dict[s
         "sizes_bytes": {**sizes, "total": sum(sizes.values())},
         "seed": SEED,
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
-        "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "load_average_at_start": load_at_start,
-                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},  # fmt: skip
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "load_average_at_start": load_at_start,
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        },  # fmt: skip
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -539,7 +626,9 @@ The book's own code and text are licensed as `LICENSE` at the repository root sa
 
 def write_corpus_licence(folder: Path, python_version: str) -> None:
     """Write CORPUS_LICENSE.md (the Python documentation licence) beside the corpus file."""
-    (folder / "CORPUS_LICENSE.md").write_text(CORPUS_LICENSE.format(version=python_version), encoding="utf-8")
+    (folder / "CORPUS_LICENSE.md").write_text(
+        CORPUS_LICENSE.format(version=python_version), encoding="utf-8"
+    )
 
 
 def write_corpus_only(target: Path) -> None:
@@ -551,7 +640,9 @@ def write_corpus_only(target: Path) -> None:
     card_path = target / "card.json"
     card = json.loads(card_path.read_text(encoding="utf-8"))
     corpus = generate_corpus()
-    log(f"corpus generated from this Python ({corpus.python_version}): fingerprint {corpus.fingerprint}")
+    log(
+        f"corpus generated from this Python ({corpus.python_version}): fingerprint {corpus.fingerprint}"
+    )
     built_from = card["corpus"]
     if corpus.fingerprint != built_from["fingerprint"]:
         raise SystemExit(
@@ -568,15 +659,22 @@ def write_corpus_only(target: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Rebuild the bundled tiny model, tokenizer and SAE.")
-    parser.add_argument("--out", type=Path, default=ASSETS, help=f"where to write the assets (default {ASSETS})")
+    parser = argparse.ArgumentParser(
+        description="Rebuild the bundled tiny model, tokenizer and SAE."
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ASSETS, help=f"where to write the assets (default {ASSETS})"
+    )
     parser.add_argument("--lm-steps", type=int, help="language-model training steps")
     parser.add_argument("--sae-tokens", type=int, help="SAE training tokens")
     parser.add_argument("--l1", type=float, help="SAE L1 coefficient")
     parser.add_argument("--sae-lr", type=float, help="SAE learning rate")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    parser.add_argument("--corpus-only", action="store_true",
-                        help="regenerate only corpus.json.gz (needs the Python the model was built on)")
+    parser.add_argument(
+        "--corpus-only",
+        action="store_true",
+        help="regenerate only corpus.json.gz (needs the Python the model was built on)",
+    )
     args = parser.parse_args(argv)
     if args.corpus_only:
         write_corpus_only(args.out.resolve())
@@ -587,7 +685,10 @@ def main(argv: list[str] | None = None) -> None:
         # shares the cores (measured on a shared 2-core machine). The policy is read when torch is
         # first imported, which has already happened here, so restart the interpreter with it set.
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-        os.execv(sys.executable, [sys.executable, "-m", "utils.tiny.build", *(sys.argv[1:] if argv is None else argv)])
+        os.execv(
+            sys.executable,
+            [sys.executable, "-m", "utils.tiny.build", *(sys.argv[1:] if argv is None else argv)],
+        )
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

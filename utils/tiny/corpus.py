@@ -131,7 +131,9 @@ def stdlib_source_files(root: Path | None = None) -> list[Path]:
     root = root or stdlib_dir()
     files = []
     for folder, subfolders, names in os.walk(root):
-        subfolders[:] = [d for d in subfolders if d not in SKIP_DIRS]  # prune: never walk site-packages
+        subfolders[:] = [
+            d for d in subfolders if d not in SKIP_DIRS
+        ]  # prune: never walk site-packages
         for name in names:
             if name.endswith(".py"):
                 relative = Path(folder, name).relative_to(root)
@@ -289,7 +291,9 @@ def generate_corpus() -> Corpus:
         digest.update(document.encode("utf-8"))
         digest.update(b"\0")
     version = ".".join(map(str, sys.version_info[:3]))
-    return Corpus(train=train, heldout=heldout, python_version=version, fingerprint=digest.hexdigest()[:16])
+    return Corpus(
+        train=train, heldout=heldout, python_version=version, fingerprint=digest.hexdigest()[:16]
+    )
 
 
 def file_sha256(path: Path | str) -> str:
@@ -342,7 +346,9 @@ def load_corpus(path: Path | str = CORPUS_FILE) -> Corpus:
     """
     path = Path(path).resolve()
     if not path.is_file():
-        raise FileNotFoundError(f"The tiny preset's corpus file {path} is missing; {CORPUS_REBUILD_HINT}")
+        raise FileNotFoundError(
+            f"The tiny preset's corpus file {path} is missing; {CORPUS_REBUILD_HINT}"
+        )
     expected = _expected_sha256(path)
     actual = file_sha256(path)
     if expected is not None and actual != expected:

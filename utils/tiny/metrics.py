@@ -63,7 +63,9 @@ def lm_cross_entropy(model, contexts: torch.Tensor, batch_size: int = 64) -> flo
     return total / count
 
 
-def unigram_cross_entropy(train_contexts: torch.Tensor, heldout_contexts: torch.Tensor, d_vocab: int) -> float:
+def unigram_cross_entropy(
+    train_contexts: torch.Tensor, heldout_contexts: torch.Tensor, d_vocab: int
+) -> float:
     """Cross-entropy (nats) of the add-one-smoothed unigram distribution of the training targets,
     on the held-out targets (every token after the first of each context)."""
     counts = torch.bincount(train_contexts[:, 1:].flatten(), minlength=d_vocab).double() + 1.0
@@ -95,14 +97,16 @@ def ce_loss_recovered(model, sae, contexts: torch.Tensor, batch_size: int = 64) 
     total = torch.zeros(model.cfg.d_model, dtype=torch.float64, device=device)
     n = 0
     for batch in batches:
-        _, cache = model.run_with_cache(batch, names_filter=[hook], stop_at_layer=None if layer is None else layer + 1)
+        _, cache = model.run_with_cache(
+            batch, names_filter=[hook], stop_at_layer=None if layer is None else layer + 1
+        )
         keep = batch != bos
         total += cache[hook][keep].double().sum(0)
         n += int(keep.sum())
     mean = (total / n).float()
 
     def replace(kind: str, keep: torch.Tensor):
-        def hook_fn(acts: torch.Tensor, hook: Any) -> torch.Tensor:  # noqa: ARG001
+        def hook_fn(acts: torch.Tensor, hook: Any) -> torch.Tensor:
             if kind == "zero":
                 return torch.zeros_like(acts)
             new = sae.decode(sae.encode(acts)) if kind == "sae" else mean.expand_as(acts)
@@ -117,7 +121,10 @@ def ce_loss_recovered(model, sae, contexts: torch.Tensor, batch_size: int = 64) 
         sums["clean"] += model(current, return_type="loss", loss_per_token=True)[mask].sum().item()
         for kind in ("sae", "zero", "mean"):
             loss = model.run_with_hooks(
-                current, return_type="loss", loss_per_token=True, fwd_hooks=[(hook, replace(kind, current != bos))]
+                current,
+                return_type="loss",
+                loss_per_token=True,
+                fwd_hooks=[(hook, replace(kind, current != bos))],
             )
             sums[kind] += loss[mask].sum().item()
         count += int(mask.sum())
