@@ -77,10 +77,10 @@ def standin(tmp_path_factory) -> Path:
 def test_every_cell_runs_on_gpt2_small_standin(path, standin):
     notebook = run_on_standin(path, standin)
     texts = output_texts(notebook)
-    forbidden = [(i, word) for i, text in texts for word in FORBIDDEN_OUTPUT if word in text]
-    assert not forbidden, f"cells print what a reader takes for a failure: {forbidden}"
     tolerated = [f"cell {i}: {line.strip()}" for i, text in texts for line in text.splitlines()
                  if line.startswith(QUALITY_PREFIX)]
-    if tolerated:
+    if tolerated:  # reported first, so a failure below still shows them
         warnings.warn(f"{path.stem} on the gpt2-small stand-in (random weights) tolerated "
                       f"{len(tolerated)} quality claim(s):\n" + "\n".join(tolerated), stacklevel=1)
+    forbidden = [(i, word) for i, text in texts for word in FORBIDDEN_OUTPUT if word in text]
+    assert not forbidden, f"cells print what a reader takes for a failure: {forbidden}"
