@@ -175,9 +175,13 @@ def read_times(results: Path = RESULTS) -> list[dict]:
     return rows
 
 
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
+
+
 def times_table(rows: list[dict], notebooks: list[str]):
-    """A pandas table: one row per notebook (those measured and those in ``notebooks``), one
-    column pair per preset (wall time, peak memory). Unmeasured cells say so."""
+    """A pandas table: one row per notebook (those measured and those in ``notebooks``), three
+    columns per preset (wall time, the kernel's CPU time, peak memory). Unmeasured cells say so."""
     import pandas as pd
 
     from utils.presets import PRESETS
@@ -188,20 +192,21 @@ def times_table(rows: list[dict], notebooks: list[str]):
     found = {(row["notebook"], row["preset"]): row for row in rows}
     table = {}
     for preset in presets:
-        minutes, memory = [], []
+        minutes, cpu, memory = [], [], []
         for name in names:
             row = found.get((name, preset))
             if row is None or row.get("status") != "ok":
                 minutes.append("not measured")
+                cpu.append("")
                 memory.append("")
                 continue
-            seconds = float(row["seconds"])
             minutes.append(
-                f"{int(seconds // 60)} min {seconds % 60:02.0f} s "
-                f"(load {float(row['load_1min_before']):.1f})"
+                f"{_minutes(float(row['seconds']))} (load {float(row['load_1min_before']):.1f})"
             )
+            cpu.append(_minutes(float(row["cpu_seconds"])) if row.get("cpu_seconds") else "")
             memory.append(f"{float(row['peak_rss_mib']) / 1024:.1f} GB")
         table[(preset, "wall time (load)")] = minutes
+        table[(preset, "CPU time")] = cpu
         table[(preset, "peak memory")] = memory
     frame = pd.DataFrame(table, index=pd.Index(names, name="notebook"))
     frame.columns = pd.MultiIndex.from_tuples(frame.columns, names=["preset", ""])

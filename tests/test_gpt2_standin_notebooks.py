@@ -26,7 +26,25 @@ from standin_hub import REPO, session_standin_hub, standin_env  # noqa: E402
 from utils.presets import TRAINING_SCALE_ENV_VAR  # noqa: E402
 from utils.quality import QUALITY_ENV_VAR, QUALITY_PREFIX  # noqa: E402
 
-NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+ALL_NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def loads_the_presets_model(path: Path) -> bool:
+    """Whether a tutorial loads the preset's language model or SAE (what the stand-in Hub serves).
+
+    Tutorial 4 trains on synthetic data and loads neither: on gpt2-small it only runs bigger
+    synthetic sizes, meant for a GPU (minutes per SAE on a CPU), and the stand-in has nothing
+    to prove there.
+    """
+    import nbformat
+
+    code = "\n".join(
+        c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"
+    )
+    return "load_model(" in code or "load_sae(" in code
+
+
+NOTEBOOKS = [path for path in ALL_NOTEBOOKS if loads_the_presets_model(path)]
 # GPT-2 small's budgets times this: tutorial 2's runs become 16 steps of 128 tokens, evaluations
 # one batch. About two minutes on two CPU cores instead of hours.
 TRAINING_SCALE = "0.0002"
@@ -81,17 +99,17 @@ def standin(tmp_path_factory) -> Path:
 def test_every_cell_runs_on_gpt2_small_standin(path, standin):
     notebook = run_on_standin(path, standin)
     texts = output_texts(notebook)
-    forbidden = [(i, word) for i, text in texts for word in FORBIDDEN_OUTPUT if word in text]
-    assert not forbidden, f"cells print what a reader takes for a failure: {forbidden}"
     tolerated = [
         f"cell {i}: {line.strip()}"
         for i, text in texts
         for line in text.splitlines()
         if line.startswith(QUALITY_PREFIX)
     ]
-    if tolerated:
+    if tolerated:  # reported first, so a failure below still shows them
         warnings.warn(
             f"{path.stem} on the gpt2-small stand-in (random weights) tolerated "
             f"{len(tolerated)} quality claim(s):\n" + "\n".join(tolerated),
             stacklevel=1,
         )
+    forbidden = [(i, word) for i, text in texts for word in FORBIDDEN_OUTPUT if word in text]
+    assert not forbidden, f"cells print what a reader takes for a failure: {forbidden}"

@@ -122,11 +122,9 @@ def _plumbing() -> dict:
     import torch
     from sae_lens import LanguageModelSAETrainingRunner
 
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from tutorial2_config import runner_config, standard_sae_config
-
     from utils.loading import load_model, load_sae, load_texts, training_dataset
     from utils.presets import choose_preset
+    from utils.training_config import runner_config, standard_sae_config
 
     preset = choose_preset(verbose=False)
     assert preset.name == "gpt2-small", preset.name

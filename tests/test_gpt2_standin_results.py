@@ -53,6 +53,7 @@ def test_table_has_every_notebook_and_says_what_is_not_measured():
     assert list(table.columns.get_level_values(0).unique()) == ["tiny", "gpt2-small"]
     assert table.loc["01_a", ("tiny", "wall time (load)")] == "1 min 15 s (load 1.0)"
     assert table.loc["01_a", ("gpt2-small", "peak memory")] == "2.0 GB"
+    assert table.loc["01_a", ("gpt2-small", "CPU time")] == "0 min 10 s"
     assert table.loc["02_b", ("gpt2-small", "wall time (load)")] == "not measured"
     assert table.loc["03_new", ("tiny", "wall time (load)")] == "not measured"
     assert "2 CPU cores" in notebook_times.measured_on(rows)
