@@ -50,7 +50,9 @@ NOTEBOOKS = [path for path in ALL_NOTEBOOKS if loads_the_presets_model(path)]
 TRAINING_SCALE = "0.0002"
 # Text that must not reach a reader. datasets 5.x logs "`trust_remote_code` is not supported
 # anymore" as an error whenever SAELens passes its default dataset_trust_remote_code=True.
-FORBIDDEN_OUTPUT = ("trust_remote_code",)
+# The message itself, not the name: tutorial 2 prints its configuration's source, which sets
+# dataset_trust_remote_code=False.
+FORBIDDEN_OUTPUT = ("`trust_remote_code` is not supported anymore",)
 # Per-cell limit: a guard against hangs, not a performance check (benchmarks/notebook_times.py
 # measures time). Generous, because a busy shared CI machine can be many times slower than usual.
 CELL_TIMEOUT_S = 1800
