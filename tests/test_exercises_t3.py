@@ -5,19 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from random_models import build_model, build_sae, build_tokenizer
 
 from utils import exercises as E
 
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return build_model(build_tokenizer(tmp_path_factory.mktemp("tokenizer")))
-
-
-@pytest.fixture(scope="module")
-def sae():
-    return build_sae()
+# `model` and `sae` are tests/conftest.py's random model and SAE.
 
 
 @pytest.fixture(scope="module")

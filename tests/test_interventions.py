@@ -12,7 +12,6 @@ from random_models import (
     D_MODEL,
     D_SAE,
     HOOK,
-    SAMPLE_TEXTS,
     build_model,
     build_sae,
     build_tokenizer,
@@ -46,16 +45,7 @@ def model(tokenizer):
     return build_model_with_final_ln_weights(tokenizer)
 
 
-@pytest.fixture(scope="module")
-def sae():
-    return build_sae()
-
-
-@pytest.fixture(scope="module")
-def sample(model, sae):
-    return F.collect_feature_stats(
-        model, sae, SAMPLE_TEXTS, context_size=CTX, batch_size=2, progress=False
-    )
+# `sae` and `sample` are tests/conftest.py's; `sample` is built on the `model` above.
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from random_models import SAMPLE_TEXTS, build_model, build_sae, build_tokenizer
+from random_models import SAMPLE_TEXTS
 
 from utils import features as F
 
@@ -11,9 +11,7 @@ CTX = 24
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    model = build_model(build_tokenizer(tmp_path_factory.mktemp("tok")))
-    sae = build_sae()
+def sample(model, sae):  # conftest's random model and SAE, on more text than its `sample`
     return F.collect_feature_stats(
         model, sae, SAMPLE_TEXTS * 3, context_size=CTX, batch_size=4, progress=False
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from random_models import HOOK, build_model, build_sae, build_tokenizer
 
 from utils import features as F
 
@@ -23,14 +22,7 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return build_model(build_tokenizer(tmp_path_factory.mktemp("tok")))
-
-
-@pytest.fixture(scope="module")
-def sae():
-    return build_sae(hook=HOOK)
+# `model` and `sae` are tests/conftest.py's random model and SAE.
 
 
 def sae_lens_losses(model, sae, tokens: torch.Tensor) -> dict[str, float]:
