@@ -397,22 +397,9 @@ def check_attribution(
     return True
 
 
-# ------------------------------------------------------------------------------------------------
-# Tutorial 4: ground truth (synthetic data). Self-contained: its helpers and imports are its own.
-# ------------------------------------------------------------------------------------------------
-
-_T4_NOT_DONE = "Not answered yet: fill in the cell above and run this check again."
-
-
-def _t4_answer(fn: Callable[..., Any] | None, *args: Any) -> Any:
-    """``fn(*args)``, or ``None`` when the exercise is unfinished (no function, or it raises
-    ``NotImplementedError``)."""
-    if fn is None:
-        return None
-    try:
-        return fn(*args)
-    except NotImplementedError:
-        return None
+# =============================================================================================
+# Tutorial 4: ground truth (synthetic data)
+# =============================================================================================
 
 
 def check_mcc(my_mcc: Callable[[torch.Tensor, torch.Tensor], float] | None) -> bool | None:
@@ -429,9 +416,9 @@ def check_mcc(my_mcc: Callable[[torch.Tensor, torch.Tensor], float] | None) -> b
         (true[:3] + 0.3 * torch.randn(3, 5, generator=generator), true, "fewer latents"),
     ]
     for decoder, features, name in cases:
-        answer = _t4_answer(my_mcc, decoder.clone(), features.clone())
+        answer = _call(my_mcc, decoder.clone(), features.clone())
         if answer is None:
-            print(_T4_NOT_DONE)
+            print(_NOT_DONE)
             return None
         expected = mean_correlation_coefficient(decoder, features)
         assert abs(float(answer) - expected) < 1e-4, (
@@ -462,9 +449,9 @@ def check_shrinkage(
         ),
     ]
     for inputs, outputs, known, name in cases:
-        answer = _t4_answer(my_shrinkage, inputs.clone(), outputs.clone())
+        answer = _call(my_shrinkage, inputs.clone(), outputs.clone())
         if answer is None:
-            print(_T4_NOT_DONE)
+            print(_NOT_DONE)
             return None
         expected = (outputs.norm(dim=-1) / inputs.norm(dim=-1)).mean().item()
         if known is not None:
@@ -500,9 +487,9 @@ def check_absorption(
         ),
     ]
     for latent, name in cases:
-        answer = _t4_answer(my_absorption, latent.clone(), parent.clone(), child.clone())
+        answer = _call(my_absorption, latent.clone(), parent.clone(), child.clone())
         if answer is None:
-            print(_T4_NOT_DONE)
+            print(_NOT_DONE)
             return None
         expected = absorption(latent, parent, child)
         assert abs(float(answer) - expected) < 1e-4, (
