@@ -1,7 +1,8 @@
 # The book's commands:
 #   make book   build the website into _build/html, executing every notebook (preset: tiny)
-#   make test   lint and format check (ruff), unit tests for utils, every notebook through nbmake,
-#               and the browser tests (the site, and tutorial 1 live in JupyterLab)
+#   make test   lint and format check (ruff), unit tests for utils, every notebook executed (once,
+#               by the site's build), the gpt2-small stand-in runs, and the browser tests (the
+#               site, and tutorial 1 live in JupyterLab)
 #   make lab    start JupyterLab on notebooks/ and open it in the browser (preset: tiny;
 #               `make lab PRESET=auto` lets the notebooks choose); Ctrl-C stops it
 # Each creates the virtual environment .venv on first use and reuses it afterwards.
@@ -53,7 +54,7 @@ book: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(RUN_ENV) $(BIN)/python -m pytest tests notebooks --nbmake -v -rs
+	$(RUN_ENV) $(BIN)/python -m pytest tests -v -rs --durations=15
 
 # The tiny model's tests and every notebook, without the site: what CI runs on a second Python,
 # e.g. make test-tiny PYTHON=python3.12 VENV=.venv-py312

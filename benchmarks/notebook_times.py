@@ -10,9 +10,9 @@ HF_DATASETS_OFFLINE=1 and WANDB_MODE=disabled. By default the preset is ``tiny``
 ``--standin`` it is ``gpt2-small``, run against a stand-in Hugging Face cache built in a temporary
 folder (tests/standin_hub.py: GPT-2's real tokenizer and shapes, random weights), so the times and
 memory are GPT-2 small's on this machine's CPU; ``SAE_BOOK_QUALITY_CHECKS=warn`` lets the quality
-claims that random weights cannot meet print a line and go on. The stand-in's training budgets are
-the preset's own unless you set ``SAE_BOOK_TRAINING_SCALE`` (then the result is not the preset's
-cost, and the row says so).
+claims that random weights cannot meet print a line and go on. The stand-in's run sizes are the
+preset's own unless you set ``SAE_BOOK_SCALE`` (then the result is not the preset's cost, and the
+row's ``scale`` column says so).
 
 Peak memory is the largest resident set size (RSS) of the kernel and its child processes,
 sampled every 0.2 s. The machine's load average is recorded before and after each notebook, since
@@ -56,7 +56,7 @@ COLUMNS = [
     "cpus",
     "load_1min_before",
     "load_1min_after",
-    "training_scale",
+    "scale",
     "status",
     "measured_at",
 ]
@@ -271,8 +271,8 @@ def main(argv: list[str]) -> int:
             print(f"Building the stand-in Hub in {standin_home} ...", flush=True)
             build_standin_hub(standin_home)
         env, preset, weights = environment(standin_home)
-        scale = env.get("SAE_BOOK_TRAINING_SCALE", "").strip() or "1"
-        print(f"Preset {preset}, weights {weights}, training scale {scale}, {os.cpu_count()} CPUs")
+        scale = env.get("SAE_BOOK_SCALE", "").strip() or "1"
+        print(f"Preset {preset}, weights {weights}, scale {scale}, {os.cpu_count()} CPUs")
         failed = False
         rows = []
         for path in paths:
@@ -304,7 +304,7 @@ def main(argv: list[str]) -> int:
                     "cpus": os.cpu_count(),
                     "load_1min_before": f"{before:.2f}",
                     "load_1min_after": f"{after:.2f}",
-                    "training_scale": scale,
+                    "scale": scale,
                     "status": status,
                     "measured_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 }

@@ -1,5 +1,5 @@
-"""SAE_BOOK_TRAINING_SCALE: the one mechanism that makes tutorial 2's runs small for the stand-in
-tests (utils/presets.py). Fast unit tests, no models."""
+"""SAE_BOOK_SCALE: the one mechanism that makes the tutorials' runs small for the stand-in tests
+(utils/presets.py). Fast unit tests, no models."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from random_models import REPO  # noqa: F401  (puts the repository on sys.path)
 
 from utils.presets import (
     PRESETS,
-    TRAINING_SCALE_ENV_VAR,
+    SCALE_ENV_VAR,
+    InterventionSizes,
     TrainingSizes,
     choose_preset,
+    scale_interventions,
+    scale_preset,
     scale_training,
 )
 
@@ -53,17 +56,18 @@ def test_scale_one_is_the_preset_and_bad_scales_are_refused():
 
 def test_choose_preset_applies_the_environment_variable(monkeypatch, capsys):
     monkeypatch.setenv("SAE_BOOK_PRESET", "gpt2-small")
-    monkeypatch.delenv(TRAINING_SCALE_ENV_VAR, raising=False)
+    monkeypatch.delenv(SCALE_ENV_VAR, raising=False)
     assert choose_preset(verbose=False) == PRESETS["gpt2-small"]
-    monkeypatch.setenv(TRAINING_SCALE_ENV_VAR, "0.0002")
+    monkeypatch.setenv(SCALE_ENV_VAR, "0.0002")
     preset = choose_preset()
+    assert preset == scale_preset(PRESETS["gpt2-small"], 0.0002)
     assert preset.training == scale_training(PRESETS["gpt2-small"].training, 0.0002)
     assert preset.training.training_tokens < 10_000 < PRESETS["gpt2-small"].training.training_tokens
     assert preset.model_name == "gpt2-small" and preset.sae_id == PRESETS["gpt2-small"].sae_id
-    assert f"scaled by 0.0002 ({TRAINING_SCALE_ENV_VAR})" in capsys.readouterr().out
+    assert f"run sizes scaled by 0.0002 ({SCALE_ENV_VAR})" in capsys.readouterr().out
     for bad in ("fast", "0", "2"):
-        monkeypatch.setenv(TRAINING_SCALE_ENV_VAR, bad)
-        with pytest.raises(ValueError, match=TRAINING_SCALE_ENV_VAR):
+        monkeypatch.setenv(SCALE_ENV_VAR, bad)
+        with pytest.raises(ValueError, match=SCALE_ENV_VAR):
             choose_preset(verbose=False)
 
 
@@ -79,3 +83,54 @@ def test_a_small_buffer_grows_to_hold_a_batch():
     small = scale_training(tight, 0.5)
     buffer_tokens = small.n_batches_in_buffer * small.store_batch_size_prompts * small.context_size
     assert buffer_tokens // 2 >= small.train_batch_size_tokens == 2048
+
+
+INTERVENTION_FLOORS = {
+    "steering_contexts": 4,
+    "ablation_contexts": 4,
+    "attribution_contexts": 2,
+    "attribution_top": 5,
+    "attribution_random": 5,
+    "random_directions": 1,
+    "max_new_tokens": 8,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("scale", [1e-6, 2e-4, 0.1, 0.5])
+def test_scaled_interventions_shrink_counts_only(name, scale):
+    full = PRESETS[name].interventions
+    small = scale_interventions(full, scale)
+    for field in fields(InterventionSizes):
+        value, before = getattr(small, field.name), getattr(full, field.name)
+        if field.name in INTERVENTION_FLOORS:
+            assert min(before, INTERVENTION_FLOORS[field.name]) <= value <= before, field.name
+        else:  # what the tutorial picks and how it measures does not change
+            assert value == before, field.name
+    assert scale_interventions(full, 1) == full
+    # GPT-2 small's attribution comparison ablates 800 pairs; scaled for the stand-in, 20
+    if name == "gpt2-small" and scale == 2e-4:
+        pairs = small.attribution_contexts * (small.attribution_top + small.attribution_random)
+        assert pairs == 20
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_scaled_preset_keeps_its_identity_and_a_usable_sample(name):
+    full = PRESETS[name]
+    small = scale_preset(full, 2e-4)
+    assert small.sample_texts == min(full.sample_texts, 64)
+    assert small.training == scale_training(full.training, 2e-4)
+    assert small.interventions == scale_interventions(full.interventions, 2e-4)
+    assert small.synthetic == full.synthetic
+    for same in (
+        "model_name",
+        "analysis_hook",
+        "training_hook",
+        "sae_id",
+        "dataset_path",
+        "prompt",
+    ):
+        assert getattr(small, same) == getattr(full, same), same
+    assert scale_preset(full, 1) is full
+    with pytest.raises(ValueError, match="in \\(0, 1\\]"):
+        scale_preset(full, 0)

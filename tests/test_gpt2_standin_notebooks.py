@@ -1,8 +1,8 @@
 """Every cell of every tutorial on the ``gpt2-small`` preset, offline, against the stand-in Hub.
 
 Each notebook runs in a fresh kernel started with the stand-in's environment
-(tests/standin_hub.py), ``SAE_BOOK_QUALITY_CHECKS=warn`` and a small training budget
-(``SAE_BOOK_TRAINING_SCALE``, see utils/presets.py). The stand-in's weights are random, so the
+(tests/standin_hub.py), ``SAE_BOOK_QUALITY_CHECKS=warn`` and smaller run sizes
+(``SAE_BOOK_SCALE``, see utils/presets.py). The stand-in's weights are random, so the
 notebook's quality claims (``assert_quality``) cannot hold: each prints one line starting with
 ``QUALITY_PREFIX`` and the run goes on. This test reports those lines (as a warning, so they show
 in pytest's summary) and fails on anything else: an error in any cell, or a known-bad message a
@@ -23,7 +23,7 @@ if str(HERE) not in sys.path:
 
 from standin_hub import REPO, session_standin_hub, standin_env  # noqa: E402
 
-from utils.presets import TRAINING_SCALE_ENV_VAR  # noqa: E402
+from utils.presets import SCALE_ENV_VAR  # noqa: E402
 from utils.quality import QUALITY_ENV_VAR, QUALITY_PREFIX  # noqa: E402
 
 ALL_NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -45,9 +45,10 @@ def loads_the_presets_model(path: Path) -> bool:
 
 
 NOTEBOOKS = [path for path in ALL_NOTEBOOKS if loads_the_presets_model(path)]
-# GPT-2 small's budgets times this: tutorial 2's runs become 16 steps of 128 tokens, evaluations
-# one batch. About two minutes on two CPU cores instead of hours.
-TRAINING_SCALE = "0.0002"
+# GPT-2 small's sizes times this (each count kept at its floor): tutorial 2's runs become 16 steps
+# of 128 tokens, evaluations one batch; tutorials 1 and 3 sample 64 texts; tutorial 3 steers over
+# 4 contexts and compares attribution with ablation on 20 pairs instead of 800.
+RUN_SCALE = "0.0002"
 # Text that must not reach a reader. datasets 5.x logs "`trust_remote_code` is not supported
 # anymore" as an error whenever SAELens passes its default dataset_trust_remote_code=True.
 # The message itself, not the name: tutorial 2 prints its configuration's source, which sets
@@ -81,7 +82,7 @@ def run_on_standin(path: Path, hf_home: Path):
 
     notebook = nbformat.read(path, as_version=4)
     timeout = max(CELL_TIMEOUT_S, notebook.metadata.get("execution", {}).get("timeout", 600))
-    env = standin_env(hf_home, **{QUALITY_ENV_VAR: "warn", TRAINING_SCALE_ENV_VAR: TRAINING_SCALE})
+    env = standin_env(hf_home, **{QUALITY_ENV_VAR: "warn", SCALE_ENV_VAR: RUN_SCALE})
     client = NotebookClient(
         notebook,
         timeout=timeout,

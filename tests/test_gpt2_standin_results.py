@@ -23,7 +23,7 @@ def row(notebook: str, preset: str, seconds: str, status: str = "ok") -> dict:
         "cpus": "2",
         "load_1min_before": "1.00",
         "load_1min_after": "1.50",
-        "training_scale": "1",
+        "scale": "1",
         "status": status,
         "measured_at": "2026-11-29 19:00 UTC",
     }

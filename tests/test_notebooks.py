@@ -1,4 +1,4 @@
-"""Static checks of every tutorial notebook (running them is nbmake's job): the conventions of
+"""Static checks of every tutorial notebook (running them: tests/test_notebooks_execute.py): the conventions of
 CONTRIBUTING.md, and that tutorial 2 trains the runs utils/training_config.py builds (which the
 benchmarks and the generated script also use)."""
 

@@ -9,16 +9,22 @@ Choosing a preset
 2. Otherwise (or with ``auto``): ``gpt2-small`` when the Hugging Face Hub answers within a couple of
    seconds and ``HF_HUB_OFFLINE`` is not set, else ``tiny``. One line is printed saying which and why.
 
-Smaller training budgets (for tests)
-------------------------------------
-``SAE_BOOK_TRAINING_SCALE`` (a number in (0, 1], unset = 1) shrinks the chosen preset's
-:class:`TrainingSizes`: :func:`choose_preset` returns the preset with :func:`scale_training`
-applied.
-Every count (training tokens, batch and buffer sizes, evaluation batches and texts, warm-up steps,
-the dead-latent window) is multiplied by it and kept at the floor that keeps a run valid; learning
-rate, L1 coefficient, k and expansion factor do not change. The notebooks run the same cells on a
-run that is merely shorter; the book's tests use it to run tutorial 2 on GPT-2 small's shapes in
-a couple of minutes on a CPU. Readers never need it.
+Smaller runs (for tests)
+------------------------
+``SAE_BOOK_SCALE`` (a number in (0, 1], unset = 1) makes the chosen preset's run smaller:
+:func:`choose_preset` returns it with :func:`scale_preset` applied. Every count is multiplied by the
+factor and kept at a floor that keeps the run valid:
+
+- tutorial 2's :class:`TrainingSizes` (:func:`scale_training`: training tokens, batch and buffer
+  sizes, evaluation batches and texts, warm-up steps, the dead-latent window);
+- the sample of held-out texts that tutorials 1 and 3 collect (``sample_texts``, at least 64);
+- tutorial 3's :class:`InterventionSizes` (:func:`scale_interventions`: contexts, random
+  directions, ablated pairs, generated tokens).
+
+Learning rate, L1 coefficient, k, expansion factor, context sizes, steering scales and the feature
+picking rule do not change, nor do tutorial 4's synthetic sizes. The notebooks run the same cells
+on a run that is merely smaller; the book's tests use it to run the tutorials on GPT-2 small's
+shapes in a few minutes on a CPU (tests/test_gpt2_standin_notebooks.py). Readers never need it.
 """
 
 from __future__ import annotations
@@ -31,7 +37,10 @@ from pathlib import Path
 import torch
 
 PRESET_ENV_VAR = "SAE_BOOK_PRESET"
-TRAINING_SCALE_ENV_VAR = "SAE_BOOK_TRAINING_SCALE"
+SCALE_ENV_VAR = "SAE_BOOK_SCALE"
+# The smallest held-out sample a scaled run collects (texts): enough for tutorial 1's dashboard
+# feature (20 firings) and tutorial 3's contexts.
+MIN_SAMPLE_TEXTS = 64
 HUB_URL = "https://huggingface.co"
 TINY_ASSETS = Path(__file__).resolve().parent / "tiny" / "assets"
 
@@ -289,7 +298,7 @@ def scale_training(sizes: TrainingSizes, scale: float) -> TrainingSizes:
     keep their share of the run's steps, and the window stays shorter than the run.
     """
     if not 0 < scale <= 1:
-        raise ValueError(f"a training scale must be in (0, 1], got {scale}")
+        raise ValueError(f"a scale must be in (0, 1], got {scale}")
     if scale == 1:
         return sizes
 
@@ -324,9 +333,51 @@ def scale_training(sizes: TrainingSizes, scale: float) -> TrainingSizes:
     )
 
 
-def training_scale() -> float:
-    """The factor in ``SAE_BOOK_TRAINING_SCALE`` (1 when unset); anything else raises ValueError."""
-    raw = os.environ.get(TRAINING_SCALE_ENV_VAR, "").strip()
+def scale_interventions(sizes: InterventionSizes, scale: float) -> InterventionSizes:
+    """``sizes`` with every count multiplied by ``scale`` (0 < scale <= 1), kept valid.
+
+    Floors: 4 steering and ablation contexts, 2 attribution contexts with 5 top and 5 random
+    pairs each (enough pairs for a rank correlation), 1 random direction, 8 generated tokens.
+    The number of features, the picking rule, context size, scales and batch size do not change.
+    """
+    if not 0 < scale <= 1:
+        raise ValueError(f"a scale must be in (0, 1], got {scale}")
+
+    def shrink(value: int, floor: int) -> int:
+        return min(value, max(floor, round(value * scale)))
+
+    return replace(
+        sizes,
+        steering_contexts=shrink(sizes.steering_contexts, 4),
+        ablation_contexts=shrink(sizes.ablation_contexts, 4),
+        attribution_contexts=shrink(sizes.attribution_contexts, 2),
+        attribution_top=shrink(sizes.attribution_top, 5),
+        attribution_random=shrink(sizes.attribution_random, 5),
+        random_directions=shrink(sizes.random_directions, 1),
+        max_new_tokens=shrink(sizes.max_new_tokens, 8),
+    )
+
+
+def scale_preset(preset: Preset, scale: float) -> Preset:
+    """``preset`` with its training sizes, sample and tutorial 3's measurements scaled by ``scale``
+    (see the module's docstring); ``scale`` 1 returns it unchanged."""
+    if not 0 < scale <= 1:
+        raise ValueError(f"a scale must be in (0, 1], got {scale}")
+    if scale == 1:
+        return preset
+    return replace(
+        preset,
+        training=scale_training(preset.training, scale),
+        sample_texts=min(
+            preset.sample_texts, max(MIN_SAMPLE_TEXTS, round(preset.sample_texts * scale))
+        ),
+        interventions=scale_interventions(preset.interventions, scale),
+    )
+
+
+def run_scale() -> float:
+    """The factor in ``SAE_BOOK_SCALE`` (1 when unset); anything else raises ValueError."""
+    raw = os.environ.get(SCALE_ENV_VAR, "").strip()
     if not raw:
         return 1.0
     try:
@@ -335,8 +386,8 @@ def training_scale() -> float:
         scale = float("nan")
     if not 0 < scale <= 1:
         raise ValueError(
-            f"{TRAINING_SCALE_ENV_VAR}={raw!r} is not a number in (0, 1]; "
-            "unset it for the preset's full training budgets"
+            f"{SCALE_ENV_VAR}={raw!r} is not a number in (0, 1]; "
+            "unset it for the preset's full sizes"
         )
     return scale
 
@@ -371,10 +422,10 @@ def choose_preset(name: str | None = None, *, verbose: bool = True) -> Preset:
         preset, reason = PRESETS["gpt2-small"], f"auto: {HUB_URL} is reachable"
     else:
         preset, reason = PRESETS["tiny"], f"auto: {HUB_URL} did not answer within 2 s"
-    scale = training_scale()
+    scale = run_scale()
     if scale != 1:
-        preset = replace(preset, training=scale_training(preset.training, scale))
-        reason += f"; training budgets scaled by {scale:g} ({TRAINING_SCALE_ENV_VAR})"
+        preset = scale_preset(preset, scale)
+        reason += f"; run sizes scaled by {scale:g} ({SCALE_ENV_VAR})"
     if verbose:
         print(
             f"Preset: {preset.name} ({reason}). Set {PRESET_ENV_VAR}=gpt2-small|tiny to override."
