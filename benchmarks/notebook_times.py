@@ -195,8 +195,10 @@ def times_table(rows: list[dict], notebooks: list[str]):
         minutes, cpu, memory = [], [], []
         for name in names:
             row = found.get((name, preset))
-            if row is None or row.get("status") != "ok":
-                minutes.append("not measured")
+            scale = (row or {}).get("scale") or "1"
+            if row is None or row.get("status") != "ok" or float(scale) != 1:
+                # a run made smaller with SAE_BOOK_SCALE does not cost what the preset costs
+                minutes.append("not measured" if float(scale) == 1 else f"only scaled (x{scale})")
                 cpu.append("")
                 memory.append("")
                 continue

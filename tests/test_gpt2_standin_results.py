@@ -59,6 +59,14 @@ def test_table_has_every_notebook_and_says_what_is_not_measured():
     assert "2 CPU cores" in notebook_times.measured_on(rows)
 
 
+def test_a_scaled_run_is_not_shown_as_the_presets_cost():
+    scaled = row("01_a", "gpt2-small", "40.0") | {"scale": "0.0002"}
+    table = notebook_times.times_table([scaled, row("01_a", "tiny", "75.0")], ["01_a"])
+    assert table.loc["01_a", ("gpt2-small", "wall time (load)")] == "only scaled (x0.0002)"
+    assert table.loc["01_a", ("gpt2-small", "peak memory")] == ""
+    assert table.loc["01_a", ("tiny", "wall time (load)")] == "1 min 15 s (load 1.0)"
+
+
 def test_teaching_page_is_in_the_toc_and_lists_no_notebook_by_hand():
     assert "- file: teaching" in (REPO / "_toc.yml").read_text(encoding="utf-8")
     page = (REPO / "teaching.md").read_text(encoding="utf-8")
