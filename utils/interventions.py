@@ -500,7 +500,9 @@ class Attribution:
 
 def _correct_logprob(logits: torch.Tensor, tokens: torch.Tensor, positions: torch.Tensor):
     rows = torch.arange(tokens.shape[0], device=logits.device)
-    logp = logits.float().log_softmax(-1)[rows, positions]  # [batch, d_vocab]
+    # pick the target positions first: a log-softmax over every position would hold another
+    # [batch, pos, d_vocab] tensor (1.6 GB for 64 GPT-2 contexts of 128 tokens)
+    logp = logits[rows, positions].float().log_softmax(-1)  # [batch, d_vocab]
     return logp.gather(1, tokens[rows, positions + 1][:, None])[:, 0]  # [batch]
 
 
@@ -555,13 +557,13 @@ def ablation_effects(
     tokens: torch.Tensor,
     target_position: int,
     pairs: Sequence[tuple[int, int]],
-    batch_size: int = 64,
+    batch_size: int = 16,
 ) -> torch.Tensor:
     """The real change in ``log p(correct next token)`` at ``target_position`` when one feature is
     removed at one position, for each ``(position, feature)`` in ``pairs``: ``[n_pairs]``.
 
     One context (``tokens``: ``[pos]`` or ``[1, pos]``), the SAE spliced in with its error term;
-    each pair is one row of a batch, so all the ablations run together.
+    each pair is one row of a batch, ``batch_size`` rows (ablations) at a time.
     """
     tokens = _check_tokens(tokens)
     if tokens.shape[0] != 1:
