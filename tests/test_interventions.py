@@ -313,6 +313,23 @@ def test_attribution_is_the_first_order_change(model, sae, attribution):
     assert math.isclose(moved.item(), -eps * attr[pos, f].item(), rel_tol=0.05, abs_tol=1e-7)
 
 
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_attribution_in_batches_is_the_same(model, sae, attribution, batch_size):
+    """Contexts do not interact: any batch size gives each context the same attribution."""
+    n = attribution.tokens.shape[0]
+    assert n > batch_size  # more than one batch, one of them partial
+    batched = I.next_token_attribution(
+        model, sae, attribution.tokens, attribution.target_positions, batch_size=batch_size
+    )
+    together = I.next_token_attribution(
+        model, sae, attribution.tokens, attribution.target_positions, batch_size=n
+    )
+    for name in ("metric", "feature_acts", "attribution", "probability"):
+        assert torch.allclose(getattr(batched, name), getattr(together, name), atol=1e-5), name
+    with pytest.raises(ValueError, match="batch_size"):
+        I.next_token_attribution(model, sae, attribution.tokens, [3] * n, batch_size=0)
+
+
 def test_attribution_target_checks(model, sae, contexts):
     tokens, _ = contexts
     with pytest.raises(ValueError, match="target positions"):

@@ -507,15 +507,20 @@ def _correct_logprob(logits: torch.Tensor, tokens: torch.Tensor, positions: torc
 
 
 def next_token_attribution(
-    model: Any, sae: Any, tokens: torch.Tensor, target_positions: torch.Tensor | Sequence[int]
+    model: Any,
+    sae: Any,
+    tokens: torch.Tensor,
+    target_positions: torch.Tensor | Sequence[int],
+    batch_size: int = 4,
 ) -> Attribution:
     """Attribute ``log p(correct next token)`` at each context's target position to every feature
-    at every position, with one forward and one backward pass for the whole batch.
+    at every position, with one forward and one backward pass per batch of ``batch_size`` contexts.
 
     The SAE is spliced in with its error term, so the forward pass is the model's own. A hook
     returns the features' activations as a fresh leaf tensor that requires a gradient; the sum of
-    the contexts' metrics is differentiated once (contexts do not interact, so each one's gradient
-    is its own).
+    a batch's metrics is differentiated once (contexts do not interact, so each one's gradient is
+    its own). Small batches keep memory down: the backward pass holds several ``[batch, pos,
+    d_sae]`` tensors (on GPT-2 small, 20 contexts at once took 2.5 GB more than 4 at a time).
 
     Args:
         tokens: ``[batch, pos]``; target_positions: ``[batch]``, each in ``0..pos-2``.
@@ -529,24 +534,34 @@ def next_token_attribution(
             f"target positions must be in 0..{tokens.shape[1] - 2} (the next token must exist), "
             f"got {positions.tolist()}"
         )
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     store: dict[str, torch.Tensor] = {}
 
     def leaf(acts: torch.Tensor, hook: Any) -> torch.Tensor:
         store["acts"] = acts.detach().requires_grad_(True)
         return store["acts"]
 
+    metrics, feature_acts, attributions = [], [], []
     with torch.enable_grad(), model.saes(saes=[sae], use_error_term=True):
-        logits = model.run_with_hooks(tokens, fwd_hooks=[(_acts_post_name(sae), leaf)])
-        metric = _correct_logprob(logits, tokens, positions)
-        metric.sum().backward()
-    acts = store["acts"]
+        for start in range(0, tokens.shape[0], batch_size):
+            batch = tokens[start : start + batch_size]
+            logits = model.run_with_hooks(batch, fwd_hooks=[(_acts_post_name(sae), leaf)])
+            metric = _correct_logprob(logits, batch, positions[start : start + batch_size])
+            metric.sum().backward()
+            acts = store.pop("acts")
+            metrics.append(metric.detach().cpu())
+            feature_acts.append(acts.detach().cpu())
+            attributions.append((acts * acts.grad).detach().cpu())
+            del logits, metric, acts
+    metric = torch.cat(metrics)
     return Attribution(
         tokens=tokens.cpu(),
         target_positions=positions.cpu(),
-        metric=metric.detach().cpu(),
-        feature_acts=acts.detach().cpu(),
-        attribution=(acts * acts.grad).detach().cpu(),
-        probability=metric.detach().exp().cpu(),
+        metric=metric,
+        feature_acts=torch.cat(feature_acts),
+        attribution=torch.cat(attributions),
+        probability=metric.exp(),
     )
 
 
