@@ -9,7 +9,8 @@ benchmarks/results/ change (the notebooks read both), so a cached run is one of 
 
 Running the notebooks a second time through nbmake would double this part of `make test` for
 nothing. nbmake still runs every notebook in `make test-tiny` (the second Python's pass in CI,
-which builds no site) and in tests/test_gpt2_standin_notebooks.py's way on the gpt2-small stand-in.
+which builds no site), and tests/test_gpt2_standin_notebooks.py runs tutorials 1 to 3 on the
+gpt2-small stand-in.
 """
 
 from __future__ import annotations
