@@ -289,6 +289,16 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 
+def _check_scale(scale: float) -> None:
+    if not 0 < scale <= 1:
+        raise ValueError(f"a scale must be in (0, 1], got {scale}")
+
+
+def _shrink_count(value: int, scale: float, floor: int) -> int:
+    """``value * scale``, rounded, at least ``floor`` and at most ``value``."""
+    return min(value, max(floor, round(value * scale)))
+
+
 def scale_training(sizes: TrainingSizes, scale: float) -> TrainingSizes:
     """``sizes`` with every count multiplied by ``scale`` (0 < scale <= 1), kept valid.
 
@@ -297,8 +307,7 @@ def scale_training(sizes: TrainingSizes, scale: float) -> TrainingSizes:
     count is at least 1 (evaluation texts at least 8). Warm-up steps and the dead-latent window
     keep their share of the run's steps, and the window stays shorter than the run.
     """
-    if not 0 < scale <= 1:
-        raise ValueError(f"a scale must be in (0, 1], got {scale}")
+    _check_scale(scale)
     if scale == 1:
         return sizes
 
@@ -340,37 +349,35 @@ def scale_interventions(sizes: InterventionSizes, scale: float) -> InterventionS
     pairs each (enough pairs for a rank correlation), 1 random direction, 8 generated tokens.
     The number of features, the picking rule, context size, scales and batch size do not change.
     """
-    if not 0 < scale <= 1:
-        raise ValueError(f"a scale must be in (0, 1], got {scale}")
-
-    def shrink(value: int, floor: int) -> int:
-        return min(value, max(floor, round(value * scale)))
-
+    _check_scale(scale)
+    floors = {
+        "steering_contexts": 4,
+        "ablation_contexts": 4,
+        "attribution_contexts": 2,
+        "attribution_top": 5,
+        "attribution_random": 5,
+        "random_directions": 1,
+        "max_new_tokens": 8,
+    }
     return replace(
         sizes,
-        steering_contexts=shrink(sizes.steering_contexts, 4),
-        ablation_contexts=shrink(sizes.ablation_contexts, 4),
-        attribution_contexts=shrink(sizes.attribution_contexts, 2),
-        attribution_top=shrink(sizes.attribution_top, 5),
-        attribution_random=shrink(sizes.attribution_random, 5),
-        random_directions=shrink(sizes.random_directions, 1),
-        max_new_tokens=shrink(sizes.max_new_tokens, 8),
+        **{
+            name: _shrink_count(getattr(sizes, name), scale, floor)
+            for name, floor in floors.items()
+        },
     )
 
 
 def scale_preset(preset: Preset, scale: float) -> Preset:
     """``preset`` with its training sizes, sample and tutorial 3's measurements scaled by ``scale``
     (see the module's docstring); ``scale`` 1 returns it unchanged."""
-    if not 0 < scale <= 1:
-        raise ValueError(f"a scale must be in (0, 1], got {scale}")
+    _check_scale(scale)
     if scale == 1:
         return preset
     return replace(
         preset,
         training=scale_training(preset.training, scale),
-        sample_texts=min(
-            preset.sample_texts, max(MIN_SAMPLE_TEXTS, round(preset.sample_texts * scale))
-        ),
+        sample_texts=_shrink_count(preset.sample_texts, scale, MIN_SAMPLE_TEXTS),
         interventions=scale_interventions(preset.interventions, scale),
     )
 
