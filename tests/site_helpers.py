@@ -66,6 +66,31 @@ def find_chromium() -> str | None:
     return None
 
 
+def require_chromium(what: str) -> str:
+    """The Chromium for a browser test called ``what``; without one (or without Python's
+    playwright) the test is skipped, saying what to install, or fails under CI=true, because CI
+    must run it (.ci/run installs chromium)."""
+    import pytest
+
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        reason = "the Python package `playwright` is not installed"
+    else:
+        path = find_chromium()
+        if path is not None:
+            return path
+        names = os.environ.get("SAE_BOOK_CHROMIUM") or ", ".join(CHROMIUM_CANDIDATES)
+        reason = f"no Chromium found ({names})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(
+            f"{what} cannot run: {reason}. CI=true, and CI must run it (.ci/run installs chromium)."
+        )
+    pytest.skip(
+        f"{what} skipped: {reason}; install Debian's `chromium` (or set SAE_BOOK_CHROMIUM) to run it."
+    )
+
+
 # --- the table of contents -------------------------------------------------------------------------
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from jupyterlab_helpers import REPO_ROOT, LabServer, jupyterlab_installed
-from site_helpers import CHROMIUM_ARGS, find_chromium
+from site_helpers import CHROMIUM_ARGS, require_chromium
 
 NOTEBOOK = "01_analysing_a_pretrained_sae.ipynb"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -43,15 +43,6 @@ OPEN_TIMEOUT_MS = 60_000  # JupyterLab's page and the notebook's cells
 KERNEL_TIMEOUT_MS = 60_000  # the kernel ready (Run menu enabled)
 RUN_TIMEOUT_MS = 300_000  # every cell of tutorial 1 (about 15 s of kernel time on a quiet machine)
 WIDGET_TIMEOUT_MS = 45_000  # one round trip of the explorer through the kernel
-
-
-def _no_browser(reason: str):
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"JupyterLab browser test cannot run: {reason}. CI=true, and CI must run it.")
-    pytest.skip(
-        f"JupyterLab browser test skipped: {reason}; install Debian's `chromium` (or set "
-        "SAE_BOOK_CHROMIUM) to run it."
-    )
 
 
 def _digest(path) -> str:
@@ -130,14 +121,7 @@ FIND_EXPLORERS_JS = r"""
 
 @pytest.fixture(scope="module")
 def chromium_path() -> str:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        _no_browser("the Python package `playwright` is not installed")
-    path = find_chromium()
-    if path is None:
-        _no_browser("no Chromium found")
-    return path
+    return require_chromium("JupyterLab browser test")
 
 
 @pytest.fixture(scope="module")

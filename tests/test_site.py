@@ -18,7 +18,6 @@ they fail instead, because CI must run them (.ci/run installs Debian's chromium)
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -36,7 +35,6 @@ from site_helpers import (
     ensure_built,
     executed_notebook_outputs,
     expected_outputs,
-    find_chromium,
     format_size,
     is_local_url,
     load_config,
@@ -44,6 +42,7 @@ from site_helpers import (
     page_slug,
     page_weights,
     parse_page,
+    require_chromium,
     toc_docnames,
     tutorial_docnames,
 )
@@ -56,29 +55,10 @@ RENDER_TIMEOUT_MS = 20_000
 # --- fixtures ------------------------------------------------------------------------------------
 
 
-def _no_browser(reason: str):
-    if os.environ.get("CI") == "true":
-        pytest.fail(
-            f"Browser test cannot run: {reason}. CI=true, and CI must run it (.ci/run installs chromium)."
-        )
-    pytest.skip(
-        f"Browser test skipped: {reason}; install Debian's `chromium` (or set SAE_BOOK_CHROMIUM) to run it."
-    )
-
-
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     """Checked before the (slow) build, so a machine without a browser skips at once."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        _no_browser("the Python package `playwright` is not installed")
-    path = find_chromium()
-    if path is None:
-        _no_browser(
-            f"no Chromium found ({os.environ.get('SAE_BOOK_CHROMIUM') or 'chromium, chromium-browser, google-chrome'})"
-        )
-    return path
+    return require_chromium("Browser test")
 
 
 @pytest.fixture(scope="session")
