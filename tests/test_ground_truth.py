@@ -177,26 +177,22 @@ def test_train_on_synthetic_writes_nothing_and_is_reproducible(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     model = small_model()
     cfg = TopKTrainingSAEConfig(d_in=D, d_sae=N, k=2, rescale_acts_by_decoder_norm=False)
-    sae = train_on_synthetic(
-        model,
-        cfg,
-        training_samples=128 * 60,
-        batch_size=128,
-        lr=3e-3,
-        dead_feature_window=20,
-        show_progress=False,
-    )
+
+    def train():
+        return train_on_synthetic(
+            model,
+            cfg,
+            training_samples=128 * 60,
+            batch_size=128,
+            lr=3e-3,
+            dead_feature_window=20,
+            show_progress=False,
+        )
+
+    sae = train()
     assert sae.W_dec.shape == (N, D)
     assert list(tmp_path.iterdir()) == [], "the run wrote files (output/ or checkpoints/)"
-    again = train_on_synthetic(
-        model,
-        cfg,
-        training_samples=128 * 60,
-        batch_size=128,
-        lr=3e-3,
-        dead_feature_window=20,
-        show_progress=False,
-    )
+    again = train()
     torch.testing.assert_close(sae.W_dec, again.W_dec)  # seeded: the same SAE
 
 
