@@ -1,0 +1,119 @@
+"""The checkers of tutorial 1: analysing a pretrained SAE."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from .. import features as F
+from ._common import _NOT_DONE, _call
+
+
+def _random_feature_acts(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    acts = torch.randn(shape, generator=generator).relu()
+    acts[acts < 0.8] = 0  # sparse, like real SAE features
+    return acts
+
+
+def check_l0(my_l0: Callable[[torch.Tensor], torch.Tensor] | None) -> bool | None:
+    """Check ``my_l0(feature_acts [..., d_sae]) -> [...]`` (active features per token)."""
+    cases = [
+        _random_feature_acts((7, 37), 0),
+        _random_feature_acts((2, 5, 123), 1),
+        torch.zeros(3, 11),
+    ]
+    for acts in cases:
+        answer = _call(my_l0, acts)
+        if answer is None:
+            print(_NOT_DONE)
+            return None
+        answer = torch.as_tensor(answer)
+        expected = F.l0_per_token(acts)
+        assert answer.shape == expected.shape, (
+            f"For feature_acts of shape {tuple(acts.shape)} your function returned shape "
+            f"{tuple(answer.shape)}; expected {tuple(expected.shape)} (one count per token: reduce the last dimension)."
+        )
+        assert torch.equal(answer.long(), expected.long()), (
+            "The counts differ from the number of non-zero activations per token. "
+            "Hint: compare with zero, then sum over the last dimension."
+        )
+    print("Correct: your L0 matches on every test case.")
+    return True
+
+
+def check_explained_variance(
+    my_explained_variance: Callable[[torch.Tensor, torch.Tensor], float] | None,
+) -> bool | None:
+    """Check ``my_explained_variance(x [n, d_in], x_hat [n, d_in]) -> float``."""
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(50, 24, generator=generator) * 3 + 1
+    cases = [
+        (x, x + 0.5 * torch.randn(50, 24, generator=generator)),
+        (x, torch.zeros_like(x)),
+        (x, x.clone()),
+    ]
+    for x_case, x_hat in cases:
+        answer = _call(my_explained_variance, x_case, x_hat)
+        if answer is None:
+            print(_NOT_DONE)
+            return None
+        answer = float(torch.as_tensor(answer))
+        expected = F.reconstruction_metrics(x_case, x_hat)["explained_variance"]
+        assert abs(answer - expected) < 1e-3, (
+            f"Got {answer:.4f}, expected {expected:.4f}. Hint: 1 - (mean over tokens of the squared "
+            "error summed over d_in) / (mean over tokens of |x - mean(x)|^2), where mean(x) is the mean "
+            "activation vector over tokens."
+        )
+    print("Correct: your explained variance matches on every test case.")
+    return True
+
+
+def token_detector_scores(sample: F.FeatureSample, token: str, feature: int) -> dict[str, float]:
+    """How well ``feature`` detects ``token`` in ``sample``: ``precision`` (share of the feature's
+    firings that are on the token), ``recall`` (share of the token's occurrences where it fires)
+    and their harmonic mean ``f1`` (0 when it never fires on the token)."""
+    feature = sample.check_feature(feature)
+    table = F.features_for_token(sample, token, k=sample.d_sae)
+    row = table[table["feature"] == feature]
+    if len(row) == 0:
+        return {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+    return {name: float(row[name].iloc[0]) for name in ("precision", "recall", "f1")}
+
+
+def pick_exercise_token(sample: F.FeatureSample, n_common: int = 50, min_chars: int = 3) -> str:
+    """A common word-like token (letters only, at least ``min_chars`` of them after any leading
+    space) among the ``n_common`` most frequent in ``sample`` whose best detector feature is
+    cleanest (highest F1). Falls back to the most common token."""
+    counts = sample.token_counts()
+    words = [
+        t for t in counts.index[:n_common] if t.strip().isalpha() and len(t.strip()) >= min_chars
+    ]
+    if not words:
+        return str(counts.index[0])
+    best = {t: float(F.features_for_token(sample, t, k=1)["f1"].iloc[0]) for t in words}
+    return max(best, key=best.get)
+
+
+def check_token_detector(
+    sample: F.FeatureSample, token: str, feature: int | None, tolerance: float = 0.9
+) -> bool | None:
+    """Check that ``feature`` is (nearly) the best detector of ``token`` in ``sample``: its F1 score
+    must be at least ``tolerance`` times the best feature's."""
+    if feature is None:
+        print(_NOT_DONE)
+        return None
+    scores = token_detector_scores(sample, token, feature)
+    best = float(F.features_for_token(sample, token, k=1)["f1"].iloc[0])
+    print(
+        f"Feature {feature} on {token!r}: fires on {scores['recall']:.0%} of the token's occurrences, "
+        f"and {scores['precision']:.0%} of the feature's firings are on it (F1 {scores['f1']:.2f}; "
+        f"the best feature in this sample has F1 {best:.2f})."
+    )
+    assert scores["f1"] >= tolerance * best, (
+        "Another feature detects this token much better. Hint: for each feature, count how often it "
+        "fires on the token and how often it fires at all (sample.firing_counts)."
+    )
+    print("Correct: this feature is a detector for the token.")
+    return True
