@@ -18,23 +18,23 @@ from __future__ import annotations
 
 from ._common import _NOT_DONE, _call
 from .t1_pretrained import (
-    check_l0,
     check_explained_variance,
-    token_detector_scores,
-    pick_exercise_token,
+    check_l0,
     check_token_detector,
+    pick_exercise_token,
+    token_detector_scores,
 )
 from .t2_training import (
+    check_ce_loss_score,
     check_dead_latents,
     check_expansion_config,
-    check_ce_loss_score,
 )
 from .t3_using_features import (
-    check_steering_hook,
     check_ablated_activation,
     check_attribution,
+    check_steering_hook,
 )
-from .t4_ground_truth import check_mcc, check_shrinkage, check_absorption
+from .t4_ground_truth import check_absorption, check_mcc, check_shrinkage
 
 __all__ = [
     "_NOT_DONE",

@@ -14,7 +14,7 @@ from ._common import _NOT_DONE, _call
 def check_steering_hook(my_steering_hook: Callable[..., Any] | None) -> bool | None:
     """Check ``my_steering_hook(direction [d], scale) -> hook``, where ``hook(acts [batch, pos, d],
     hook_point)`` returns ``acts + scale * ||acts|| * direction`` (each position's own norm)."""
-    from . import interventions as I
+    from .. import interventions as I
 
     cases = [((2, 5, 16), 0.5, 0), ((1, 3, 7), -1.25, 1), ((3, 1, 33), 2.0, 2)]
     for shape, scale, seed in cases:
@@ -125,7 +125,7 @@ def check_attribution(
     """Check ``my_attribution(model, sae, tokens [1, pos], target_position) -> [pos, d_sae]``:
     activation x gradient of log p(correct next token at target_position), SAE spliced in with
     its error term."""
-    from . import interventions as I
+    from .. import interventions as I
 
     tokens = tokens if tokens.ndim == 2 else tokens[None]
     answer = _call(my_attribution, model, sae, tokens, target_position)

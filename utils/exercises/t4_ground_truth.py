@@ -77,7 +77,7 @@ def check_absorption(
 ) -> bool | None:
     """Check ``my_absorption(latent_fires, parent_fires, child_fires) -> float`` (boolean ``[n]``)
     against ``utils.ground_truth.absorption``."""
-    from .ground_truth import absorption
+    from ..ground_truth import absorption
 
     generator = torch.Generator().manual_seed(6)
     n = 400
