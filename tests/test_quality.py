@@ -31,3 +31,26 @@ def test_an_unknown_mode_is_named_in_the_error(monkeypatch):
     monkeypatch.setenv(QUALITY_ENV_VAR, "ignore")
     with pytest.raises(ValueError, match=r"'ignore'.*\['raise', 'warn'\]"):
         assert_quality(False, "x")
+
+
+def test_tensor_and_numpy_conditions_are_judged_by_their_truth(capsys, monkeypatch):
+    """Tutorials pass comparisons of tensors and numpy numbers, not Python bools."""
+    import numpy as np
+    import torch
+
+    monkeypatch.delenv(QUALITY_ENV_VAR, raising=False)
+    assert_quality(torch.tensor(0.9) >= 0.7, "a 0-d torch bool, true")
+    assert_quality(np.float64(0.9) >= 0.7, "a numpy bool, true")
+    assert_quality((torch.tensor([0.8, 0.9]) > 0.7).all(), "torch .all(), true")
+    assert capsys.readouterr().out == ""
+    with pytest.raises(QualityCheckError, match="a 0-d torch bool, false"):
+        assert_quality(torch.tensor(0.1) >= 0.7, "a 0-d torch bool, false")
+    with pytest.raises(QualityCheckError, match="a numpy bool, false"):
+        assert_quality(np.float64(0.1) >= 0.7, "a numpy bool, false")
+
+
+@pytest.mark.parametrize("written", ["WARN", " Warn ", "warn"])
+def test_the_mode_ignores_case_and_spaces(capsys, monkeypatch, written):
+    monkeypatch.setenv(QUALITY_ENV_VAR, written)
+    assert_quality(False, "EV 0.10 >= 0.7")
+    assert capsys.readouterr().out.strip() == f"{QUALITY_PREFIX} EV 0.10 >= 0.7"
