@@ -179,12 +179,46 @@ def _minutes(seconds: float) -> str:
     return f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
 
 
-def times_table(rows: list[dict], notebooks: list[str]):
+# The table's words in each edition of the book (utils/language.py chooses the edition).
+_LABELS = {
+    "en": {
+        "wall": "wall time (load)",
+        "cpu": "CPU time",
+        "memory": "peak memory",
+        "notebook": "notebook",
+        "preset": "preset",
+        "not measured": "not measured",
+        "only scaled": "only scaled (x{scale})",
+        "load": "load",
+    },
+    "zh": {
+        "wall": "墙钟时间（负载）",
+        "cpu": "CPU 时间",
+        "memory": "内存峰值",
+        "notebook": "notebook",
+        "preset": "预设",
+        "not measured": "未测量",
+        "only scaled": "仅缩小规模运行（x{scale}）",
+        "load": "负载",
+    },
+}
+
+
+def _labels(language: str | None) -> dict[str, str]:
+    from utils.language import book_language
+
+    return _LABELS[language or book_language()]
+
+
+def times_table(rows: list[dict], notebooks: list[str], language: str | None = None):
     """A pandas table: one row per notebook (those measured and those in ``notebooks``), three
-    columns per preset (wall time, the kernel's CPU time, peak memory). Unmeasured cells say so."""
+    columns per preset (wall time, the kernel's CPU time, peak memory). Unmeasured cells say so.
+    ``language`` (``"en"``/``"zh"``; default: the edition that runs) picks the labels."""
     import pandas as pd
 
     from utils.presets import PRESETS
+
+    words = _labels(language)
 
     known = set(PRESETS) | {row["preset"] for row in rows}  # a preset with no timing shows too
     presets = sorted(known, key=lambda p: (p != "tiny", p))
@@ -198,34 +232,49 @@ def times_table(rows: list[dict], notebooks: list[str]):
             scale = (row or {}).get("scale") or "1"
             if row is None or row.get("status") != "ok" or float(scale) != 1:
                 # a run made smaller with SAE_BOOK_SCALE does not cost what the preset costs
-                minutes.append("not measured" if float(scale) == 1 else f"only scaled (x{scale})")
+                minutes.append(
+                    words["not measured"]
+                    if float(scale) == 1
+                    else words["only scaled"].format(scale=scale)
+                )
                 cpu.append("")
                 memory.append("")
                 continue
             minutes.append(
-                f"{_minutes(float(row['seconds']))} (load {float(row['load_1min_before']):.1f})"
+                f"{_minutes(float(row['seconds']))} ({words['load']} {float(row['load_1min_before']):.1f})"
             )
             cpu.append(_minutes(float(row["cpu_seconds"])) if row.get("cpu_seconds") else "")
             memory.append(f"{float(row['peak_rss_mib']) / 1024:.1f} GB")
-        table[(preset, "wall time (load)")] = minutes
-        table[(preset, "CPU time")] = cpu
-        table[(preset, "peak memory")] = memory
-    frame = pd.DataFrame(table, index=pd.Index(names, name="notebook"))
-    frame.columns = pd.MultiIndex.from_tuples(frame.columns, names=["preset", ""])
+        table[(preset, words["wall"])] = minutes
+        table[(preset, words["cpu"])] = cpu
+        table[(preset, words["memory"])] = memory
+    frame = pd.DataFrame(table, index=pd.Index(names, name=words["notebook"]))
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns, names=[words["preset"], ""])
     return frame
 
 
-def measured_on(rows: list[dict]) -> str:
-    """One sentence saying where and when ``rows`` were measured (CPU count, dates, weights)."""
+def measured_on(rows: list[dict], language: str | None = None) -> str:
+    """One sentence saying where and when ``rows`` were measured (CPU count, dates, weights), in
+    ``language`` (default: the edition that runs)."""
+    from utils.language import choose
+
     if not rows:
-        return "No notebook has been timed yet: run benchmarks/notebook_times.py."
+        return choose(
+            "No notebook has been timed yet: run benchmarks/notebook_times.py.",
+            "还没有测量任何 notebook：请运行 benchmarks/notebook_times.py。",
+            language,
+        )
     cpus = sorted({row["cpus"] for row in rows})
     dates = sorted(row["measured_at"][:10] for row in rows)
     weights = sorted({f"{row['preset']}: {row['weights']}" for row in rows})
     when = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
-    return (
+    when_zh = dates[0] if dates[0] == dates[-1] else f"{dates[0]} 至 {dates[-1]}"
+    return choose(
         f"Measured by benchmarks/notebook_times.py on {' or '.join(cpus)} CPU cores, no GPU, "
-        f"{when}; weights: {'; '.join(weights)}."
+        f"{when}; weights: {'; '.join(weights)}.",
+        f"由 benchmarks/notebook_times.py 在 {' 或 '.join(cpus)} 个 CPU 核心上测得（无 GPU），"
+        f"{when_zh}；权重：{'; '.join(weights)}。",
+        language,
     )
 
 

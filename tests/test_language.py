@@ -1,0 +1,74 @@
+"""utils/language.py: which edition runs, and the Teaching page's table in each language."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from utils.language import book_language, choose
+
+BOOK = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(BOOK / "benchmarks"))
+import notebook_times  # noqa: E402  (benchmarks/ is not a package)
+
+
+@pytest.fixture(autouse=True)
+def _no_language_env(monkeypatch):
+    monkeypatch.delenv("SAE_BOOK_LANG", raising=False)
+
+
+@pytest.mark.parametrize(
+    ("folder", "expected"),
+    [(".", "en"), ("notebooks", "en"), ("zh", "zh"), ("zh/notebooks", "zh")],
+)
+def test_the_kernels_folder_decides(folder, expected):
+    assert book_language(BOOK / folder) == expected
+
+
+def test_outside_the_book_is_english(tmp_path):
+    (tmp_path / "zh").mkdir()
+    assert book_language(tmp_path / "zh") == "en"  # a zh/ folder that is not the book's
+
+
+def test_the_environment_wins(monkeypatch):
+    monkeypatch.setenv("SAE_BOOK_LANG", "ZH")
+    assert book_language(BOOK / "notebooks") == "zh"
+    assert choose("Correct", "正确") == "正确"
+    monkeypatch.setenv("SAE_BOOK_LANG", "en")
+    assert book_language(BOOK / "zh" / "notebooks") == "en"
+
+
+def test_an_unknown_language_says_what_is_accepted(monkeypatch):
+    monkeypatch.setenv("SAE_BOOK_LANG", "fr")
+    with pytest.raises(ValueError, match=r"'fr'.*en, zh"):
+        book_language()
+    with pytest.raises(ValueError, match="one of en, zh"):
+        choose("a", "b", "de")
+
+
+def _row(notebook, preset, seconds, scale="1"):
+    return {
+        "notebook": notebook,
+        "preset": preset,
+        "seconds": seconds,
+        "load_1min_before": "0.5",
+        "cpu_seconds": "50",
+        "peak_rss_mib": "2048",
+        "status": "ok",
+        "scale": scale,
+        "cpus": "2",
+        "measured_at": "2026-12-02T10:00:00",
+        "weights": "bundled",
+    }
+
+
+def test_the_teaching_table_speaks_the_pages_language():
+    rows = [_row("01_a", "tiny", "75.0"), _row("03_c", "gpt2-small", "600", scale="0.01")]
+    english = notebook_times.times_table(rows, ["01_a", "03_c"], language="en")
+    chinese = notebook_times.times_table(rows, ["01_a", "03_c"], language="zh")
+    assert english.loc["01_a", ("tiny", "wall time (load)")] == "1 min 15 s (load 0.5)"
+    assert chinese.loc["01_a", ("tiny", "墙钟时间（负载）")] == "1 min 15 s (负载 0.5)"
+    assert chinese.loc["03_c", ("gpt2-small", "墙钟时间（负载）")] == "仅缩小规模运行（x0.01）"
+    assert chinese.loc["01_a", ("tiny", "内存峰值")] == "2.0 GB"
+    assert "2 个 CPU 核心" in notebook_times.measured_on(rows, language="zh")
+    assert "2 CPU cores" in notebook_times.measured_on(rows, language="en")
