@@ -1,0 +1,1 @@
+"""The Chinese edition: glossary (glossary.yml), translation records (translations.py), the build."""
