@@ -64,6 +64,25 @@ def test_check_ablated_activation(model, sae, tokens):
             E.check_ablated_activation(wrong_feature, model, sae, tokens, feature)
 
 
+def test_check_ablated_activation_refuses_tokens_where_the_latent_is_silent(model, sae, tokens):
+    """Where the latent never fires, removing it changes nothing, so the commonest mistake
+    (returning x) would match: the checker refuses such tokens instead of printing "Correct"."""
+    x = model.run_with_cache(tokens)[1]["blocks.1.hook_resid_pre"][0]
+    fires = sae.encode(x) > 0  # [pos, d_sae]
+    silent = int((~fires.any(0)).nonzero()[0, 0])
+    firing = int(fires.sum(0).argmax())
+    assert not fires[:, silent].any() and fires[:, firing].any()
+
+    def unchanged(x, sae, f):
+        return x
+
+    with torch.no_grad():
+        with pytest.raises(ValueError, match=f"Latent {silent} does not fire.*Pass tokens where"):
+            E.check_ablated_activation(unchanged, model, sae, tokens, silent)
+        with pytest.raises(AssertionError, match="unchanged"):
+            E.check_ablated_activation(unchanged, model, sae, tokens, firing)
+
+
 def test_check_attribution(model, sae, tokens):
     from utils.interventions import next_token_attribution
 

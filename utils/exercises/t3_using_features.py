@@ -79,10 +79,25 @@ def check_ablated_activation(
     feature: int,
 ) -> bool | None:
     """Check ``my_ablated_activation(x [pos, d_in], sae, feature) -> [pos, d_in]``: the activation
-    that flows on from the SAE's hook when ``feature`` is set to zero with the error term kept."""
+    that flows on from the SAE's hook when latent ``feature`` is set to zero with the error term
+    kept.
+
+    ``tokens`` (``[pos]`` or ``[1, pos]``) must include a position where the latent fires: where it
+    is silent, removing it changes nothing, and returning ``x`` unchanged would pass. Raises
+    ``ValueError`` for such tokens.
+    """
     feature = F.check_feature_index(feature, sae.cfg.d_sae)
     tokens = tokens if tokens.ndim == 2 else tokens[None]
     x = F.hook_activations(model, tokens, F.sae_hook_name(sae))[0]
+    with torch.no_grad():
+        n_firing = int((sae.encode(x)[:, feature] > 0).sum())
+    if n_firing == 0:
+        raise ValueError(
+            f"Latent {feature} does not fire on any of these {len(x)} tokens, so removing it "
+            "changes nothing and this check could not tell a right answer from x itself. Pass "
+            "tokens where the latent fires (e.g. the sample's text where its activation is "
+            "largest)."
+        )
     answer = _call(my_ablated_activation, x.clone(), sae, feature)
     if answer is None:
         print(_NOT_DONE)
@@ -98,19 +113,24 @@ def check_ablated_activation(
         acts[:, feature] = 0
         without_error = sae.decode(acts)
     scale = expected.norm(dim=-1).max().item()
-    if not torch.allclose(answer, expected, atol=1e-4 * scale) and torch.allclose(
-        answer, without_error, atol=1e-4 * scale
-    ):
+    right = torch.allclose(answer, expected, atol=1e-4 * scale)
+    if not right and torch.allclose(answer, x, atol=1e-4 * scale):
         raise AssertionError(
-            "You returned the SAE's reconstruction of the ablated features: add the error term "
+            f"You returned x unchanged, but latent {feature} fires at {n_firing} of these "
+            f"{len(x)} positions: removing it must subtract its contribution there."
+        )
+    if not right and torch.allclose(answer, without_error, atol=1e-4 * scale):
+        raise AssertionError(
+            "You returned the SAE's reconstruction of the ablated latents: add the error term "
             "x - sae.decode(sae.encode(x)) back, as use_error_term=True does."
         )
-    assert torch.allclose(answer, expected, atol=1e-4 * scale), (
+    assert right, (
         "Your activation differs from what the model sees. Hint: with the error term kept, "
-        "removing a feature subtracts only its own contribution, activation * W_dec[feature]."
+        "removing a latent subtracts only its own contribution, activation * W_dec[feature]."
     )
     print(
-        f"Correct: your ablated activation matches the spliced model's at all {len(x)} positions."
+        f"Correct: your ablated activation matches the spliced model's at all {len(x)} positions "
+        f"(latent {feature} fires at {n_firing} of them)."
     )
     return True
 
