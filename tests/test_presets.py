@@ -143,3 +143,68 @@ def test_hub_texts_come_from_the_split_the_training_does_not_read(monkeypatch):
         load_texts(preset)
     with pytest.raises(ValueError, match="split must be"):
         load_texts(preset, n=1, split="test")
+
+
+# --- SAE_BOOK_SCALE's arithmetic on cases small enough to work out by hand --------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "offline"),
+    [
+        ("1", True),
+        ("true", True),
+        (" YES ", True),
+        ("0", False),
+        ("false", False),
+        ("No", False),
+        ("off", False),
+        ("", False),
+    ],
+)
+def test_hf_hub_offline_is_read_as_a_yes_or_no(clean_env, written, offline):
+    """ "0", "false", "no", "off" and empty mean online (huggingface_hub reads it the same way)."""
+    clean_env.setenv("HF_HUB_OFFLINE", written)
+    clean_env.setattr(presets, "hub_reachable", lambda *a, **k: True)
+    assert choose_preset(verbose=False).name == ("tiny" if offline else "gpt2-small")
+
+
+def test_a_count_below_its_floor_is_kept_not_raised_to_it():
+    """Scale 0.05 by hand: 100 -> 5; 20 -> 1, raised to the floor 8; 3 is under the floor 4 and
+    stays 3 (a scaled run never grows); 3 random directions -> 0.15, raised to 1."""
+    sizes = presets.InterventionSizes(steering_contexts=3, ablation_contexts=100)
+    small = presets.scale_interventions(sizes, 0.05)
+    assert small.steering_contexts == 3
+    assert small.ablation_contexts == 5
+    assert small.max_new_tokens == 8
+    assert small.random_directions == 1
+    assert small.attribution_contexts == 2 and small.attribution_top == 5
+    preset = dataclasses.replace(PRESETS["tiny"], sample_texts=40)
+    assert presets.scale_preset(preset, 0.5).sample_texts == 40  # under the floor of 64: kept
+    preset = dataclasses.replace(PRESETS["tiny"], sample_texts=1000)
+    assert presets.scale_preset(preset, 0.5).sample_texts == 500
+
+
+@pytest.mark.parametrize("bad", [0, 0.0, -0.1, 1.0001])
+def test_every_scaling_function_refuses_a_scale_outside_0_to_1(bad):
+    tiny = PRESETS["tiny"]
+    for scale_it, what in [
+        (presets.scale_training, tiny.training),
+        (presets.scale_interventions, tiny.interventions),
+        (presets.scale_preset, tiny),
+    ]:
+        with pytest.raises(ValueError, match=r"in \(0, 1\]"):
+            scale_it(what, bad)
+    assert presets.scale_interventions(tiny.interventions, 1e-9).steering_contexts == 4
+
+
+def test_the_dead_latent_window_keeps_its_share_and_stays_shorter_than_the_run():
+    """Tiny's training at scale 0.1, by hand: a batch of 1024 x 0.1 = 102 tokens rounds to one
+    128-token context; 409600 x 0.1 / 128 = 320 steps (of 400). The window of 100 steps keeps its
+    quarter: 80. A window of 1000 (longer than the run) would become 800: clamped to 319."""
+    tiny = PRESETS["tiny"].training
+    small = presets.scale_training(tiny, 0.1)
+    assert (small.train_batch_size_tokens, small.training_tokens) == (128, 320 * 128)
+    assert small.dead_feature_window == 80
+    assert small.l1_warm_up_steps == 16  # 20 x 320 / 400
+    long_window = presets.scale_training(dataclasses.replace(tiny, dead_feature_window=1000), 0.1)
+    assert long_window.dead_feature_window == 319
