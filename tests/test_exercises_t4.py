@@ -63,3 +63,35 @@ def test_check_absorption():
 
     with pytest.raises(AssertionError, match="parent is active"):
         E.check_absorption(ignores_parent)
+
+
+def test_check_mcc_tries_a_sign_flipped_copy():
+    # The exercise promises that a latent pointing exactly opposite to a feature counts as a
+    # match: one of the checker's cases must be such a copy (every row antiparallel to a true
+    # feature), or a reader's signed-cosine MCC could pass it. Checked on the inputs it passes.
+    seen = []
+
+    def spy(decoder, true):
+        seen.append((decoder, true))
+        return right_mcc(decoder, true)
+
+    assert E.check_mcc(spy)
+    cosines = [
+        torch.nn.functional.normalize(decoder, dim=1) @ torch.nn.functional.normalize(true, dim=1).T
+        for decoder, true in seen
+    ]
+    assert any(
+        len(decoder) == len(true) and torch.allclose(c.min(dim=1).values, -torch.ones(len(c)))
+        for (decoder, true), c in zip(seen, cosines)
+    )
+
+    def signed_mcc(decoder, true):  # no absolute value: opposite directions score -1
+        cos = (
+            torch.nn.functional.normalize(decoder, dim=1)
+            @ torch.nn.functional.normalize(true, dim=1).T
+        )
+        rows, cols = linear_sum_assignment(-cos.numpy())
+        return cos[rows, cols].mean().item()
+
+    with pytest.raises(AssertionError, match="sign-flipped"):
+        E.check_mcc(signed_mcc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -234,3 +235,112 @@ def test_preset_synthetic_sizes_fit_the_notebook(name):
     assert sizes.weak_l1_coefficient < sizes.l1_coefficient
     assert sizes.k in sizes.sweep_k
     assert sizes.eval_samples >= 10 * sizes.batch_size
+
+
+# the survivors of issue 20: each number checked against a hand-worked case or SAELens' own code
+def identity_sae(width: int) -> StandardTrainingSAE:
+    """An SAE whose latent i fires, with activation x_i, exactly when x_i > 0."""
+    sae = StandardTrainingSAE(StandardTrainingSAEConfig(d_in=width, d_sae=width))
+    sae.W_enc.data = torch.eye(width)
+    sae.W_dec.data = torch.eye(width)
+    sae.b_enc.data.zero_()
+    sae.b_dec.data.zero_()
+    return sae
+
+
+def orthogonal_model(width: int) -> SimpleNamespace:
+    """Stands in for a SyntheticModel whose true features are the standard basis."""
+    return SimpleNamespace(feature_dict=SimpleNamespace(feature_vectors=torch.eye(width)))
+
+
+def test_feature_detection_precision_and_recall_by_hand():
+    # feature 0's latent fires on samples 0, 1, 2; feature 0 is active on samples 0 and 3:
+    # one true positive, so precision 1/3 (of 3 firings) and recall 1/2 (of 2 activations)
+    hidden = torch.tensor([[1.0, 0, 0], [1, 0, 0], [1, 0, 0], [0, 0, 0]])
+    features = torch.tensor([[1.0, 0, 0], [0, 0, 0], [0, 0, 0], [1, 0, 0]])
+    # feature 1: fires on 1 and 3, active on 1 and 3 (perfect); feature 2: never fires
+    hidden[[1, 3], 1] = 1.0
+    features[[1, 3], 1] = 2.0
+    features[0, 2] = 1.0
+    table = feature_detection_table(
+        identity_sae(3), orthogonal_model(3), hidden, features, batch_size=2
+    )
+    assert table["precision"].tolist()[:2] == pytest.approx([1 / 3, 1.0])
+    assert table["recall"].tolist() == pytest.approx([1 / 2, 1.0, 0.0])
+    assert math.isnan(table["precision"][2])  # the latent never fires
+    # magnitude: feature 0 has activation 1 where both are on; feature 1 is halved (1 vs 2)
+    assert table["magnitude_ratio"].tolist()[:2] == pytest.approx([1.0, 0.5])
+
+
+def test_score_sae_precision_and_recall_of_latents_that_always_fire():
+    # Every latent fires on every sample: each detects its feature with recall 1, and with
+    # precision equal to that feature's firing rate (the model's firing probabilities).
+    model = small_model(hierarchy=False)
+    sae = perfect_sae(model)
+    sae.b_enc.data.fill_(100.0)
+    row = score_sae(sae, model, num_samples=4000, batch_size=1000, seed=0)
+    expected_precision = model.activation_generator.firing_probabilities.mean().item()
+    assert row["recall"] == pytest.approx(1.0)
+    assert row["precision"] == pytest.approx(expected_precision, rel=0.1)
+    assert row["precision"] < 0.5
+
+
+def test_absorption_is_nan_when_the_latent_fires_only_with_a_child():
+    parent = bools(1, 1, 1, 1)
+    child = bools(0, 0, 1, 1)
+    latent = bools(0, 0, 1, 1)  # silent alone: the ratio has no denominator
+    assert math.isnan(absorption(latent, parent, child))
+
+
+def test_absorption_table_child_lean_and_carried_parent_by_hand():
+    # A model of 8 features in 64 dimensions (nearly orthogonal); an SAE whose decoder is the
+    # true dictionary except that each child's latent points at child + parent (absorbed).
+    model = SyntheticModel(
+        SyntheticModelConfig(
+            num_features=8,
+            hidden_dim=64,
+            hierarchy=HierarchyConfig(total_root_nodes=2, branching_factor=3, max_depth=1),
+            seed=0,
+        )
+    )
+    true = model.feature_dict.feature_vectors.detach()
+    true = true / true.norm(dim=1, keepdim=True)
+    decoder = true.clone()
+    families = parent_children(model)
+    for parent, children in families.items():
+        for child in children:
+            decoder[child] = torch.nn.functional.normalize(true[child] + true[parent], dim=0)
+    sae = StandardTrainingSAE(StandardTrainingSAEConfig(d_in=64, d_sae=8))
+    sae.W_dec.data = decoder
+    sae.W_enc.data = torch.eye(64, 8)  # latent i reads input dimension i (scripted below)
+    sae.b_enc.data.zero_()
+    sae.b_dec.data.zero_()
+    parent, children = next(iter(families.items()))
+    child = children[0]
+    # two samples: parent alone (its latent fires with the parent's magnitude 1), and parent
+    # with a child, where only the child's latent fires, with activation sqrt(2 + 2 p.c)
+    # = |p + c|, so it puts exactly p.(p + c) = 1 + p.c along the parent
+    p_dot_c = float(true[parent] @ true[child])
+    acts = torch.zeros(2, 8)
+    acts[0, parent] = 1.0
+    acts[1, child] = math.sqrt(2 + 2 * p_dot_c)
+    features = torch.zeros(2, 8)
+    features[:, parent] = 1.0
+    features[1, child] = 1.0
+    hidden = torch.zeros(2, 64)
+    hidden[:, :8] = acts
+    table = absorption_table(sae, model, hidden, features, batch_size=2)
+    row = table.set_index("parent").loc[parent]
+    lean = [
+        float(true[parent] @ (true[c] + true[parent]) / (true[c] + true[parent]).norm())
+        for c in children
+    ]
+    assert row["child_cos_to_parent"] == pytest.approx(sum(lean) / len(lean), abs=1e-5)
+    assert row["parent_cos"] == pytest.approx(1.0, abs=1e-5)
+    assert row["parent_cos_to_children"] == pytest.approx(
+        float((true[children] @ true[parent]).mean()), abs=1e-5
+    )
+    assert row["rate_alone"] == 1.0 and row["rate_with_child"] == 0.0
+    assert row["absorption"] == pytest.approx(1.0)
+    assert row["carried_with_child"] == 1.0 and row["lost_with_child"] == 0.0
+    assert row["carried_alone"] == 0.0  # the parent's own latent fired: nothing missed

@@ -239,6 +239,11 @@ def absorption(
     return float(1 - rate_with_child / rate_alone)
 
 
+# A missed parent counts as absorbed (rather than simply lost) when the latents that do fire
+# still put at least this fraction of the parent's magnitude along the parent's direction.
+CARRIED_FRACTION = 0.5
+
+
 @torch.no_grad()
 def absorption_table(
     sae: TrainingSAE[Any],
@@ -254,12 +259,23 @@ def absorption_table(
     activations (``model.sample_with_features(n)``). A parent's latent is the latent whose decoder
     direction is most similar to the parent's true direction; likewise each child's.
 
-    One row per parent: ``parent``, ``parent_latent``, ``parent_cos`` (that latent's cosine to
-    the parent's direction), ``rate_alone`` and ``rate_with_child`` (how often the latent fires
-    when the parent is active without / with one of its children), ``absorption`` (see
-    :func:`absorption`), and ``child_cos_to_parent``: the mean cosine between the children's
-    latents and the *parent's* direction (the true children are nearly orthogonal to it, so a
-    large value means the children's latents absorbed part of the parent).
+    One row per parent:
+
+    - ``parent``, ``parent_latent``, ``parent_cos`` (that latent's cosine to the parent's
+      direction);
+    - ``rate_alone`` and ``rate_with_child``: how often the latent fires when the parent is
+      active without / with one of its children; ``absorption``: see :func:`absorption`;
+    - ``carried_with_child`` and ``lost_with_child``: of the samples where the parent is active
+      with a child, the fraction where the parent's latent is silent *and* the latents that fire
+      reconstruct at least ``CARRIED_FRACTION`` of the parent's magnitude along its direction
+      (absorbed: another latent carries the parent, as in Chanin et al.'s metric), and the
+      fraction where it is silent and they do not (the parent is simply missing, e.g. crowded
+      out of TopK's k slots); ``carried_alone`` is the first for samples without a child;
+    - ``child_cos_to_parent``: the mean cosine between the children's latents and the
+      *parent's* direction (the true children are nearly orthogonal to it, so a large value
+      means the children's latents absorbed part of the parent);
+    - ``parent_cos_to_children``: the mean cosine between the parent's latent and its
+      children's directions (a large value: the parent's latent took part of its children).
     """
     if hidden.shape[0] != features.shape[0]:
         raise ValueError(
@@ -267,25 +283,38 @@ def absorption_table(
             f"{features.shape[0]}: pass one sample and its true activations."
         )
     true_dirs = model.feature_dict.feature_vectors.detach()
-    cos = cosine_similarities(true_dirs, sae.W_dec.detach())  # [N, L]
+    true_dirs = true_dirs / true_dirs.norm(dim=1, keepdim=True)
+    decoder = sae.W_dec.detach()
+    cos = cosine_similarities(true_dirs, decoder)  # [N, L]
     best_latent = cos.argmax(dim=1)  # [N]
-    fires = encode_in_batches(sae, hidden, batch_size) > 0  # [n, L]
+    acts = encode_in_batches(sae, hidden, batch_size)  # [n, L]
+    fires = acts > 0
     active = features > 0  # [n, N]
     rows = []
     for parent, children in parent_children(model).items():
         latent = int(best_latent[parent])
         parent_on = active[:, parent]
         child_on = active[:, children].any(dim=1)
+        with_child = parent_on & child_on
+        alone = parent_on & ~child_on
+        # what the firing latents put along the parent's direction, against its magnitude
+        along_parent = acts @ (decoder @ true_dirs[parent])  # [n]
+        carried = along_parent >= CARRIED_FRACTION * features[:, parent]
+        silent = ~fires[:, latent]
         child_latents = best_latent[children]
         rows.append(
             {
                 "parent": parent,
                 "parent_latent": latent,
                 "parent_cos": float(cos[parent, latent]),
-                "rate_alone": float(fires[parent_on & ~child_on, latent].float().mean()),
-                "rate_with_child": float(fires[parent_on & child_on, latent].float().mean()),
+                "rate_alone": float(fires[alone, latent].float().mean()),
+                "rate_with_child": float(fires[with_child, latent].float().mean()),
                 "absorption": absorption(fires[:, latent], parent_on, child_on),
+                "carried_with_child": float((silent & carried)[with_child].float().mean()),
+                "lost_with_child": float((silent & ~carried)[with_child].float().mean()),
+                "carried_alone": float((silent & carried)[alone].float().mean()),
                 "child_cos_to_parent": float(cos[parent, child_latents].mean()),
+                "parent_cos_to_children": float(cos[children, latent].mean()),
             }
         )
     return pd.DataFrame(rows)
@@ -304,28 +333,39 @@ def feature_detection_table(
 
     ``hidden`` ``[n, d]``, ``features`` ``[n, N]`` as in :func:`absorption_table`. One row per
     true feature: ``feature``, ``firing_rate`` (in the sample), ``latent``, ``cos``,
-    ``precision`` (of the samples where the latent fires, the fraction with the feature active)
-    and ``recall`` (of the samples with the feature active, the fraction where the latent fires);
-    NaN where undefined.
+    ``precision`` (of the samples where the latent fires, the fraction with the feature active),
+    ``recall`` (of the samples with the feature active, the fraction where the latent fires) and
+    ``magnitude_ratio``: on the samples where both are on, the mean of the latent's contribution
+    along the feature's unit direction (activation times ``W_dec[latent] . f``) divided by the
+    feature's true magnitude (below 1: the latent shrinks the feature). NaN where undefined.
     """
     if hidden.shape[0] != features.shape[0]:
         raise ValueError(
             f"hidden has {hidden.shape[0]} samples but features has "
             f"{features.shape[0]}: pass one sample and its true activations."
         )
-    cos = cosine_similarities(model.feature_dict.feature_vectors.detach(), sae.W_dec.detach())
+    true_dirs = model.feature_dict.feature_vectors.detach()
+    true_dirs = true_dirs / true_dirs.norm(dim=1, keepdim=True)
+    decoder = sae.W_dec.detach()
+    cos = cosine_similarities(true_dirs, decoder)
     best_cos, best_latent = cos.max(dim=1)  # [N]
-    fires = (encode_in_batches(sae, hidden, batch_size) > 0)[:, best_latent].float()  # [n, N]
+    acts = encode_in_batches(sae, hidden, batch_size)[:, best_latent]  # [n, N]
+    fires = (acts > 0).float()
     active = (features > 0).float()  # [n, N]
     true_pos = (fires * active).sum(dim=0)
     precision = true_pos / fires.sum(dim=0)  # NaN where the latent never fires
     recall = true_pos / active.sum(dim=0)
+    along = (decoder[best_latent] * true_dirs).sum(dim=1)  # [N]: W_dec[latent] . f
+    both = fires * active
+    ratio = torch.where(both > 0, acts * along / features.clamp(min=1e-12), 0.0)
+    magnitude_ratio = ratio.sum(dim=0) / both.sum(dim=0)  # NaN where never both on
     columns = {
         "firing_rate": active.mean(dim=0),
         "latent": best_latent,
         "cos": best_cos,
         "precision": precision,
         "recall": recall,
+        "magnitude_ratio": magnitude_ratio,
     }
     return pd.DataFrame(
         {
