@@ -45,7 +45,7 @@ def test_neuronpedia_url():
     assert "href" in D.neuronpedia_link_html(sae, 17)
     local = build_sae()
     assert D.neuronpedia_url(local, 17) is None
-    assert "No public dashboard" in D.neuronpedia_link_html(local, 17)
+    assert "No Neuronpedia page" in D.neuronpedia_link_html(local, 17)
     with pytest.raises(IndexError):
         D.neuronpedia_url(sae, D_SAE)
 
@@ -57,7 +57,7 @@ def test_feature_dashboard(model, sae, sample):
     assert dash.summary["max_activation"] == pytest.approx(sample.max_activation[feature].item())
     assert len(dash.contexts) == 3 and len(dash.logit_effects) == 4
     assert dash.url is None
-    assert f"Feature {feature}" in dash.header_html()
+    assert f"Latent {feature}" in dash.header_html()
     assert "Logit effect" in dash.tables_html()
     top_token = dash.top_tokens["token"].iloc[0]
     assert (
@@ -98,7 +98,7 @@ def test_feature_explorer_bundle_has_widget_and_static_html(model, sae):
     bundle = explorer._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert "static snapshot" in bundle["text/html"]
-    assert "Feature <b>5</b>" in bundle["text/html"]
+    assert "Latent <b>5</b>" in bundle["text/html"]
     assert "<|endoftext|>" not in bundle["text/html"]  # BOS is not shown
 
 
@@ -106,7 +106,7 @@ def test_feature_explorer_updates_and_reports_errors(model, sae):
     explorer = D.FeatureExplorer(model, sae, "Hello world", 5)
     prompt_box, feature_box, view = explorer.widget.children
     feature_box.value = 9
-    assert explorer.feature == 9 and "Feature <b>9</b>" in view.value
+    assert explorer.feature == 9 and "Latent <b>9</b>" in view.value
     prompt_box.value = "Paris"
     assert "&#x27;Paris&#x27;" in view.value
     prompt_box.value = "   "

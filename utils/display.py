@@ -1,4 +1,4 @@
-"""HTML views of SAE features: highlighted tokens, top-activating contexts, a feature dashboard
+"""HTML views of SAE latents: highlighted tokens, top-activating contexts, a feature dashboard
 and an interactive explorer.
 
 Everything is plain styled HTML (no JavaScript, a few KB per view), so it shows the same in
@@ -8,6 +8,7 @@ about 1.3 MB of JavaScript per output when offline.)
 Main entry points
 -----------------
 :func:`highlight_tokens_html`, :func:`top_contexts_html`, :func:`neuronpedia_url`,
+:func:`neuronpedia_view` (a latent's Neuronpedia page in an iframe, when the SAE has one),
 :func:`feature_dashboard` -> :class:`FeatureDashboard` (``.show()``),
 :class:`FeatureExplorer` (an ipywidgets explorer that also carries a static HTML snapshot).
 """
@@ -86,7 +87,7 @@ def top_contexts_html(contexts: pd.DataFrame, title: str | None = None) -> str:
         f"<div style='font-weight: 600; margin: 6px 0;'>{html.escape(title)}</div>" if title else ""
     )
     if len(contexts) == 0:
-        return head + "<div><i>No contexts: the feature never fired in the sample.</i></div>"
+        return head + "<div><i>No contexts: the latent never fired in the sample.</i></div>"
     top = float(contexts["activation"].max())
     rows = []
     for rank, row in enumerate(contexts.itertuples(), start=1):
@@ -106,29 +107,74 @@ def top_contexts_html(contexts: pd.DataFrame, title: str | None = None) -> str:
     )
 
 
-def neuronpedia_url(sae: Any, feature: int) -> str | None:
-    """The feature's public dashboard page on Neuronpedia, or ``None`` if the SAE has none.
+def neuronpedia_url(sae: Any, feature: int, embed: bool = False) -> str | None:
+    """The latent's public page on Neuronpedia, or ``None`` if the SAE has none.
 
     Uses ``sae.cfg.metadata.neuronpedia_id`` (set by ``SAE.from_pretrained`` for SAEs that
-    Neuronpedia hosts), in the same ``<site>/<neuronpedia_id>/<feature>`` form as SAELens'
-    ``open_neuronpedia_feature_dashboard``.
+    Neuronpedia hosts, e.g. ``gpt2-small/8-res-jb``), in the same
+    ``<site>/<neuronpedia_id>/<index>`` form as SAELens' ``open_neuronpedia_feature_dashboard``.
+    ``embed=True`` adds ``?embed=true``: Neuronpedia's view for an iframe.
     """
     feature = F.check_feature_index(feature, sae.cfg.d_sae)
     neuronpedia_id = getattr(sae.cfg.metadata, "neuronpedia_id", None)
     if not neuronpedia_id:
         return None
-    return f"{NEURONPEDIA}/{neuronpedia_id}/{feature}"
+    url = f"{NEURONPEDIA}/{neuronpedia_id}/{feature}"
+    return f"{url}?embed=true" if embed else url
 
 
 def neuronpedia_link_html(sae: Any, feature: int) -> str:
-    """A link to the feature's Neuronpedia page, or a sentence saying why there is none."""
+    """A link to the latent's Neuronpedia page, or a sentence saying why there is none."""
     url = neuronpedia_url(sae, feature)
     if url is None:
         return (
-            "<i>No public dashboard: this SAE's metadata names no Neuronpedia id "
+            "<i>No Neuronpedia page: this SAE's metadata names no neuronpedia_id "
             "(only SAEs published there have one).</i>"
         )
-    return f'Public dashboard: <a href="{html.escape(url)}" target="_blank">{html.escape(url)}</a>'
+    return f'Neuronpedia: <a href="{html.escape(url)}" target="_blank">{html.escape(url)}</a>'
+
+
+NO_NEURONPEDIA_PAGE = (
+    "This SAE has no Neuronpedia page: its metadata names no neuronpedia_id "
+    "(only SAEs published there have one), so the book's own dashboard is all there is."
+)
+
+
+@dataclass
+class NeuronpediaView:
+    """A latent's Neuronpedia page in an iframe, or one line saying there is none.
+
+    Nothing is fetched when it is built or rendered here: the reader's browser loads the
+    iframe, and only when the SAE has a page (a local SAE gives a line of text and no URL).
+
+    Attributes:
+        url: the embeddable page (``...?embed=true``), or ``None``.
+        width, height: the iframe's size in pixels.
+    """
+
+    url: str | None
+    width: int = 900
+    height: int = 640
+
+    def _repr_html_(self) -> str:
+        if self.url is None:
+            return f"<div style='{_BOX}'><i>{html.escape(NO_NEURONPEDIA_PAGE)}</i></div>"
+        src = html.escape(self.url)
+        return (
+            f'<iframe src="{src}" title="Neuronpedia" width="{self.width}" '
+            f'height="{self.height}" style="border: 1px solid #ccc;" loading="lazy"></iframe>'
+        )
+
+    def __repr__(self) -> str:
+        return f"NeuronpediaView({self.url!r})" if self.url else NO_NEURONPEDIA_PAGE
+
+
+def neuronpedia_view(
+    sae: Any, feature: int, width: int = 900, height: int = 640
+) -> NeuronpediaView:
+    """The latent's embeddable Neuronpedia page (display it in a notebook), or a line saying the
+    SAE has none. See :class:`NeuronpediaView`."""
+    return NeuronpediaView(neuronpedia_url(sae, feature, embed=True), width, height)
 
 
 def _table_html(frame: pd.DataFrame, title: str, float_format: str = "{:.3f}") -> str:
@@ -170,7 +216,7 @@ class FeatureDashboard:
     def header_html(self) -> str:
         s = self.summary
         return (
-            f"<div style='{_BOX} font-size: 14px; margin: 4px 0 8px 0;'><b>Feature {self.feature}</b>: "
+            f"<div style='{_BOX} font-size: 14px; margin: 4px 0 8px 0;'><b>Latent {self.feature}</b>: "
             f"fires on {int(s['fires']):,} tokens of the sample (density {s['density']:.3%}), "
             f"max activation {s['max_activation']:.2f}, mean when firing {s['mean_activation']:.2f}."
             f"<br>{self.link_html}</div>"
@@ -247,7 +293,8 @@ def token_values_html(
 
 
 class FeatureExplorer:
-    """Type a prompt, pick a feature, see its activation on every token.
+    """Type a prompt, pick a latent, see its activation on every token; each latent index links
+    to its Neuronpedia page when the SAE has one.
 
     In a live notebook it is an ipywidgets form. Its display bundle also carries a static HTML
     rendering of the current state (``text/html``), which is what a static page (the book's
@@ -283,18 +330,32 @@ class FeatureExplorer:
             strongest = acts.max(0).values
             top = strongest.topk(min(self.n_top, strongest.numel()))
             suggestions = ", ".join(
-                f"{i} ({v:.1f})" for i, v in zip(top.indices.tolist(), top.values.tolist()) if v > 0
+                f"{self._latent_link(i)} ({v:.1f})"
+                for i, v in zip(top.indices.tolist(), top.values.tolist())
+                if v > 0
             )
             caption = (
-                f"Feature <b>{feature}</b> on {html.escape(repr(prompt))}: "
+                f"Latent <b>{self._latent_link(feature)}</b> on {html.escape(repr(prompt))}: "
                 f"fires on {int((values != 0).sum())} of {len(tokens)} tokens."
             )
             self._html_cache[key] = (
                 token_values_html(tokens, values, caption)
-                + f"<div style='{_BOX} margin-top: 6px;'>Strongest features on this prompt: "
-                f"{suggestions or 'none'}</div>"
+                + f"<div style='{_BOX} margin-top: 6px;'>Strongest latents on this prompt: "
+                f"{suggestions or 'none'}{self._link_note()}</div>"
             )
         return self._html_cache[key]
+
+    def _latent_link(self, latent: int) -> str:
+        """The latent's index, linked to its Neuronpedia page when the SAE has one."""
+        url = neuronpedia_url(self.sae, latent)
+        if url is None:
+            return str(latent)
+        return f'<a href="{html.escape(url)}" target="_blank">{latent}</a>'
+
+    def _link_note(self) -> str:
+        if neuronpedia_url(self.sae, self.feature) is None:
+            return ""
+        return " (each index links to the latent's Neuronpedia page)"
 
     @property
     def widget(self):
@@ -309,7 +370,7 @@ class FeatureExplorer:
                 layout=widgets.Layout(width="95%"),
             )
             feature_box = widgets.BoundedIntText(
-                value=self.feature, min=0, max=self.sae.cfg.d_sae - 1, description="Feature"
+                value=self.feature, min=0, max=self.sae.cfg.d_sae - 1, description="Latent"
             )
             view = widgets.HTML(value=self.render_html())
 
@@ -330,8 +391,8 @@ class FeatureExplorer:
         bundle = dict(self.widget._repr_mimebundle_())
         bundle["text/html"] = (
             f"<div style='border: 1px solid #ccc; padding: 8px; border-radius: 4px;'>"
-            f"<div style='{_BOX} color: #555; margin-bottom: 6px;'>Feature explorer (a static snapshot: "
-            "run the notebook to type your own prompt and pick a feature)</div>"
+            f"<div style='{_BOX} color: #555; margin-bottom: 6px;'>Latent explorer (a static snapshot: "
+            "run the notebook to type your own prompt and pick a latent)</div>"
             f"{self.render_html()}</div>"
         )
         bundle["text/plain"] = f"FeatureExplorer(prompt={self.prompt!r}, feature={self.feature})"

@@ -1,9 +1,22 @@
-"""Evaluating a trained SAE (tutorial 2, section 3), in one small dictionary per SAE.
+"""Evaluating an SAE: the three explained variances in circulation, and ``run_evals``' numbers.
+
+:func:`explained_variances` and :func:`sample_explained_variances` compute, on the same tokens,
+the three figures published under the name "explained variance" (tutorial 1, section 8):
+
+- ``explained_variance``: the ratio of averages, 1 - E||x - x_hat||^2 / E||x - E[x]||^2 (the
+  book's, and SAELens' ``explained_variance`` since its PR 443);
+- ``explained_variance_legacy``: the average over tokens of the per-token ratio
+  1 - ||x - x_hat||^2 / ||x - mean||^2, with the mean taken over each batch (SAELens'
+  ``explained_variance_legacy``; what the SAEBench paper and Neuronpedia report);
+- ``explained_variance_about_zero``: 1 - E||x - x_hat||^2 / E||x||^2, variance about zero
+  instead of about the mean: roughly what SAELens' ``explained_variance`` read between PR 443
+  and 6.45.1 (PR 665), inflated wherever the activations have a large mean.
 
 :func:`evaluate_sae` runs ``sae_lens.evals.run_evals`` with the book's ``EvalConfig``
 (:func:`utils.training_config.book_eval_config`) on a fresh ``ActivationsStore``, so that several SAEs
 are compared on the same tokens; :func:`headline_metrics` flattens ``run_evals``' nested output
-into the numbers the book reports; :func:`dead_latents` finds the latents that never fired.
+into the numbers the book reports (:data:`METRIC_LABELS` says which figure each one is);
+:func:`dead_latents` finds the latents that never fired.
 """
 
 from __future__ import annotations
@@ -16,12 +29,24 @@ import torch
 
 from .training_config import book_eval_config
 
-__all__ = ["HEADLINE_METRICS", "dead_latents", "evaluate_sae", "headline_metrics"]
+__all__ = [
+    "EXPLAINED_VARIANCES",
+    "HEADLINE_METRICS",
+    "METRIC_LABELS",
+    "dead_latents",
+    "evaluate_sae",
+    "explained_variances",
+    "headline_metrics",
+    "label",
+    "labelled",
+    "sample_explained_variances",
+]
 
 #: (key in ``run_evals``' nested output, name in :func:`headline_metrics`).
 HEADLINE_METRICS: tuple[tuple[str, str, str], ...] = (
     ("sparsity", "l0", "l0"),
     ("reconstruction_quality", "explained_variance", "explained_variance"),
+    ("reconstruction_quality", "explained_variance_legacy", "explained_variance_legacy"),
     ("reconstruction_quality", "mse", "mse"),
     ("model_performance_preservation", "ce_loss_score", "ce_loss_score"),
     ("model_performance_preservation", "ce_loss_without_sae", "ce_loss_without_sae"),
@@ -30,12 +55,131 @@ HEADLINE_METRICS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+#: What each explained variance and MSE is, for tables a reader compares with published numbers.
+METRIC_LABELS: dict[str, str] = {
+    "explained_variance": "explained_variance (ratio of averages: the book's)",
+    "explained_variance_legacy": "explained_variance_legacy (mean per-token ratio: SAEBench, Neuronpedia)",
+    "explained_variance_about_zero": "explained variance about zero (SAELens' before 6.45.1, inflated)",
+    "mse": "mse (summed over d_in, mean over tokens)",
+}
+
+#: The keys of :func:`explained_variances`, in the order the book shows them.
+EXPLAINED_VARIANCES = (
+    "explained_variance",
+    "explained_variance_legacy",
+    "explained_variance_about_zero",
+)
+
+
+def label(name: str) -> str:
+    """The label of a metric in :data:`METRIC_LABELS` (which figure it is), else ``name``."""
+    return METRIC_LABELS.get(name, name)
+
+
+def labelled(metrics: Mapping[str, float]) -> dict[str, float]:
+    """``metrics`` with the keys in :data:`METRIC_LABELS` replaced by their labels (order kept)."""
+    return {label(name): value for name, value in metrics.items()}
+
+
+class _VarianceSums:
+    """Running sums for the three explained variances over batches of ``[n, d_in]`` vectors."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.sum_x: torch.Tensor | None = None
+        self.sum_sq = 0.0
+        self.sum_resid = 0.0
+        self.sum_token_ratios = 0.0
+
+    def add(self, x: torch.Tensor, x_hat: torch.Tensor) -> None:
+        x = x.detach().double().cpu()
+        x_hat = x_hat.detach().double().cpu()
+        resid = (x - x_hat).pow(2).sum(-1)  # [n]
+        about_batch_mean = (x - x.mean(0)).pow(2).sum(-1)  # [n]
+        self.sum_token_ratios += (resid / about_batch_mean).sum().item()
+        self.sum_x = x.sum(0) if self.sum_x is None else self.sum_x + x.sum(0)
+        self.sum_sq += x.pow(2).sum().item()
+        self.sum_resid += resid.sum().item()
+        self.n += x.shape[0]
+
+    def result(self) -> dict[str, float]:
+        if self.n < 2 or self.sum_x is None:
+            raise ValueError(f"Need at least two activation vectors, got {self.n}.")
+        mean_sq = self.sum_sq / self.n
+        variance = mean_sq - (self.sum_x / self.n).pow(2).sum().item()
+        mse = self.sum_resid / self.n
+        return {
+            "explained_variance": 1 - mse / variance,
+            "explained_variance_legacy": 1 - self.sum_token_ratios / self.n,
+            "explained_variance_about_zero": 1 - mse / mean_sq,
+            "n_tokens": float(self.n),
+        }
+
+
+def explained_variances(x: torch.Tensor, x_hat: torch.Tensor) -> dict[str, float]:
+    """The three explained variances (module docstring) of ``x_hat`` against ``x``.
+
+    Args:
+        x, x_hat: ``[n, d_in]`` activations and their reconstructions (``n >= 2``), one batch:
+            the legacy figure's per-token denominators use the mean over these ``n`` vectors.
+
+    Returns:
+        ``explained_variance``, ``explained_variance_legacy``, ``explained_variance_about_zero``
+        and ``n_tokens``.
+    """
+    if x.shape != x_hat.shape or x.ndim != 2:
+        raise ValueError(
+            f"x and x_hat must both be [n, d_in]; got {tuple(x.shape)} and {tuple(x_hat.shape)}"
+        )
+    sums = _VarianceSums()
+    sums.add(x, x_hat)
+    return sums.result()
+
+
+@torch.no_grad()
+def sample_explained_variances(
+    model: Any, sae: Any, sample: Any, batch_size: int = 16
+) -> dict[str, float]:
+    """The three explained variances over the counted tokens of a ``FeatureSample``.
+
+    Runs the sample's texts (``sample.tokens``) through ``model`` up to the SAE's hook again, in
+    batches of ``batch_size`` texts, and reconstructs them with ``sae``. As in SAELens'
+    ``run_evals``, the legacy figure's per-token denominator uses the mean over each batch's
+    counted tokens. The ratio of averages equals ``sample.metrics["explained_variance"]`` for the
+    same SAE (up to float rounding).
+    """
+    from .features import hook_activations
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if sample.d_sae != sae.cfg.d_sae:
+        raise ValueError(
+            f"The sample has {sample.d_sae} latents but the SAE has d_sae={sae.cfg.d_sae}: "
+            "collect the sample with this SAE."
+        )
+    sums = _VarianceSums()
+    n_texts, ctx = sample.tokens.shape
+    valid = torch.arange(ctx)[None, :] < sample.lengths[:, None]
+    for start in range(0, n_texts, batch_size):
+        batch = slice(start, start + batch_size)
+        acts = hook_activations(
+            model, sample.tokens[batch], sample.hook_name, attention_mask=valid[batch].long()
+        )
+        x = acts[sample.counted[batch].to(acts.device)].to(sae.device, sae.dtype)
+        if x.shape[0] < 2:
+            continue
+        sums.add(x, sae.decode(sae.encode(x)))
+    return sums.result()
+
+
 def headline_metrics(
     all_metrics: Mapping[str, Mapping[str, Any]], feature_metrics: Mapping[str, Any]
 ) -> dict[str, float]:
     """The numbers this book reports, from the two dictionaries ``run_evals`` returns.
 
-    Returns ``l0``, ``explained_variance``, ``mse``, ``ce_loss_score`` (fraction of the CE loss
+    Returns ``l0``, ``explained_variance`` (ratio of averages), ``explained_variance_legacy``
+    (mean of per-token ratios), ``mse`` (squared error summed over ``d_in``, averaged over
+    tokens: ``d_in`` times tutorial 1's per-element MSE), ``ce_loss_score`` (fraction of the CE loss
     recovered, relative to zero-ablating the hook), the three CE losses, and -- from the
     per-latent ``feature_density`` -- ``dead_latents`` (count that never fired on the evaluation
     sample) and ``dead_fraction``. Needs ``run_evals`` to have computed sparsity, variance and

@@ -73,11 +73,14 @@ def _from_the_hub(preset: Preset, what: str) -> Iterator[None]:
         ) from error
 
 
-def load_sae(preset: Preset, device: str = "cpu"):
+def load_sae(preset: Preset, device: str = "cpu", fold_W_dec_norm: bool = False):
     """The preset's pretrained SAE (tutorial 1), as a SAELens ``SAE`` on ``device``.
 
     Registry presets call ``SAE.from_pretrained(release, sae_id, device=...)`` (SAELens 6.x returns
     the SAE alone); local presets call ``SAE.load_from_disk(folder, device=...)``.
+    ``fold_W_dec_norm=True`` is passed on to either: the decoder rows are scaled to unit norm and
+    the encoder scaled up to match, so reconstructions stay the same and each latent's activation
+    is multiplied by its decoder row's norm (the activations Neuronpedia shows).
     """
     from sae_lens import SAE
 
@@ -85,11 +88,15 @@ def load_sae(preset: Preset, device: str = "cpu"):
         from .tiny import check_asset_folder
 
         check_asset_folder(preset.sae_path)
-        return SAE.load_from_disk(str(preset.sae_path), device=device)
+        return SAE.load_from_disk(
+            str(preset.sae_path), device=device, fold_W_dec_norm=fold_W_dec_norm
+        )
     what = f"the SAE {preset.sae_id!r} of the release {preset.sae_release!r}"
     with _from_the_hub(preset, what), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_KWARGS_WARNING, category=UserWarning)
-        return SAE.from_pretrained(preset.sae_release, preset.sae_id, device=device)
+        return SAE.from_pretrained(
+            preset.sae_release, preset.sae_id, device=device, fold_W_dec_norm=fold_W_dec_norm
+        )
 
 
 def load_model(preset: Preset, device: str = "cpu", **from_pretrained_kwargs: Any):

@@ -13,12 +13,12 @@ from ._common import _NOT_DONE, _call
 def _random_feature_acts(shape: tuple[int, ...], seed: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     acts = torch.randn(shape, generator=generator).relu()
-    acts[acts < 0.8] = 0  # sparse, like real SAE features
+    acts[acts < 0.8] = 0  # sparse, like real SAE latents
     return acts
 
 
 def check_l0(my_l0: Callable[[torch.Tensor], torch.Tensor] | None) -> bool | None:
-    """Check ``my_l0(feature_acts [..., d_sae]) -> [...]`` (active features per token)."""
+    """Check ``my_l0(feature_acts [..., d_sae]) -> [...]`` (active latents per token)."""
     cases = [
         _random_feature_acts((7, 37), 0),
         _random_feature_acts((2, 5, 123), 1),
@@ -107,13 +107,13 @@ def check_token_detector(
     scores = token_detector_scores(sample, token, feature)
     best = float(F.features_for_token(sample, token, k=1)["f1"].iloc[0])
     print(
-        f"Feature {feature} on {token!r}: fires on {scores['recall']:.0%} of the token's occurrences, "
-        f"and {scores['precision']:.0%} of the feature's firings are on it (F1 {scores['f1']:.2f}; "
-        f"the best feature in this sample has F1 {best:.2f})."
+        f"Latent {feature} on {token!r}: fires on {scores['recall']:.0%} of the token's occurrences, "
+        f"and {scores['precision']:.0%} of the latent's firings are on it (F1 {scores['f1']:.2f}; "
+        f"the best latent in this sample has F1 {best:.2f})."
     )
     assert scores["f1"] >= tolerance * best, (
-        "Another feature detects this token much better. Hint: for each feature, count how often it "
+        "Another latent detects this token much better. Hint: for each latent, count how often it "
         "fires on the token and how often it fires at all (sample.firing_counts)."
     )
-    print("Correct: this feature is a detector for the token.")
+    print("Correct: this latent is a detector for the token.")
     return True
