@@ -364,7 +364,11 @@ def notebook_issues(english: dict, chinese: dict) -> list[Issue]:
         matcher = difflib.SequenceMatcher(a=en_ids, b=zh_ids, autojunk=False)
         ops = [op for op in matcher.get_opcodes() if op[0] != "equal"]
         detail = "; ".join(
-            f"{tag}: English {en_ids[i1:i2]} vs Chinese {zh_ids[j1:j2]}"
+            f"English cells {i1}-{i2 - 1} {[i for _, i in en_ids[i1:i2]]} are not in the Chinese"
+            if tag == "delete"
+            else f"Chinese cells {j1}-{j2 - 1} {[i for _, i in zh_ids[j1:j2]]} are not in the English"
+            if tag == "insert"
+            else f"English {en_ids[i1:i2]} where the Chinese has {zh_ids[j1:j2]}"
             for tag, i1, i2, j1, j2 in ops[:5]
         )
         issues.append(Issue("structure", None, None, f"cells differ from English ({detail})"))
