@@ -28,7 +28,8 @@ def test_check_steering_hook():
     assert E.check_steering_hook(None) is None
     assert E.check_steering_hook(unfinished) is None
     assert E.check_steering_hook(lambda d, s: unfinished) is None
-    with pytest.raises(AssertionError, match="norm"):
+    # forgetting the norm gets its own diagnosis, not the generic message
+    with pytest.raises(AssertionError, match=r"Your hook adds scale \* direction"):
         E.check_steering_hook(lambda d, s: lambda acts, hook: acts + s * d)
     with pytest.raises(AssertionError, match="last dimension"):  # one norm for the whole tensor
         E.check_steering_hook(lambda d, s: lambda acts, hook: acts + s * acts.norm() * d)

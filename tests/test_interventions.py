@@ -165,6 +165,19 @@ def test_sample_contexts(sample):
 # ---- steering ------------------------------------------------------------------------------------
 
 
+def test_scored_mask_by_hand():
+    """A prediction is scored when its position is counted and so is the next token: worked out
+    by hand for BOS, three real tokens and two of padding, and for a gap in the middle."""
+    counted = torch.tensor(
+        [[False, True, True, True, False, False], [True, True, False, True, True, False]]
+    )
+    expected = torch.tensor(
+        [[False, True, True, False, False, False], [True, False, False, True, False, False]]
+    )
+    tokens = torch.zeros(counted.shape, dtype=torch.long)
+    assert torch.equal(I._scored_mask(tokens, counted), expected)
+
+
 def test_steering_hook_adds_a_fraction_of_each_norm(model):
     direction = I.random_unit_direction(D_MODEL, 0)
     [(name, hook)] = I.steering_hooks(model, HOOK, direction, 0.5, start_position=1)
@@ -221,6 +234,12 @@ def test_steering_curve(model, contexts):
     scored = counted[:, :-1] & counted[:, 1:]
     expected = logp[:, :-1][scored][:, own].mean().item()
     assert math.isclose(at_zero.set_index("scored").loc["own", "logprob"], expected, rel_tol=1e-4)
+    # ... and the loss with torch's own cross-entropy over the same positions
+    logits = model(tokens)[:, :-1][scored]  # [n_scored, d_vocab]
+    loss = torch.nn.functional.cross_entropy(logits, tokens[:, 1:][scored]).item()
+    assert math.isclose(at_zero["loss"].iloc[0], loss, rel_tol=1e-4)
+    steered = frame[frame["scale"] == 100.0]
+    assert list(steered["loss_increase"]) == pytest.approx(list(steered["loss"] - loss), rel=1e-4)
     # pushed 100 times its norm, the residual stream is the direction: its tokens win
     big = frame[(frame["scale"] == 100.0) & (frame["scored"] == "own")]
     assert big["logprob_gain"].iloc[0] > 1.0
@@ -257,11 +276,19 @@ def test_ablation_subtracts_only_the_features_contribution(model, sae, sample):
     assert math.isclose(
         effect.loss_ablated, -ablated[mask].gather(1, next_ids).mean().item(), rel_tol=1e-4
     )
+    ce_clean = -clean[mask].gather(1, next_ids).mean().item()
+    ce_ablated = -ablated[mask].gather(1, next_ids).mean().item()
+    assert math.isclose(effect.loss_increase, ce_ablated - ce_clean, rel_tol=1e-3, abs_tol=1e-6)
     change = (ablated[mask] - clean[mask]).mean(0)
     assert torch.allclose(effect.logprob_change, change, atol=1e-4)
     table = effect.tokens_losing_most([str(i) for i in range(model.cfg.d_vocab)], k=4)
     assert table["logprob_change"].is_monotonic_increasing
     assert table["token_id"].tolist() == change.topk(4, largest=False).indices.tolist()
+
+
+def test_loss_increase_is_ablated_minus_clean():
+    effect = I.AblationEffect(0, 1, loss_clean=2.0, loss_ablated=2.5, logprob_change=torch.zeros(3))
+    assert effect.loss_increase == 0.5
 
 
 def test_ablating_a_silent_feature_is_an_error(model, sae, sample, contexts):
@@ -350,6 +377,45 @@ def test_batched_ablations_match_single_ones(model, sae, attribution):
         I.ablation_effects(model, sae, tokens, target, [(len(tokens), 0)])
 
 
+def removed_by_hand(model, sae, tokens, target, pairs):
+    """The change in log p(correct next token) at ``target`` when each (position, latent) pair is
+    removed, computed with full forward passes of the model and a plain hook that subtracts
+    ``a * W_dec[latent]`` at that position (no SAE attached, nothing shared with the module)."""
+    tokens = tokens[None] if tokens.ndim == 1 else tokens
+    correct = tokens[0, target + 1]
+    clean = model(tokens)[0, target].log_softmax(-1)[correct]
+    changes = []
+    for pos, f in pairs:
+
+        def subtract(acts, hook, pos=pos, f=f):
+            acts = acts.clone()
+            a = sae.encode(acts[:, pos])[:, f : f + 1]  # [1, 1]
+            acts[:, pos] -= a * sae.W_dec[f]
+            return acts
+
+        logits = model.run_with_hooks(tokens, fwd_hooks=[(HOOK, subtract)])
+        changes.append((logits[0, target].log_softmax(-1)[correct] - clean).item())
+    return torch.tensor(changes)
+
+
+def test_ablation_effects_against_full_forward_passes(model, sae, attribution):
+    """Each pair's real change, sign included, equals the one computed by hand with full forward
+    passes (the module starts at the SAE's layer from a cached residual)."""
+    for i in range(2):
+        tokens = attribution.tokens[i]
+        target = int(attribution.target_positions[i])
+        acts = attribution.feature_acts[i, : target + 1]
+        active = (acts > 0).nonzero()
+        # the strongest pairs at the target position and before it, and a few others
+        order = acts[active[:, 0], active[:, 1]].argsort(descending=True)
+        pairs = [tuple(map(int, active[j])) for j in order[:6]]
+        pairs += [(target, int(f)) for f in (acts[target] > 0).nonzero()[:2, 0]]
+        expected = removed_by_hand(model, sae, tokens, target, pairs)
+        assert expected.abs().max() > 1e-3  # the test can see a sign
+        actual = I.ablation_effects(model, sae, tokens, target, pairs, batch_size=3)
+        assert torch.allclose(actual, expected, rtol=1e-3, atol=1e-5), (actual, expected)
+
+
 def test_compare_attribution_with_ablation(model, sae, attribution):
     frame = I.compare_attribution_with_ablation(model, sae, attribution, n_top=3, n_random=2)
     assert set(frame["chosen"]) <= {"top", "random"}
@@ -368,6 +434,25 @@ def test_compare_attribution_with_ablation(model, sae, attribution):
         )[0].item()
         assert math.isclose(row["actual"], real, rel_tol=1e-4, abs_tol=1e-6)
     assert (frame["share_of_norm"] > 0).all()
+
+
+def test_compare_picks_the_top_pairs_up_to_the_target_position(model, sae, attribution):
+    """The pairs chosen as "top" are the largest |attribution| among active pairs at positions
+    0..target, the target position itself included (it usually holds the strongest ones)."""
+    n_top = 4
+    frame = I.compare_attribution_with_ablation(model, sae, attribution, n_top=n_top, n_random=1)
+    seen_target = False
+    for i, group in frame.groupby("context"):
+        target = int(attribution.target_positions[i])
+        attr = attribution.attribution[i].clone()  # [pos, d_sae]
+        attr[attribution.feature_acts[i] == 0] = 0
+        attr[target + 1 :] = 0
+        flat = attr.abs().flatten().topk(n_top).indices
+        expected = {divmod(int(j), attr.shape[1]) for j in flat}
+        top = group[group["chosen"] == "top"]
+        assert set(zip(top["position"], top["feature"])) == expected
+        seen_target |= any(pos == target for pos, _ in expected)
+    assert seen_target  # otherwise this test could not tell `: target + 1` from `: target`
 
 
 def test_agreement():
