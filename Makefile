@@ -1,5 +1,6 @@
 # The book's commands:
-#   make book   build the website into _build/html, executing every notebook (preset: tiny)
+#   make book   build the website into _build/html (Chinese edition: _build/html/zh), executing
+#               every notebook (preset: tiny)
 #   make test   lint and format check (ruff), unit tests for utils, every notebook executed (once,
 #               by the site's build), the gpt2-small stand-in runs, and the browser tests (the
 #               site, and tutorial 1 live in JupyterLab)
@@ -41,15 +42,17 @@ $(STAMP): requirements.txt
 # and benchmarks/results/, so a change there (or no record of a good build) clears the cache.
 EXECUTION_INPUTS := utils benchmarks/results
 
+# Both editions, each with `jupyter-book build ... -W -n --keep-going`: English into _build/html,
+# Chinese (zh/, sharing the English execution cache) into _build/html/zh (i18n/build.py).
 book: $(STAMP)
 	@if [ -d _build/.jupyter_cache ] && { [ ! -f _build/.site-build-ok ] || \
 	    [ -n "$$(find $(EXECUTION_INPUTS) -type f -newer _build/.site-build-ok -not -path '*/__pycache__/*' | head -n 1)" ]; }; then \
 	  echo "utils/ or benchmarks/results/ changed since the last build: the notebooks will run again"; \
 	  rm -rf _build/.jupyter_cache; \
 	fi
-	$(RUN_ENV) $(BIN)/jupyter-book build . -W -n --keep-going
+	$(RUN_ENV) $(BIN)/python -m i18n.build
 	@touch _build/.site-build-ok  # tests/test_site.py reuses a site built after its sources changed
-	@echo "Open $(CURDIR)/_build/html/index.html"
+	@echo "Open $(CURDIR)/_build/html/index.html (中文: $(CURDIR)/_build/html/zh/index.html)"
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,5 +1,9 @@
 """Helpers for the tests of the built website (tests/test_site.py): build, serve, inspect.
 
+The site has two editions: English pages at _build/html/<docname>.html and their Chinese twins at
+_build/html/zh/<docname>.html, built from zh/ (`make book`, i18n/build.py). A Chinese page's
+docname here is "zh/<docname>", which is also its source's path (zh/<docname>.ipynb or .md).
+
 Nothing here needs a browser: the table of contents, the build (the same command as ``make book``),
 a static file server on localhost, the expected outputs of an executed notebook, page weights and
 link targets. The browser part lives in test_site.py.
@@ -94,13 +98,39 @@ def require_chromium(what: str) -> str:
 # --- the table of contents -------------------------------------------------------------------------
 
 
-def load_config() -> dict:
-    return yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
+ZH = "zh"
 
 
-def toc_docnames() -> list[str]:
-    """Every page of the table of contents, root first, as Sphinx docnames (no suffix)."""
-    toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text())
+def load_config(docname: str = "") -> dict:
+    """The _config.yml of the edition ``docname`` belongs to (English by default)."""
+    path = REPO_ROOT / ZH / "_config.yml" if is_chinese(docname) else REPO_ROOT / "_config.yml"
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def is_chinese(docname: str) -> bool:
+    return docname.startswith(f"{ZH}/")
+
+
+def twin_of(docname: str) -> str:
+    """The same page in the other edition: notebooks/01_x <-> zh/notebooks/01_x."""
+    return docname[len(ZH) + 1 :] if is_chinese(docname) else f"{ZH}/{docname}"
+
+
+def toc_docnames(edition: str = "en") -> list[str]:
+    """Every page of an edition's table of contents, root first, as docnames (no suffix);
+    Chinese pages as "zh/<docname>"."""
+    if edition == ZH:
+        return [f"{ZH}/{name}" for name in _toc_files(REPO_ROOT / ZH / "_toc.yml")]
+    return _toc_files(REPO_ROOT / "_toc.yml")
+
+
+def all_docnames() -> list[str]:
+    """The pages of both editions: English, then Chinese."""
+    return toc_docnames() + toc_docnames(ZH)
+
+
+def _toc_files(toc_path: Path) -> list[str]:
+    toc = yaml.safe_load(toc_path.read_text(encoding="utf-8"))
     names = [toc["root"]]
 
     def walk(entries):
@@ -127,9 +157,10 @@ def source_of(docname: str) -> Path:
     )
 
 
-def tutorial_docnames() -> list[str]:
-    """The pages made from notebooks."""
-    return [d for d in toc_docnames() if (REPO_ROOT / f"{d}.ipynb").is_file()]
+def tutorial_docnames(edition: str | None = None) -> list[str]:
+    """The pages made from notebooks, of one edition or (None) of both."""
+    names = all_docnames() if edition is None else toc_docnames(edition)
+    return [d for d in names if (REPO_ROOT / f"{d}.ipynb").is_file()]
 
 
 def page_slug(docname: str) -> str:
@@ -155,10 +186,19 @@ def _files_under(folder: str) -> list[Path]:
 def site_sources() -> list[Path]:
     """The files whose change makes _build/html stale."""
     files = [REPO_ROOT / "_config.yml", REPO_ROOT / "_toc.yml"]
-    files += [source_of(d) for d in toc_docnames()]
+    files += [REPO_ROOT / ZH / "_config.yml", REPO_ROOT / ZH / "_toc.yml"]
+    files += [REPO_ROOT / "i18n" / "glossary.yml", REPO_ROOT / "i18n" / "build.py"]
+    files += [path for path in map(_source_or_none, all_docnames()) if path is not None]
     for folder in ("_static", "_ext", *EXECUTION_INPUTS):
         files += _files_under(folder)
     return files
+
+
+def _source_or_none(docname: str) -> Path | None:
+    try:
+        return source_of(docname)
+    except FileNotFoundError:  # a missing page fails the build, which says so
+        return None
 
 
 def execution_inputs_changed(stale: list[Path]) -> bool:
@@ -189,9 +229,8 @@ def build_env() -> dict[str, str]:
 
 
 def build_command() -> list[str]:
-    """`make book`'s command, with the jupyter-book of the running Python's environment."""
-    jb = Path(sys.executable).parent / "jupyter-book"
-    return [str(jb) if jb.exists() else "jupyter-book", "build", ".", "-W", "-n", "--keep-going"]
+    """`make book`'s command: both editions (i18n/build.py), with the running Python."""
+    return [sys.executable, "-m", "i18n.build"]
 
 
 def ensure_built() -> str:
@@ -294,6 +333,8 @@ def executed_notebook_outputs(docname: str) -> dict:
         except KeyError:
             pass  # not cached: executed in another mode
     executed = EXECUTED_DIR / f"{docname}.ipynb"
+    if is_chinese(docname):  # the Chinese build's own folder (i18n/build.py)
+        executed = BUILD_DIR / ZH / "_build" / "jupyter_execute" / f"{twin_of(docname)}.ipynb"
     if not executed.is_file():
         raise FileNotFoundError(
             f"No executed copy of {source.name}: neither in {cache_dir} nor at {executed}"
@@ -424,7 +465,8 @@ class PageWeight:
 def page_weights(docnames: list[str]) -> list[PageWeight]:
     """For each page: its HTML, the files only it loads, and the shared files it loads.
 
-    A file is shared when it lives in _static/ or more than one page of the whole site loads it.
+    A file is shared when it lives in a _static/ (the English site's or the Chinese site's, zh/)
+    or more than one page of the whole site loads it.
     """
     html_root = HTML_DIR.resolve()
     loads_by_page: dict[Path, set[Path]] = {}
@@ -439,7 +481,7 @@ def page_weights(docnames: list[str]) -> list[PageWeight]:
     for targets in loads_by_page.values():
         for target in targets:
             users[target] = users.get(target, 0) + 1
-    static = html_root / "_static"
+    statics = {html_root / "_static", html_root / ZH / "_static"}
     weights = []
     for docname in docnames:
         page = (HTML_DIR / f"{docname}.html").resolve()
@@ -447,7 +489,7 @@ def page_weights(docnames: list[str]) -> list[PageWeight]:
         for target in sorted(loads_by_page.get(page, ())):
             rel = target.relative_to(html_root).as_posix()
             size = target.stat().st_size
-            if static in target.parents or users[target] > 1:
+            if statics & set(target.parents) or users[target] > 1:
                 shared[rel] = size
             else:
                 own[rel] = size

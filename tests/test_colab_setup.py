@@ -7,7 +7,9 @@ included) and ``SAE_BOOK_DIR`` in a temporary folder. Its steps run for real: ``
 that repository, ``pip install -r requirements-colab.txt`` into this environment (everything is
 already installed, and PIP_NO_INDEX forbids downloads, so pip only checks), then
 ``import utils.presets`` from the clone. A second run finds the clone and does not clone again.
-Torch must be neither named to pip nor touched by it. The local path (JupyterLab) is run too.
+Torch must be neither named to pip nor touched by it. The local path (JupyterLab) is run too, from
+notebooks/ and from zh/notebooks/ (the Chinese edition's notebooks, two folders below the book),
+and the Chinese notebooks' Colab address is the one their launch button opens.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import pytest
 REPO_ROOT = Path(__file__).parent.parent
 SETUP_CELL = REPO_ROOT / "notebooks" / "_setup_cell.py"
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9]*.ipynb"))
+ZH_NOTEBOOKS = sorted((REPO_ROOT / "zh" / "notebooks").glob("[0-9]*.ipynb"))
 # Folders that never belong in the stand-in repository (build outputs, environments, caches).
 NOT_IN_REPO = {
     ".git",
@@ -68,7 +71,9 @@ def test_there_are_notebooks_to_check():
     assert NOTEBOOKS, "no notebooks/NN_*.ipynb found"
 
 
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "notebook", NOTEBOOKS + ZH_NOTEBOOKS, ids=lambda p: p.relative_to(REPO_ROOT).as_posix()
+)
 def test_first_code_cell_is_the_setup_cell(notebook):
     cell = first_code_cell(notebook)
     assert cell.source.strip() == SETUP_CELL.read_text().strip(), (
@@ -210,6 +215,43 @@ def test_setup_cell_locally_finds_utils_from_notebooks_folder(tmp_path):
     result = _run_local(tmp_path, REPO_ROOT / "notebooks")
     assert result["calls"] == []
     assert Path(result["sys_path0"]).resolve() == REPO_ROOT.resolve()
+
+
+def test_setup_cell_locally_finds_utils_from_the_chinese_notebooks_folder(tmp_path):
+    assert ZH_NOTEBOOKS, "no zh/notebooks/NN_*.ipynb found"
+    result = _run_local(tmp_path, REPO_ROOT / "zh" / "notebooks")
+    assert result["calls"] == []
+    assert Path(result["sys_path0"]).resolve() == REPO_ROOT.resolve()
+
+
+def colab_url(config_path: Path, notebook: Path) -> str:
+    """The Colab address a page's launch button opens, from the edition's _config.yml (the way
+    sphinx-book-theme builds it: repository, branch, path_to_book, the page's path)."""
+    import yaml
+
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    repo = config["repository"]
+    owner_repo = repo["url"].removeprefix("https://github.com/").strip("/")
+    book = config_path.parent
+    path = "/".join(
+        filter(
+            None, [repo.get("path_to_book", "").strip("/"), notebook.relative_to(book).as_posix()]
+        )
+    )
+    return (
+        f"{config['launch_buttons']['colab_url']}/github/{owner_repo}/blob/{repo['branch']}/{path}"
+    )
+
+
+@pytest.mark.parametrize("notebook", ZH_NOTEBOOKS, ids=lambda p: p.name)
+def test_chinese_notebooks_open_in_colab_from_their_own_path(notebook):
+    """The Colab link of a Chinese page names zh/notebooks/<file>, a file of the repository."""
+    url = colab_url(REPO_ROOT / "zh" / "_config.yml", notebook)
+    repo_path = url.split("/blob/", 1)[1].split("/", 1)[1]
+    assert repo_path == f"zh/notebooks/{notebook.name}", url
+    assert (REPO_ROOT / repo_path).is_file()
+    english = colab_url(REPO_ROOT / "_config.yml", REPO_ROOT / "notebooks" / notebook.name)
+    assert english.replace("/notebooks/", "/zh/notebooks/") == url
 
 
 def test_setup_cell_locally_outside_the_book_says_where_to_start(tmp_path):

@@ -8,6 +8,11 @@ figure, circuitsvis view and HTML output that the executed notebook holds is on 
 the tables have rows, the Colab and Binder buttons open this notebook, copying a code cell gives
 its source. A full-page screenshot of each page goes to _build/screenshots/ for review.
 
+Every check runs on both editions: the English pages and their Chinese twins under zh/ (docnames
+"zh/..."), whose launch buttons must open the Chinese notebooks. On top: the language switch of
+every page leads to the same page in the other edition (followed in the browser both ways, over
+http and from file://), and the Chinese search finds each tutorial by a Chinese term.
+
 Requests to other hosts (CDNs) are blocked, so the page must not need them; they are listed in the
 output of test_page_loads_cleanly. The page weights (test_page_weight) need no browser.
 
@@ -26,6 +31,7 @@ import nbformat
 import pytest
 from site_helpers import (
     CHROMIUM_ARGS,
+    EXECUTION_CACHE,
     HTML_DIR,
     PAGE_BUDGET_BYTES,
     PAGE_SIZES_JSON,
@@ -36,6 +42,7 @@ from site_helpers import (
     executed_notebook_outputs,
     expected_outputs,
     format_size,
+    is_chinese,
     is_local_url,
     load_config,
     local_target,
@@ -45,9 +52,10 @@ from site_helpers import (
     require_chromium,
     toc_docnames,
     tutorial_docnames,
+    twin_of,
 )
 
-PAGES = toc_docnames()
+PAGES = toc_docnames() + toc_docnames("zh")
 TUTORIALS = tutorial_docnames()
 RENDER_TIMEOUT_MS = 20_000
 
@@ -273,7 +281,7 @@ def test_outputs_are_readable(visit, docname):
 @pytest.mark.parametrize("docname", PAGES)
 def test_page_title_logo_and_favicon(visit, docname):
     v = visit(docname)
-    book_title = load_config()["title"]
+    book_title = load_config(docname)["title"]
     title = v.dom["title"]
     assert title.endswith(book_title), f"{docname}: <title> {title!r} does not name the book"
     heading = title[: -len(book_title)].rstrip(" —-")
@@ -282,7 +290,7 @@ def test_page_title_logo_and_favicon(visit, docname):
     assert v.dom["logo"] and v.dom["logo"]["w"] > 0, (
         f"{docname}: the logo is missing or did not load"
     )
-    favicon = load_config()["html"]["favicon"].rsplit("/", 1)[-1]
+    favicon = load_config(docname)["html"]["favicon"].rsplit("/", 1)[-1]
     assert v.dom["favicon"] and v.dom["favicon"].endswith(favicon), (
         f"{docname}: no link to {favicon}"
     )
@@ -428,9 +436,12 @@ def test_math_is_typeset_offline(visit, docname):
         assert mathjax and all(s.startswith(("_static/", "../_static/")) for s in mathjax), mathjax
 
 
-def test_tutorial_2_has_math(visit):
+@pytest.mark.parametrize(
+    "docname", ["notebooks/02_training_your_own_sae", "zh/notebooks/02_training_your_own_sae"]
+)
+def test_tutorial_2_has_math(visit, docname):
     """So the check above cannot pass by finding no formula."""
-    assert visit("notebooks/02_training_your_own_sae").dom["math"]["typeset"] >= 5
+    assert visit(docname).dom["math"]["typeset"] >= 5
 
 
 @pytest.mark.parametrize("docname", TUTORIALS)
@@ -526,3 +537,123 @@ def test_site_scripts_come_before_require_js(site):
         require = [i for i, s in enumerate(scripts) if "require" in s]
         if ours and require:
             assert max(ours) < min(require), f"{docname}: script order {scripts}"
+
+
+# --- the two editions ----------------------------------------------------------------------------
+
+SWITCH_LINK = re.compile(r'<a class="[^"]*\blanguage-switch\b[^"]*"\s+href="([^"]+)"')
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_language_switch_leads_to_the_twin(site, docname):
+    """Each page's language switch is a relative link to the same page in the other edition."""
+    page = HTML_DIR / f"{docname}.html"
+    links = SWITCH_LINK.findall(page.read_text(encoding="utf-8"))
+    assert len(links) == 1, f"{docname}: {len(links)} language switches (want one)"
+    target = local_target(page, links[0])
+    twin = (HTML_DIR / f"{twin_of(docname)}.html").resolve()
+    assert target == twin, f"{docname}: the language switch {links[0]!r} leads to {target}"
+    assert twin.is_file(), f"{docname}: its twin {twin} was not built"
+
+
+def _follow_switch(browser, url: str) -> str:
+    context = browser.new_context()
+    page = context.new_page()
+    page.route(
+        "**/*",
+        lambda r: (
+            r.continue_()
+            if is_local_url(r.request.url) or r.request.url.startswith(("file:", "data:", "blob:"))
+            else r.abort("blockedbyclient")
+        ),
+    )
+    page.goto(url, wait_until="domcontentloaded")
+    switch = page.locator("a.language-switch").first
+    switch.click()
+    page.wait_for_load_state("domcontentloaded")
+    landed = page.url
+    context.close()
+    return landed
+
+
+@pytest.mark.parametrize("how", ["http", "file"])
+def test_language_switch_followed_both_ways(browser, server, site, how):
+    """Click the switch on tutorial 1, then on its Chinese twin: each lands on the other page."""
+    base = server.base_url if how == "http" else HTML_DIR.resolve().as_uri() + "/"
+    english = "notebooks/01_analysing_a_pretrained_sae"
+    for start, expected in ((english, twin_of(english)), (twin_of(english), english)):
+        landed = _follow_switch(browser, f"{base}{start}.html")
+        assert landed.split("#")[0] == f"{base}{expected}.html", (
+            f"{how}: the switch on {start} led to {landed}"
+        )
+
+
+# Each tutorial and a Chinese word from its title (or, for tutorial 1, the word the issue names):
+# the Chinese site's search must list the tutorial for it. jieba (requirements.txt) and the user
+# dictionary made from the glossary (_ext/book_i18n.py) make these whole search terms.
+CHINESE_SEARCHES = [
+    ("zh/notebooks/01_analysing_a_pretrained_sae", "稀疏自编码器"),
+    ("zh/notebooks/02_training_your_own_sae", "训练"),
+    ("zh/notebooks/03_using_sae_features", "引导"),
+    ("zh/notebooks/03_using_sae_features", "消融"),
+    ("zh/notebooks/03_using_sae_features", "归因"),
+    ("zh/notebooks/04_ground_truth_with_synthetic_data", "特征吸收"),
+]
+
+
+@pytest.mark.parametrize(("docname", "term"), CHINESE_SEARCHES)
+def test_chinese_search_finds_each_tutorial(browser, server, site, docname, term):
+    assert docname in PAGES, f"{docname} is not in zh/_toc.yml"
+    assert (HTML_DIR / f"{docname}.html").is_file(), f"{docname} was not built"
+    context = browser.new_context()
+    page = context.new_page()
+    page.route(
+        "**/*",
+        lambda r: r.continue_() if is_local_url(r.request.url) else r.abort("blockedbyclient"),
+    )
+    page.goto(f"{server.base_url}zh/search.html?q={term}", wait_until="load")
+    page.wait_for_function(
+        "() => { const s = document.querySelector('#search-results .search-summary');"
+        " return s && s.innerText.trim().length > 0; }",
+        timeout=RENDER_TIMEOUT_MS,
+    )
+    hits = page.evaluate(
+        "() => [...document.querySelectorAll('#search-results ul.search li a')]"
+        ".map(a => a.getAttribute('href'))"
+    )
+    summary = page.locator("#search-results .search-summary").inner_text()
+    context.close()
+    page_file = docname.removeprefix("zh/") + ".html"
+    assert any(h.split("?")[0].split("#")[0] == page_file for h in hits), (
+        f"searching the Chinese site for {term!r} did not list {page_file}: {summary!r}, hits {hits}"
+    )
+
+
+def test_chinese_pages_say_they_are_chinese(site):
+    for docname in PAGES:
+        html = (HTML_DIR / f"{docname}.html").read_text(encoding="utf-8")
+        lang = re.search(r'<html[^>]*\blang="([^"]+)"', html)
+        want = "zh-CN" if is_chinese(docname) else "en"
+        assert lang and lang.group(1) == want, f"{docname}: <html lang> is {lang and lang.group(1)}"
+
+
+@pytest.mark.parametrize("docname", tutorial_docnames("zh"))
+def test_chinese_notebook_ran_in_the_build(site, docname):
+    """Each Chinese notebook has a successful run of its current code in the shared execution
+    cache (zh/_config.yml): the English run itself when the code is identical (say so), else its
+    own."""
+    from jupyter_cache import get_cache
+
+    cache = get_cache(EXECUTION_CACHE)
+    try:
+        record = cache.match_cache_notebook(nbformat.read(REPO_ROOT / f"{docname}.ipynb", 4))
+    except KeyError:
+        pytest.fail(f"{docname}: no successful run of its current code in {EXECUTION_CACHE}")
+    try:
+        english = cache.match_cache_notebook(
+            nbformat.read(REPO_ROOT / f"{twin_of(docname)}.ipynb", 4)
+        )
+    except KeyError:
+        english = None
+    shared = english is not None and english.pk == record.pk
+    print(f"\n{docname}: " + ("the English run's outputs (same code)" if shared else "its own run"))
