@@ -6,15 +6,24 @@
 #               site, and tutorial 1 live in JupyterLab)
 #   make lab    start JupyterLab on notebooks/ and open it in the browser (preset: tiny;
 #               `make lab PRESET=auto` lets the notebooks choose); Ctrl-C stops it
-# Each creates the virtual environment .venv on first use and reuses it afterwards.
+# Each creates the virtual environment .venv on first use and reuses it afterwards, installing
+# requirements.txt's ranges at the exact versions of requirements-lock.txt (pip constraints), the
+# ones the book was tested with. Maintainers: `make lock` refreshes that file, `make mutation`
+# runs the mutation tests (neither is part of `make test`).
 
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The torch to install when the venv has none. Plain "torch" takes your platform's default build;
-# CI (.ci/run) installs a CPU build first, so this is then already satisfied.
-TORCH_SPEC ?= torch>=2.2
+# The torch to install when the venv has none, at the lock's version: your platform's default build
+# of it (on Linux, PyPI's is a CUDA build that also runs on a CPU). CI (.ci/run) installs a local CPU
+# build of the same release first, which satisfies the lock's torch==2.13.0 as it is.
+# A specific build of that release (CPU-only, a CUDA version), installed into the venv first,
+# satisfies it too. Another release conflicts with the lock: `make test LOCK=` installs
+# requirements.txt's ranges without it (versions the book was not tested with).
+TORCH_SPEC ?= torch>=2.6
+LOCK ?= requirements-lock.txt
+CONSTRAINTS := $(if $(LOCK),-c $(LOCK))
 # The preset notebooks run on; the bundled tiny model needs no network.
 PRESET ?= tiny
 
@@ -25,15 +34,15 @@ endif
 
 STAMP := $(VENV)/.installed
 
-.PHONY: book test test-tiny lab venv clean clean-book tiny-model benchmarks
+.PHONY: book test test-tiny lab venv lock clean clean-book tiny-model benchmarks
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $(CONSTRAINTS)
+	$(BIN)/python -m pip install --quiet -r requirements.txt $(CONSTRAINTS)
 	$(BIN)/python -m pip check
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $(STAMP)
@@ -72,6 +81,24 @@ lab: $(STAMP)
 # Rebuild the bundled tiny model, tokenizer and SAE (about 11 minutes on 2 CPU cores).
 tiny-model: $(STAMP)
 	$(RUN_ENV) $(BIN)/python -m utils.tiny.build
+
+# Refresh requirements-lock.txt: requirements.txt resolved once for Pythons 3.10-3.13 on every
+# platform (uv's --universal; where a package's newest release dropped 3.10, the file holds a line
+# per Python range with a marker). Pins already in the file are kept where requirements.txt still
+# allows them, so a new or changed requirement is resolved around them; `make lock UPGRADE=1` moves
+# everything to the newest release allowed. torch stays at LOCK_TORCH, the release the CI machines
+# have as a local CPU build. Resolves against PyPI (needs the network). Afterwards: make clean &&
+# make test, and commit the lock with the change that needed it.
+LOCK_TORCH ?= 2.13.0
+UV_VERSION := 0.13.9
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+	@printf 'torch==%s\n' '$(LOCK_TORCH)' > $(VENV)/lock-torch.txt
+	$(BIN)/uv pip compile requirements.txt --universal --python-version 3.10 \
+	  -c $(VENV)/lock-torch.txt -o requirements-lock.txt --custom-compile-command "make lock" \
+	  $(if $(UPGRADE),--upgrade) --quiet
+	@echo "requirements-lock.txt refreshed ($$(grep -c '==' requirements-lock.txt) pins). Now: make clean && make test, then commit it."
 
 benchmarks: $(STAMP)
 	$(RUN_ENV) $(BIN)/python benchmarks/notebook_times.py
