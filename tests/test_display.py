@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from html import escape as html_escape
 
 import pytest
@@ -39,15 +40,43 @@ def test_top_contexts_html(sample):
         D.top_contexts_html(contexts[["activation"]])
 
 
+NEURONPEDIA_PAGE = "https://www.neuronpedia.org/gpt2-small/8-res-jb/17"  # the site's real form
+
+
 def test_neuronpedia_url():
     sae = build_sae(neuronpedia_id="gpt2-small/8-res-jb")
-    assert D.neuronpedia_url(sae, 17) == "https://www.neuronpedia.org/gpt2-small/8-res-jb/17"
-    assert "href" in D.neuronpedia_link_html(sae, 17)
+    assert D.neuronpedia_url(sae, 17) == NEURONPEDIA_PAGE
+    assert D.neuronpedia_url(sae, 17, embed=True) == NEURONPEDIA_PAGE + "?embed=true"
+    assert f'href="{NEURONPEDIA_PAGE}"' in D.neuronpedia_link_html(sae, 17)
     local = build_sae()
     assert D.neuronpedia_url(local, 17) is None
+    assert D.neuronpedia_url(local, 17, embed=True) is None
     assert "No Neuronpedia page" in D.neuronpedia_link_html(local, 17)
     with pytest.raises(IndexError):
         D.neuronpedia_url(sae, D_SAE)
+
+
+def test_neuronpedia_view_embeds_the_page_or_says_there_is_none():
+    page = D.neuronpedia_view(build_sae(neuronpedia_id="gpt2-small/8-res-jb"), 17)._repr_html_()
+    assert page.startswith("<iframe ") and f'src="{NEURONPEDIA_PAGE}?embed=true"' in page
+    # a local SAE: one line of text, and nothing a browser would fetch
+    none = D.neuronpedia_view(build_sae(), 17)._repr_html_()
+    assert "has no Neuronpedia page" in none
+    for fetches in ("<iframe", "src=", "http", "<img", "<script", "<link"):
+        assert fetches not in none
+    assert "no Neuronpedia page" in repr(D.neuronpedia_view(build_sae(), 17))
+
+
+def test_feature_explorer_links_each_latent_to_neuronpedia(model):
+    published = build_sae(neuronpedia_id="gpt2-small/8-res-jb")
+    view = D.FeatureExplorer(model, published, "The capital of France is Paris", 5).render_html()
+    linked = re.findall(r'<a href="https://www.neuronpedia.org/gpt2-small/8-res-jb/(\d+)"', view)
+    suggested = re.search(r"Strongest latents on this prompt: (.*)", view).group(1)
+    assert linked[0] == "5"  # the chosen latent in the caption
+    assert len(linked) - 1 == len(re.findall(r"</a> \(\d", suggested)) > 0  # and each suggestion
+    assert "links to the latent's Neuronpedia page" in suggested
+    local = D.FeatureExplorer(model, build_sae(), "The capital of France is Paris", 5)
+    assert "href" not in local.render_html() and "neuronpedia" not in local.render_html()
 
 
 def test_feature_dashboard(model, sae, sample):

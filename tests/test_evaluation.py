@@ -20,7 +20,11 @@ pytestmark = [
 def fake_eval_output(density):
     all_metrics = {
         "sparsity": {"l0": 12.0, "l1": 3.0},
-        "reconstruction_quality": {"explained_variance": 0.8, "mse": 0.1},
+        "reconstruction_quality": {
+            "explained_variance": 0.8,
+            "explained_variance_legacy": 0.75,
+            "mse": 0.1,
+        },
         "model_performance_preservation": {
             "ce_loss_score": 0.9,
             "ce_loss_without_sae": 2.0,
@@ -54,7 +58,7 @@ def test_evaluate_sae_on_a_trained_sae(model, dataset):
     assert ((density >= 0) & (density <= 1)).all()
     assert metrics["eval_tokens"] == 2 * 4 * TRAIN_CONTEXT
     assert 0 <= metrics["l0"] <= D_SAE
-    assert metrics["explained_variance"] <= 1
+    assert metrics["explained_variance"] <= 1 and metrics["explained_variance_legacy"] <= 1
     assert metrics["dead_latents"] == int((density == 0).sum())
     again, _ = E.evaluate_sae(sae, model, dataset, n_batches=2, batch_size_prompts=4)
     assert again == metrics  # a fresh store each call: the same tokens, the same numbers
@@ -75,3 +79,102 @@ def test_dead_latents():
         E.dead_latents(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         E.dead_latents([0.1, 1.5])
+
+
+# ---- the three explained variances (tutorial 1, section 8) ---------------------------------------
+
+# Four tokens in two dimensions, worked by hand. Mean vector (2, 1/2); squared distances from it
+# 17/4, 1/4, 17/4, 9/4 (mean 11/4); squared errors 1, 1/4, 0, 1 (mean 9/16); squared norms 0, 4, 16, 8
+# (mean 7).
+X = torch.tensor([[0.0, 0.0], [2.0, 0.0], [4.0, 0.0], [2.0, 2.0]])
+X_HAT = X + torch.tensor([[1.0, 0.0], [0.0, 0.5], [0.0, 0.0], [0.0, 1.0]])
+
+
+def test_explained_variances_by_hand():
+    got = E.explained_variances(X, X_HAT)
+    assert got["explained_variance"] == pytest.approx(1 - (9 / 16) / (11 / 4))  # 35/44
+    per_token = [1 / (17 / 4), (1 / 4) / (1 / 4), 0 / (17 / 4), 1 / (9 / 4)]
+    assert got["explained_variance_legacy"] == pytest.approx(1 - sum(per_token) / 4)
+    assert got["explained_variance_about_zero"] == pytest.approx(1 - (9 / 16) / 7)  # 103/112
+    assert got["n_tokens"] == 4
+
+
+def test_explained_variance_matches_sae_lens():
+    """The ratio of averages is SAELens' own run_evals figure (its ExplainedVarianceCalculator)."""
+    from sae_lens.evals import ExplainedVarianceCalculator
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 9, generator=generator) * 2 + 5  # a large mean, as in a residual stream
+    x_hat = x + torch.randn(300, 9, generator=generator)
+    theirs = ExplainedVarianceCalculator()
+    for batch in range(0, 300, 100):
+        theirs.add_batch(sae_output=x_hat[batch : batch + 100], hidden_acts=x[batch : batch + 100])
+    ours = E.explained_variances(x, x_hat)
+    assert ours["explained_variance"] == pytest.approx(theirs.compute(), abs=1e-6)
+    # with a large mean, variance about zero is inflated
+    assert ours["explained_variance_about_zero"] > ours["explained_variance"] + 0.1
+
+
+def test_legacy_explained_variance_is_sae_lens_formula():
+    """SAELens' legacy formula (sae_lens/evals.py, one evaluation batch), written out here."""
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(40, 6, generator=generator)
+    x_hat = x * 0.8 + 0.1 * torch.randn(40, 6, generator=generator)
+    resid = (x - x_hat).pow(2).sum(dim=-1)
+    batched_variance_sum = (x - x.mean(dim=0)).pow(2).sum(dim=-1)
+    expected = (1 - resid / batched_variance_sum).mean().item()
+    assert E.explained_variances(x, x_hat)["explained_variance_legacy"] == pytest.approx(expected)
+
+
+def test_explained_variances_bad_input():
+    with pytest.raises(ValueError, match=r"\[n, d_in\]"):
+        E.explained_variances(X, X_HAT[:3])
+    with pytest.raises(ValueError, match="two"):
+        E.explained_variances(X[:1], X_HAT[:1])
+
+
+def test_sample_explained_variances(model, sae, sample):
+    """Against a plain loop: the model run in full, each batch of texts' counted tokens taken
+    out, the legacy figure's mean taken per batch (as run_evals does)."""
+    batch_size = 3
+    got = E.sample_explained_variances(model, sae, sample, batch_size=batch_size)
+    hook = sae.cfg.metadata.hook_name
+    xs, x_hats, ratios = [], [], []
+    for start in range(0, sample.n_texts, batch_size):
+        rows = range(start, min(start + batch_size, sample.n_texts))
+        batch_x = []
+        for row in rows:
+            n = int(sample.lengths[row])
+            _, cache = model.run_with_cache(sample.tokens[row : row + 1, :n])
+            batch_x.append(cache[hook][0][sample.counted[row, :n]])
+        x = torch.cat(batch_x).double()
+        with torch.no_grad():
+            x_hat = sae.decode(sae.encode(x.float())).double()
+        resid = (x - x_hat).pow(2).sum(-1)
+        ratios.append(resid / (x - x.mean(0)).pow(2).sum(-1))
+        xs.append(x)
+        x_hats.append(x_hat)
+    x, x_hat = torch.cat(xs), torch.cat(x_hats)
+    assert got["n_tokens"] == sample.n_tokens == len(x)
+    assert got["explained_variance_legacy"] == pytest.approx(1 - torch.cat(ratios).mean().item())
+    resid = (x - x_hat).pow(2).sum(-1).mean().item()
+    assert got["explained_variance"] == pytest.approx(
+        1 - resid / (x - x.mean(0)).pow(2).sum(-1).mean().item()
+    )
+    assert got["explained_variance_about_zero"] == pytest.approx(
+        1 - resid / x.pow(2).sum(-1).mean().item()
+    )
+    # and the book's own figure for the sample (collect_feature_stats' running sums)
+    assert got["explained_variance"] == pytest.approx(sample.metrics["explained_variance"])
+    # one batch of all the texts gives a different legacy figure: the batches matter
+    whole = E.sample_explained_variances(model, sae, sample, batch_size=sample.n_texts)
+    assert whole["explained_variance"] == pytest.approx(got["explained_variance"])
+    assert whole["explained_variance_legacy"] != pytest.approx(got["explained_variance_legacy"])
+
+
+def test_metric_labels_say_which_figure():
+    shown = E.labelled({"explained_variance": 0.8, "explained_variance_legacy": 0.7, "l0": 3.0})
+    assert list(shown.values()) == [0.8, 0.7, 3.0]
+    labels = list(shown)
+    assert "ratio of averages" in labels[0] and "per-token" in labels[1] and labels[2] == "l0"
+    assert "summed over d_in" in E.label("mse")

@@ -63,6 +63,13 @@ def test_plumbing_sae_loads_at_its_registry_id(plumbing):
     assert sae["neuronpedia_id"] == "gpt2-small/8-res-jb"
 
 
+def test_plumbing_sae_has_its_neuronpedia_page(plumbing):
+    """Tutorial 1 embeds the chosen latent's page: the URL has Neuronpedia's real form."""
+    page = "https://www.neuronpedia.org/gpt2-small/8-res-jb/17?embed=true"
+    assert plumbing["sae"]["embed_url"] == page
+    assert plumbing["sae"]["view"].startswith(f'<iframe src="{page}"')
+
+
 def test_plumbing_model_is_gpt2_small_with_its_tokenizer(plumbing):
     model = plumbing["model"]
     assert (model["n_layers"], model["d_model"], model["d_vocab"]) == (12, 768, 50257)
@@ -122,6 +129,7 @@ def _plumbing() -> dict:
     import torch
     from sae_lens import LanguageModelSAETrainingRunner
 
+    from utils.display import neuronpedia_url, neuronpedia_view
     from utils.loading import load_model, load_sae, load_texts, training_dataset
     from utils.presets import choose_preset
     from utils.training_config import runner_config, standard_sae_config
@@ -137,6 +145,8 @@ def _plumbing() -> dict:
         "hook_name": meta.hook_name,
         "model_from_pretrained_kwargs": meta.model_from_pretrained_kwargs,
         "neuronpedia_id": meta.neuronpedia_id,
+        "embed_url": neuronpedia_url(sae, 17, embed=True),
+        "view": neuronpedia_view(sae, 17)._repr_html_(),
     }
     model = load_model(preset, "cpu", **meta.model_from_pretrained_kwargs)
     out["model"] = {

@@ -145,6 +145,33 @@ def test_each_exercise_has_an_answer_cell_then_a_folded_solution_cell(path):
         assert re.search(r"^assert check_\w+\(", source, flags=re.M), f"exercise {n}"
 
 
+def is_solution_like(cell) -> bool:
+    """A code cell that looks like a solution in any way: tagged, or titled as one."""
+    source = "".join(cell["source"]).lstrip()
+    return cell["cell_type"] == "code" and (
+        "solution" in cell["metadata"].get("tags", [])
+        or bool(re.match(r"#\s*(@title\s+)?Solution", source, flags=re.I))
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_solution_cell_folds_input_and_output(path):
+    """A solution's answer is in its output too (a printed number, a table), so both fold: on the
+    website (tags hide-input and hide-output), in Colab (a form) and in JupyterLab (source and
+    outputs hidden)."""
+    solutions = [c for c in load(path)["cells"] if is_solution_like(c)]
+    assert solutions, "every tutorial has solution cells"
+    for cell in solutions:
+        meta = cell["metadata"]
+        where = f"{path.stem}, cell {cell.get('id')}"
+        tags = set(meta.get("tags", []))
+        assert {"hide-input", "hide-output", "solution"} <= tags, f"{where}: tags {sorted(tags)}"
+        assert meta.get("cellView") == "form", f"{where}: no Colab form"
+        jupyter = meta.get("jupyter", {})
+        assert jupyter.get("source_hidden") is True, f"{where}: source not hidden in JupyterLab"
+        assert jupyter.get("outputs_hidden") is True, f"{where}: outputs not hidden in JupyterLab"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_written_solutions_are_details_blocks(path):
     """<details> folds in JupyterLab, Colab and on the website; a MyST dropdown only on the website."""
