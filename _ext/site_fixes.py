@@ -5,9 +5,9 @@
    prepares writing, with ``""`` for ``None`` as its file name, so its duplicate check misses it).
    sphinx-thebe adds its settings that way, as ``const THEBE_JS_URL = ...``: declared twice, the
    second copy is a SyntaxError in the console of every page.
-2. A change under ``_static/`` or ``_ext/`` rebuilds every page. Otherwise Sphinx reports "no
-   targets are out of date", skips writing, and so neither copies the changed logo or CSS into
-   the site nor runs the changed extension code.
+2. A change under ``_static/`` or ``_ext/`` (the repository's, shared by both editions) rebuilds
+   every page. Otherwise Sphinx reports "no targets are out of date", skips writing, and so
+   neither copies the changed logo or CSS into the site nor runs the changed extension code.
 3. A notebook's own ``metadata.mystnb.mime_priority_overrides`` entries that hide a mime type
    (priority ``null``) are honoured on the website. MyST-NB reads them, but its Sphinx step that
    picks the shown part of each output uses only the book-wide setting. So a notebook can show
@@ -69,7 +69,8 @@ def assets_fingerprint(confdir: Path) -> str:
 
 
 def _all_outdated_when_assets_change(app, env, added, changed, removed):
-    fingerprint = assets_fingerprint(Path(app.confdir))
+    # The repository's folders, also for the Chinese edition (whose confdir is zh/).
+    fingerprint = assets_fingerprint(Path(__file__).resolve().parent.parent)
     previous = getattr(env, "sae_book_assets_fingerprint", None)
     env.sae_book_assets_fingerprint = fingerprint  # pickled with the environment
     if previous is not None and previous != fingerprint:

@@ -657,3 +657,19 @@ def test_chinese_notebook_ran_in_the_build(site, docname):
         english = None
     shared = english is not None and english.pk == record.pk
     print(f"\n{docname}: " + ("the English run's outputs (same code)" if shared else "its own run"))
+
+
+@pytest.mark.parametrize("docname", ["glossary", "zh/glossary"])
+def test_glossary_page_shows_every_term(site, docname):
+    """Both glossary pages are made from i18n/glossary.yml (the book-glossary directive)."""
+    import yaml
+
+    terms = yaml.safe_load((REPO_ROOT / "i18n" / "glossary.yml").read_text(encoding="utf-8"))
+    html = (HTML_DIR / f"{docname}.html").read_text(encoding="utf-8")
+    table = re.search(r'<table class="[^"]*book-glossary.*?</table>', html, flags=re.DOTALL)
+    assert table, f"{docname}: no glossary table"
+    body = table.group(0).split("<tbody>", 1)[1]
+    assert body.count("<tr") == len(terms["terms"]), f"{docname}: rows != terms in the glossary"
+    column = "zh" if docname.startswith("zh/") else "en"
+    missing = [t[column] for t in terms["terms"] if t[column].replace("&", "&amp;") not in body]
+    assert not missing, f"{docname}: terms missing from the table: {missing}"

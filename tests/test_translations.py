@@ -546,3 +546,22 @@ def test_sync_copies_code_and_brings_new_cells(scratch_book):
     assert tr.cell_source(synced["cells"][0]) == "# 标题\n"  # translations kept
     kinds = _issues(root)["zh/notebooks/t.ipynb"]
     assert ("untranslated", "m0") in kinds and not [k for k in kinds if k[0] == "code"]
+
+
+def test_language_switch_links_are_relative_twins():
+    """_ext/book_i18n.py: the English site at _build/html, the Chinese one at _build/html/zh."""
+    sys.path.insert(0, str(REPO_ROOT / "_ext"))
+    try:
+        import book_i18n
+    finally:
+        sys.path.remove(str(REPO_ROOT / "_ext"))
+    pages = {"intro", "notebooks/01_x"}
+    assert (
+        book_i18n.switch_link("notebooks/01_x", "en", "intro", pages) == "../zh/notebooks/01_x.html"
+    )
+    assert (
+        book_i18n.switch_link("notebooks/01_x", "zh", "intro", pages) == "../../notebooks/01_x.html"
+    )
+    assert book_i18n.switch_link("intro", "en", "intro", pages) == "zh/intro.html"
+    assert book_i18n.switch_link("search", "zh", "intro", pages) == "../search.html"
+    assert book_i18n.switch_link("notebooks/99_new", "en", "intro", pages) == "../zh/intro.html"
