@@ -291,7 +291,7 @@ def test_choose_feature_prefers_the_last_position(sample):
 # ---- logit effects ----------------------------------------------------------------------------
 
 
-def direct_logit_effects(model, sae, feature: int):
+def logit_effects_by_hand(model, sae, feature: int):
     """What a feature's decoder row does to each logit, computed here from its definition: centred
     and scaled like the final LayerNorm does (its division by the norm left out), then W_U."""
     direction = sae.W_dec[feature]
@@ -304,7 +304,7 @@ def test_the_random_models_final_layernorm_scale_matters(model, sae):
     unscaled = direction @ model.W_U
     assert not torch.allclose(model.ln_final.w, torch.ones(D_MODEL))
     assert (
-        direct_logit_effects(model, sae, 4).topk(6).indices.tolist()
+        logit_effects_by_hand(model, sae, 4).topk(6).indices.tolist()
         != unscaled.topk(6).indices.tolist()
     )
 
@@ -312,7 +312,7 @@ def test_the_random_models_final_layernorm_scale_matters(model, sae):
 @pytest.mark.parametrize("feature", [4, 117])
 def test_feature_logit_effects(model, sae, feature):
     table = F.feature_logit_effects(model, sae, feature, k=6)
-    logits = direct_logit_effects(model, sae, feature)
+    logits = logit_effects_by_hand(model, sae, feature)
     top, bottom = logits.topk(6), logits.topk(6, largest=False)
     vocab = F.vocabulary_strings(model)
     assert list(table.columns) == ["promoted", "promoted_logit", "suppressed", "suppressed_logit"]
@@ -321,6 +321,16 @@ def test_feature_logit_effects(model, sae, feature):
     assert table["promoted_logit"].tolist() == pytest.approx(top.values.tolist(), rel=1e-5)
     assert table["suppressed"].tolist() == [vocab[i] for i in bottom.indices.tolist()]
     assert table["suppressed_logit"].tolist() == pytest.approx(bottom.values.tolist(), rel=1e-5)
+
+
+def test_direct_logit_effects_of_several_directions(model, sae):
+    """The one function behind every logit effect (tutorials 1 and 3): rows as computed by hand."""
+    effects = F.direct_logit_effects(model, sae.W_dec[[4, 117]])
+    assert effects.shape == (2, model.cfg.d_vocab)
+    for row, feature in zip(effects, [4, 117]):
+        torch.testing.assert_close(row, logit_effects_by_hand(model, sae, feature).float())
+    with pytest.raises(ValueError, match="d_model"):
+        F.direct_logit_effects(model, torch.zeros(3))
 
 
 def test_feature_logit_effects_with_a_given_vocab(model, sae, sample):
@@ -383,6 +393,20 @@ def test_splice_losses_matches_run_with_saes_without_bos_exclusion(model, sae):
     tokens, _ = F.tokenize_texts(model, text, CTX)
     per_token = model.run_with_saes(tokens, saes=[sae], return_type="loss", loss_per_token=True)
     assert losses.sae == pytest.approx(per_token.mean().item(), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("original", "spliced", "ablated", "recovered"),
+    [
+        (2.0, 2.0, 6.0, 1.0),  # the SAE loses nothing
+        (2.0, 4.0, 6.0, 0.5),  # it wins back half of the 4 nats that ablating costs
+        (2.0, 6.0, 6.0, 0.0),  # no better than ablating
+        (3.0, 8.0, 5.0, -1.5),  # worse than ablating: (5 - 8) / (5 - 3)
+    ],
+)
+def test_loss_recovered_by_hand(original, spliced, ablated, recovered):
+    assert F.loss_recovered(original, spliced, ablated) == pytest.approx(recovered)
+    assert math.isnan(F.loss_recovered(2.0, 3.0, 2.0))  # no gap to recover
 
 
 def test_recovered_is_nan_when_ablation_changes_nothing():

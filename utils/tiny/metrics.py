@@ -13,6 +13,9 @@ from typing import Any
 
 import torch
 
+from ..evaluation import HEADLINE_METRICS
+from ..features import loss_recovered
+
 
 def tokenize_documents(tokenizer, documents: Sequence[str]) -> list[list[int]]:
     """Token ids of each document, without special tokens (a fast tokenizer's batch encoding)."""
@@ -86,7 +89,8 @@ def ce_loss_recovered(model, sae, contexts: torch.Tensor, batch_size: int = 64) 
     non-BOS position, as SAELens' evals do; zero-ablation zeroes every position (SAELens' baseline).
     Losses are averaged over predictions made from non-BOS positions. The mean is taken over the
     non-BOS positions of ``contexts`` themselves. A score is
-    ``(ce_ablated - ce_with_sae) / (ce_ablated - ce_clean)``: 1 means the SAE loses nothing.
+    ``(ce_ablated - ce_with_sae) / (ce_ablated - ce_clean)`` (:func:`utils.features.loss_recovered`):
+    1 means the SAE loses nothing.
     """
     hook = sae.cfg.metadata.hook_name
     layer = int(hook.split(".")[1]) if hook.startswith("blocks.") else None
@@ -134,8 +138,8 @@ def ce_loss_recovered(model, sae, contexts: torch.Tensor, batch_size: int = 64) 
         "ce_with_sae": ce["sae"],
         "ce_zero_ablation": ce["zero"],
         "ce_mean_ablation": ce["mean"],
-        "ce_loss_recovered_zero_ablation": (ce["zero"] - ce["sae"]) / (ce["zero"] - ce["clean"]),
-        "ce_loss_recovered_mean_ablation": (ce["mean"] - ce["sae"]) / (ce["mean"] - ce["clean"]),
+        "ce_loss_recovered_zero_ablation": loss_recovered(ce["clean"], ce["sae"], ce["zero"]),
+        "ce_loss_recovered_mean_ablation": loss_recovered(ce["clean"], ce["sae"], ce["mean"]),
         "tokens": count,
     }
 
@@ -200,12 +204,13 @@ def sae_lens_metrics(
             compute_kl=True,
         )
         recon, _ = run_evals(sae, store(), model, ActivationScaler(), recon_cfg)
-        performance = recon["model_performance_preservation"]
+        # The CE numbers under the names utils.evaluation.headline_metrics gives them.
         result |= {
-            "ce_loss_score": performance["ce_loss_score"],
-            "ce_loss_without_sae": performance["ce_loss_without_sae"],
-            "ce_loss_with_sae": performance["ce_loss_with_sae"],
-            "ce_loss_with_ablation": performance["ce_loss_with_ablation"],
+            name: float(recon[group][key])
+            for group, key, name in HEADLINE_METRICS
+            if group == "model_performance_preservation"
+        }
+        result |= {
             "kl_div_score": recon["model_behavior_preservation"]["kl_div_score"],
             "tokens_reconstruction": n_reconstruction_batches * batch_prompts * n_ctx,
         }
