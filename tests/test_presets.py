@@ -15,6 +15,7 @@ from utils.presets import PRESET_ENV_VAR, PRESETS, choose_preset, get_preset, pi
 def clean_env(monkeypatch):
     monkeypatch.delenv(PRESET_ENV_VAR, raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     return monkeypatch
 
 
@@ -148,24 +149,34 @@ def test_hub_texts_come_from_the_split_the_training_does_not_read(monkeypatch):
 # --- SAE_BOOK_SCALE's arithmetic on cases small enough to work out by hand --------------------
 
 
+# huggingface_hub's rule (constants._is_true): offline for 1, ON, YES, TRUE in any case.
 @pytest.mark.parametrize(
     ("written", "offline"),
     [
         ("1", True),
         ("true", True),
-        (" YES ", True),
+        ("YES", True),
+        ("On", True),
         ("0", False),
         ("false", False),
         ("No", False),
         ("off", False),
         ("", False),
+        ("2", False),
     ],
 )
-def test_hf_hub_offline_is_read_as_a_yes_or_no(clean_env, written, offline):
-    """ "0", "false", "no", "off" and empty mean online (huggingface_hub reads it the same way)."""
+def test_hf_hub_offline_is_read_as_huggingface_hub_reads_it(clean_env, written, offline):
     clean_env.setenv("HF_HUB_OFFLINE", written)
     clean_env.setattr(presets, "hub_reachable", lambda *a, **k: True)
+    assert presets.hub_offline() is offline
     assert choose_preset(verbose=False).name == ("tiny" if offline else "gpt2-small")
+
+
+def test_transformers_offline_counts_when_hf_hub_offline_is_unset(clean_env):
+    clean_env.setenv("TRANSFORMERS_OFFLINE", "1")
+    assert presets.hub_offline()
+    clean_env.setenv("HF_HUB_OFFLINE", "0")  # set: it decides
+    assert not presets.hub_offline()
 
 
 def test_a_count_below_its_floor_is_kept_not_raised_to_it():

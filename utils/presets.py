@@ -408,8 +408,15 @@ def hub_reachable(url: str = HUB_URL, timeout: float = 2.0) -> bool:
         return False
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
+def hub_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` (or, unset, ``TRANSFORMERS_OFFLINE``) asks for offline mode,
+    read exactly as huggingface_hub reads it: ``1``, ``on``, ``yes`` or ``true`` in any case, and
+    anything else (``0``, ``false``, empty) means online. Read now, not at import, so a notebook
+    or test that sets it later is heard. The book's one reading of the variable."""
+    from huggingface_hub.constants import ENV_VARS_TRUE_VALUES
+
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE")
+    return value is not None and value.upper() in ENV_VARS_TRUE_VALUES
 
 
 def choose_preset(name: str | None = None, *, verbose: bool = True) -> Preset:
@@ -423,7 +430,7 @@ def choose_preset(name: str | None = None, *, verbose: bool = True) -> Preset:
     if requested != "auto":
         preset = get_preset(requested)
         reason = f"asked for by {'the caller' if name else PRESET_ENV_VAR}"
-    elif _truthy(os.environ.get("HF_HUB_OFFLINE")):
+    elif hub_offline():
         preset, reason = PRESETS["tiny"], "auto: HF_HUB_OFFLINE is set"
     elif hub_reachable():
         preset, reason = PRESETS["gpt2-small"], f"auto: {HUB_URL} is reachable"
