@@ -1,4 +1,6 @@
-"""Every plotly figure of the book, and its template and colours. Importing this module sets up
+"""The book's plotly template and colours, its renderer, and the figures of general data that more
+than one tutorial could use (CONTRIBUTING.md, "Figures": a tutorial's figures of its own
+measurements live in its module, with this template and palette). Importing this module sets up
 plotly's renderer.
 
 Every function takes tensors / tables and returns a ``plotly.graph_objects.Figure`` (call
@@ -51,8 +53,8 @@ def configure_plotly_renderer() -> str:
 
 configure_plotly_renderer()
 
-TEMPLATE = "plotly_white"  # every figure of the book
-#: One colour per run or SAE, in order (training curves, architecture comparison).
+TEMPLATE = "plotly_white"  # every figure of the book, wherever it is drawn
+#: One colour per run, SAE or series, in order (every figure that needs several colours).
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
 _LAYOUT = dict(template=TEMPLATE, margin=dict(l=60, r=20, t=60, b=50))
 

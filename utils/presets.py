@@ -124,8 +124,9 @@ class Preset:
     """Everything a tutorial needs to know about the model, SAE and data it runs on.
 
     Exactly one of ``sae_release``/``sae_id`` (a SAELens registry entry) or ``sae_path`` (a local
-    folder written by ``SAE.save_model``) is set. Likewise the model is either a TransformerLens
-    model name (``model_name``) or a local folder (``model_path``).
+    folder written by ``SAE.save_model``) is set. ``model_name`` is always set: a TransformerLens
+    model name, or, when ``model_path`` (a local folder the model loads from) is set, the local
+    model's name. Field comments say which tutorial reads a field.
     """
 
     name: str
@@ -258,7 +259,7 @@ PRESETS: dict[str, Preset] = {
         ),
         interventions=InterventionSizes(),  # the defaults are the tiny preset's sizes
         synthetic=SyntheticSizes(
-            # Measured on a 2-core CPU (issue 15): each SAE trains in a few seconds.
+            # Measured on a 2-core CPU: each SAE trains in a few seconds.
             num_features=256,
             hidden_dim=64,
             hierarchy_roots=16,
