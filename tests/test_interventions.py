@@ -147,6 +147,61 @@ def test_pick_features_respects_the_density_range(model, sae, sample):
         I.pick_features(model, sae, sample, n=D_SAE, min_density=lo, max_density=hi)
 
 
+def concentration_by_hand(model, direction, k):
+    """The rule's score computed from the model's weights directly: the direct logit effects
+    through the final LayerNorm's centring and weights (this model has no other normalisation
+    parameters), then (mean of the top k - mean) / std."""
+    centred = direction - direction.mean()
+    effects = (centred * model.ln_final.w.detach()) @ model.W_U.detach()
+    return ((effects.topk(k).values.mean() - effects.mean()) / effects.std()).item()
+
+
+def test_direction_concentration_by_hand(model):
+    directions = torch.stack([I.random_unit_direction(D_MODEL, s) for s in range(5)])
+    scores = I.direction_concentration(model, directions, k=4, chunk=2)
+    for d, score in zip(directions, scores.tolist()):
+        assert math.isclose(score, concentration_by_hand(model, d, 4), rel_tol=1e-4)
+    # a direction's length does not change its score
+    assert torch.allclose(I.direction_concentration(model, 3 * directions, k=4), scores)
+
+
+def test_steering_controls(model, sae, sample):
+    lo, hi, n = 0.01, 0.5, 3
+    picked = I.pick_features(model, sae, sample, n=2, min_density=lo, max_density=hi, k=4)
+    controls = I.steering_controls(model, sae, sample, picked, lo, hi, k=4, n=n, seed=5)
+    table = controls.table
+    groups = [I.RANDOM, I.RANDOM_PICKED, I.MEDIAN_LATENTS, I.RUNNERS_UP]
+    assert table["group"].tolist() == [g for g in groups for _ in range(n)]
+    assert controls.directions.shape == (4 * n, D_MODEL)
+    assert torch.allclose(controls.directions.norm(dim=-1), torch.ones(4 * n), atol=1e-5)
+    for row, d in zip(table.itertuples(), controls.directions):
+        assert math.isclose(row.concentration, concentration_by_hand(model, d, 4), rel_tol=1e-4)
+
+    # the random draws: seeds 5, 6, ...; as many as match the picked latents' selection ratio
+    in_band = ((sample.density >= lo) & (sample.density <= hi)).nonzero()[:, 0]
+    assert controls.n_candidates == len(in_band)
+    wanted = math.ceil(n * len(in_band) / 2)
+    assert controls.n_draws == min(max(wanted, I.MIN_RANDOM_DRAWS), I.MAX_RANDOM_DRAWS)
+    draws = [I.random_unit_direction(D_MODEL, 5 + i) for i in range(controls.n_draws)]
+    for i in range(n):
+        assert torch.equal(controls.directions[i], draws[i])
+    by_hand = torch.tensor([concentration_by_hand(model, d, 4) for d in draws])
+    best = set(by_hand.topk(n).indices.tolist())
+    assert {int(name.split()[1]) for name in table["name"][n : 2 * n]} == best
+
+    # the latents: in the band, never the picked ones; runners-up ranked right after them
+    others = [int(f) for f in in_band if int(f) not in set(picked["feature"])]
+    score = {f: concentration_by_hand(model, sae.W_dec[f].detach(), 4) for f in others}
+    ranked = sorted(others, key=score.get, reverse=True)
+    runners = [int(name.split()[1]) for name in table["name"][3 * n :]]
+    assert runners == ranked[:n]
+    median = torch.tensor(list(score.values())).median().item()
+    near = sorted((f for f in others if f not in runners), key=lambda f: abs(score[f] - median))
+    assert [int(name.split()[1]) for name in table["name"][2 * n : 3 * n]] == near[:n]
+    with pytest.raises(ValueError, match="controls need"):
+        I.steering_controls(model, sae, sample, picked, lo, hi, n=len(in_band))
+
+
 def test_sample_contexts(sample):
     tokens, counted = I.sample_contexts(sample, 12, 100)
     assert tokens.shape[1] == 12 and counted.shape == tokens.shape
@@ -469,8 +524,21 @@ def test_figures(attribution, model, sae):
     frame = I.compare_attribution_with_ablation(model, sae, attribution, n_top=2, n_random=1)
     fig = I.attribution_scatter(frame, "probability", "t")
     assert len(fig.data) == 2 and len(fig.data[1].x) == len(frame)
-    curves = pd.DataFrame({"label": ["a", "a", "b"], "scale": [0, 1, 0], "logprob_gain": [0, 1, 0]})
-    assert [t.name for t in I.steering_curve_figure(curves, "t").data] == ["a", "b"]
+    curves = pd.DataFrame(
+        {
+            "group": ["picked"] * 4 + ["control"] * 4,
+            "direction": ["a", "a", "b", "b", "c", "c", "d", "d"],
+            "scale": [0, 1] * 4,
+            "logprob_gain": [0, 3, 0, 2, 0, 1, 0, 0.5],
+        }
+    )
+    fig = I.steering_spread_figure(curves, "picked", "t")
+    assert [t.name for t in fig.data[:2]] == ["a", "b"]
+    band, mean = fig.data[2:]
+    assert list(band.y) == [0, 1, 0.5, 0]  # highest along c, then lowest back
+    assert list(mean.y) == [0, 0.75]
+    points = curves.assign(concentration=1.0)
+    assert [t.name for t in I.steering_gain_scatter(points, "t").data] == ["picked", "control"]
 
 
 # ---- the presets' sizes for tutorial 3 ----------------------------------------------------------

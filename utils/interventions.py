@@ -111,7 +111,7 @@ def direct_logit_effects(model: Any, directions: torch.Tensor) -> torch.Tensor:
             f"{model.cfg.d_model}"
         )
     directions = directions.to(model.W_U.device, model.W_U.dtype)
-    return (F._final_norm_direction(model, directions) @ model.W_U).float().cpu()
+    return (F.final_norm_direction(model, directions) @ model.W_U).float().cpu()
 
 
 def promoted_token_ids(model: Any, direction: torch.Tensor, k: int = 10) -> torch.Tensor:
@@ -123,6 +123,29 @@ def promoted_token_ids(model: Any, direction: torch.Tensor, k: int = 10) -> torc
 
 
 @torch.no_grad()
+def direction_concentration(
+    model: Any, directions: torch.Tensor, k: int = 10, chunk: int = 512
+) -> torch.Tensor:
+    """How concentrated each direction's direct logit effects are: ``[n, d_model] -> [n]``.
+
+    The mean of the ``k`` largest logit effects (:func:`direct_logit_effects`), minus the mean
+    over the vocabulary, in units of the effects' standard deviation. A direction that pushes a
+    few tokens hard scores high; one that nudges thousands a little scores low. The score does
+    not depend on the direction's length.
+    """
+    if directions.ndim != 2:
+        raise ValueError(f"directions must be [n, d_model], got {tuple(directions.shape)}")
+    if not 1 <= k <= model.cfg.d_vocab:
+        raise ValueError(f"k must be between 1 and d_vocab={model.cfg.d_vocab}, got {k}")
+    scores = []
+    for start in range(0, len(directions), chunk):
+        effects = direct_logit_effects(model, directions[start : start + chunk])  # [chunk, vocab]
+        top = effects.topk(k, dim=-1).values.mean(-1)
+        scores.append((top - effects.mean(-1)) / effects.std(-1))
+    return torch.cat(scores) if scores else torch.zeros(0)
+
+
+@torch.no_grad()
 def logit_effect_concentration(
     model: Any,
     sae: Any,
@@ -130,22 +153,23 @@ def logit_effect_concentration(
     k: int = 10,
     chunk: int = 512,
 ) -> torch.Tensor:
-    """How concentrated each feature's direct logit effects are: ``[n_features]``.
-
-    For one feature: the mean of its ``k`` largest logit effects, minus the mean over the
-    vocabulary, in units of the effects' standard deviation. A feature that pushes a few tokens
-    hard scores high; one that nudges thousands a little scores low.
-    """
+    """:func:`direction_concentration` of latents' decoder rows ``W_dec[features]``:
+    ``[n_features]``."""
     features = torch.as_tensor(features, dtype=torch.long).flatten()
     for f in features.tolist():
         F.check_feature_index(f, sae.cfg.d_sae)
-    scores = []
-    for start in range(0, len(features), chunk):
-        rows = sae.W_dec[features[start : start + chunk].to(sae.W_dec.device)].detach()
-        effects = direct_logit_effects(model, rows)  # [chunk, d_vocab]
-        top = effects.topk(k, dim=-1).values.mean(-1)
-        scores.append((top - effects.mean(-1)) / effects.std(-1))
-    return torch.cat(scores) if scores else torch.zeros(0)
+    rows = sae.W_dec[features.to(sae.W_dec.device)].detach()
+    return direction_concentration(model, rows, k=k, chunk=chunk)
+
+
+def _band(sample: F.FeatureSample, min_density: float, max_density: float) -> torch.Tensor:
+    """``[n_candidates]`` latents whose density in ``sample`` lies in the range, in index order."""
+    if not 0 <= min_density <= max_density <= 1:
+        raise ValueError(
+            f"need 0 <= min_density <= max_density <= 1, got {min_density} and {max_density}"
+        )
+    density = sample.density
+    return ((density >= min_density) & (density <= max_density)).nonzero()[:, 0]
 
 
 def pick_features(
@@ -165,12 +189,8 @@ def pick_features(
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
-    if not 0 <= min_density <= max_density <= 1:
-        raise ValueError(
-            f"need 0 <= min_density <= max_density <= 1, got {min_density} and {max_density}"
-        )
     density = sample.density
-    candidates = ((density >= min_density) & (density <= max_density)).nonzero()[:, 0]
+    candidates = _band(sample, min_density, max_density)
     if len(candidates) < n:
         raise ValueError(
             f"Only {len(candidates)} features have density in [{min_density}, {max_density}] "
@@ -185,6 +205,120 @@ def pick_features(
             "concentration": scores[best].tolist(),
         }
     )
+
+
+# Tutorial 3's steering controls. Kept here rather than in the presets: they are the same on
+# every preset (a control's spread needs several directions whatever the model).
+CONTROL_DIRECTIONS = 8  # directions per control
+MIN_RANDOM_DRAWS = 200  # the rule picks its random directions out of at least this many...
+MAX_RANDOM_DRAWS = 20_000  # ...and at most this many (each draw costs a [d_model] @ W_U)
+
+
+@dataclass
+class SteeringControls:
+    """The directions of the steering controls, one row each.
+
+    Attributes:
+        table: columns ``group`` (which control), ``name`` (``"latent 12"``, ``"random 7"``) and
+            ``concentration`` (:func:`direction_concentration`), in the order of ``directions``.
+        directions: ``[n_rows, d_in]`` unit vectors.
+        n_candidates: latents in the density band (the pool the rule picked from).
+        n_draws: random directions drawn (the pool the rule picked the random control from).
+    """
+
+    table: pd.DataFrame
+    directions: torch.Tensor
+    n_candidates: int
+    n_draws: int
+
+
+# The controls' names (the ``group`` column of SteeringControls.table)
+RANDOM = "random"
+RANDOM_PICKED = "random, rule-picked"
+MEDIAN_LATENTS = "latents, median score"
+RUNNERS_UP = "runners-up"
+
+
+def steering_controls(
+    model: Any,
+    sae: Any,
+    sample: F.FeatureSample,
+    picked: pd.DataFrame,
+    min_density: float,
+    max_density: float,
+    k: int = 10,
+    n: int = CONTROL_DIRECTIONS,
+    seed: int = 0,
+) -> SteeringControls:
+    """Directions to steer along beside the latents :func:`pick_features` chose, four controls of
+    ``n`` directions each (the ``group`` column):
+
+    - ``RANDOM``: the first ``n`` of the random draws, not selected at all;
+    - ``RANDOM_PICKED``: the ``n`` draws with the highest concentration, out of as many draws as
+      give them the picked latents' selection ratio (``n`` of ``n * n_candidates / n_picked``
+      draws, within ``MIN_RANDOM_DRAWS..MAX_RANDOM_DRAWS``): the rule applied to random
+      directions;
+    - ``MEDIAN_LATENTS``: the ``n`` latents of the density band, not picked, whose concentration
+      is nearest the band's median;
+    - ``RUNNERS_UP``: the band's latents ranked just after the picked ones.
+
+    Random draw ``i`` is :func:`random_unit_direction` with seed ``seed + i``.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    candidates = _band(sample, min_density, max_density)
+    chosen = set(picked["feature"].tolist())
+    others = torch.tensor([int(f) for f in candidates if int(f) not in chosen], dtype=torch.long)
+    if len(others) < 2 * n:
+        raise ValueError(
+            f"The density band holds {len(others)} latents besides the picked ones; the controls "
+            f"need {2 * n}. Widen the range or use a larger sample."
+        )
+    scores = logit_effect_concentration(model, sae, others, k=k)
+    ranked = scores.argsort(descending=True)
+    runners_up = ranked[:n]
+    median = scores.median()
+    near_median = (scores - median).abs().argsort()
+    near_median = near_median[~torch.isin(near_median, runners_up)][:n]
+
+    wanted = math.ceil(n * len(candidates) / len(picked))
+    n_draws = min(max(wanted, MIN_RANDOM_DRAWS, n), MAX_RANDOM_DRAWS)
+    draws = torch.stack([random_unit_direction(sae.cfg.d_in, seed + i) for i in range(n_draws)])
+    draw_scores = direction_concentration(model, draws, k=k)
+    best = draw_scores.topk(n).indices
+
+    unit_rows = sae.W_dec.detach().float().cpu()
+    unit_rows = unit_rows / unit_rows.norm(dim=-1, keepdim=True)
+    parts = [
+        (RANDOM, [f"random {i}" for i in range(n)], draws[:n], draw_scores[:n]),
+        (
+            RANDOM_PICKED,
+            [f"random {int(i)}" for i in best],
+            draws[best],
+            draw_scores[best],
+        ),
+        (
+            MEDIAN_LATENTS,
+            [f"latent {int(others[j])}" for j in near_median],
+            unit_rows[others[near_median]],
+            scores[near_median],
+        ),
+        (
+            RUNNERS_UP,
+            [f"latent {int(others[j])}" for j in runners_up],
+            unit_rows[others[runners_up]],
+            scores[runners_up],
+        ),
+    ]
+    table = pd.DataFrame(
+        [
+            {"group": group, "name": name, "concentration": float(score)}
+            for group, names, _, group_scores in parts
+            for name, score in zip(names, group_scores)
+        ]
+    )
+    directions = torch.cat([dirs for _, _, dirs, _ in parts])
+    return SteeringControls(table, directions, len(candidates), n_draws)
 
 
 def sample_contexts(
@@ -695,24 +829,70 @@ def agreement(frame: pd.DataFrame) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 
 
-def steering_curve_figure(curves: pd.DataFrame, title: str):
-    """Log-probability gain against steering scale, one line per ``label`` in ``curves``
-    (columns ``label``, ``scale``, ``logprob_gain``; optional ``dash`` names a line style)."""
+def _palette(i: int) -> str:
+    import plotly.colors
+
+    colors = plotly.colors.qualitative.Plotly
+    return colors[i % len(colors)]
+
+
+def _transparent(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def steering_spread_figure(curves: pd.DataFrame, lines: str, title: str):
+    """Log-probability gain against steering scale, with the spread of each control.
+
+    ``curves`` has columns ``group``, ``direction``, ``scale`` and ``logprob_gain`` (one row per
+    direction and scale). The directions of group ``lines`` are drawn one line each; every other
+    group as its mean (a dashed line) inside a band from its lowest to its highest direction.
+    """
     import plotly.graph_objects as go
 
     from .plots import TEMPLATE
 
     fig = go.Figure()
-    for label, group in curves.groupby("label", sort=False):
-        dash = group["dash"].iloc[0] if "dash" in group else "solid"
+    for i, (group, rows) in enumerate(curves.groupby("group", sort=False)):
+        color = _palette(i)
+        if group == lines:
+            for j, (name, line) in enumerate(rows.groupby("direction", sort=False)):
+                fig.add_trace(
+                    go.Scatter(
+                        x=line["scale"],
+                        y=line["logprob_gain"],
+                        mode="lines+markers",
+                        name=str(name),
+                        line={"color": _palette(i + 4 + j)} if j else {"color": color},
+                        hovertemplate="c=%{x}<br>gain %{y:.2f} nats<extra>"
+                        + str(name)
+                        + "</extra>",
+                    )
+                )
+            continue
+        stats = rows.groupby("scale")["logprob_gain"].agg(["mean", "min", "max"]).reset_index()
         fig.add_trace(
             go.Scatter(
-                x=group["scale"],
-                y=group["logprob_gain"],
+                x=list(stats["scale"]) + list(stats["scale"])[::-1],
+                y=list(stats["max"]) + list(stats["min"])[::-1],
+                fill="toself",
+                fillcolor=_transparent(color, 0.15),
+                line={"width": 0},
+                hoverinfo="skip",
+                showlegend=False,
+                legendgroup=str(group),
+            )
+        )
+        n = rows["direction"].nunique()
+        fig.add_trace(
+            go.Scatter(
+                x=stats["scale"],
+                y=stats["mean"],
                 mode="lines+markers",
-                name=str(label),
-                line={"dash": dash},
-                hovertemplate="c=%{x}<br>gain %{y:.2f} nats<extra>" + str(label) + "</extra>",
+                name=f"{group} (mean, band: min-max of {n})",
+                line={"color": color, "dash": "dash"},
+                legendgroup=str(group),
+                hovertemplate="c=%{x}<br>mean gain %{y:.2f} nats<extra>" + str(group) + "</extra>",
             )
         )
     fig.update_layout(
@@ -721,6 +901,40 @@ def steering_curve_figure(curves: pd.DataFrame, title: str):
         margin={"l": 60, "r": 20, "t": 60, "b": 50},
         xaxis_title="steering scale c (fraction of the activation's norm)",
         yaxis_title="gain in mean log-prob of scored tokens (nats)",
+        legend={"font": {"size": 11}},
+    )
+    return fig
+
+
+def steering_gain_scatter(table: pd.DataFrame, title: str):
+    """Each direction's gain at one scale against its concentration score, one colour per group.
+
+    ``table`` has columns ``group``, ``direction``, ``concentration`` and ``logprob_gain``.
+    """
+    import plotly.graph_objects as go
+
+    from .plots import TEMPLATE
+
+    fig = go.Figure()
+    for i, (group, rows) in enumerate(table.groupby("group", sort=False)):
+        fig.add_trace(
+            go.Scatter(
+                x=rows["concentration"],
+                y=rows["logprob_gain"],
+                mode="markers",
+                name=str(group),
+                marker={"color": _palette(i), "size": 8},
+                customdata=rows[["direction"]].to_numpy(),
+                hovertemplate="%{customdata[0]}<br>concentration %{x:.2f}<br>gain %{y:.2f} nats"
+                "<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        template=TEMPLATE,
+        title=title,
+        margin={"l": 60, "r": 20, "t": 60, "b": 50},
+        xaxis_title="concentration of the direct logit effects (the rule's score)",
+        yaxis_title="gain in mean log-prob of its own top tokens (nats)",
         legend={"font": {"size": 11}},
     )
     return fig
