@@ -227,7 +227,9 @@ def test_preset_synthetic_sizes_fit_the_notebook(name):
     sizes = PRESETS[name].synthetic
     assert sizes is not None, f"preset {name} has no synthetic sizes (tutorial 4)"
     assert sizes.num_features > sizes.hidden_dim  # superposition
-    assert sizes.num_features % 16 == 0  # the Matryoshka widths N/16, N/4, N
+    assert sizes.num_features % 32 == 0  # the Matryoshka widths N/16 (or N/32), N/4, N
+    # the first Matryoshka prefix has one latent per parent (tutorial 4 says so and asserts it)
+    assert sizes.num_features // 16 == sizes.hierarchy_roots
     assert sizes.hierarchy_roots * (1 + sizes.hierarchy_branching) <= sizes.num_features
     assert 0 < sizes.dead_feature_window < sizes.training_samples // sizes.batch_size
     # the notebook reads these SAEs from the sweep it trains
