@@ -84,6 +84,9 @@ def test_a_small_buffer_grows_to_hold_a_batch():
     small = scale_training(tight, 0.5)
     buffer_tokens = small.n_batches_in_buffer * small.store_batch_size_prompts * small.context_size
     assert buffer_tokens // 2 >= small.train_batch_size_tokens == 2048
+    # 2 x 2048 / (2 x 128) = 16 batches, a whole number of them: SAELens takes counts as ints
+    assert small.n_batches_in_buffer == 16
+    assert all(type(getattr(small, f.name)) is type(getattr(tight, f.name)) for f in fields(small))
 
 
 # What tutorial 3 picks and how it measures: a scaled run measures the same things, less often.

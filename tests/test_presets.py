@@ -219,3 +219,87 @@ def test_the_dead_latent_window_keeps_its_share_and_stays_shorter_than_the_run()
     assert small.l1_warm_up_steps == 16  # 20 x 320 / 400
     long_window = presets.scale_training(dataclasses.replace(tiny, dead_feature_window=1000), 0.1)
     assert long_window.dead_feature_window == 319
+
+
+def test_the_smallest_tiny_run_by_hand():
+    """Tiny's training at scale 1e-6, where every floor binds (the docstring's list), by hand:
+    one 128-token context per batch, 4 steps; the L1 warm-up (20 of 400 steps) rounds to 0; the
+    dead-latent window (100 of 400) keeps its quarter, 1 step; one context per store batch, and a
+    buffer of 2 batches, half of which (128 tokens) holds a training batch; 8 evaluation texts and
+    one batch for everything else."""
+    small = presets.scale_training(PRESETS["tiny"].training, 1e-6)
+    expected = dict(
+        training_tokens=4 * 128,
+        train_batch_size_tokens=128,
+        l1_warm_up_steps=0,
+        lr_warm_up_steps=0,
+        dead_feature_window=1,
+        store_batch_size_prompts=1,
+        n_batches_in_buffer=2,
+        eval_batches=1,
+        n_batches_for_norm_estimate=1,
+        eval_texts=8,
+        eval_ce_batches=1,
+    )
+    assert {name: getattr(small, name) for name in expected} == expected
+    # A window shorter than one step of the small run still lasts a step: 10 of 400 -> 0 -> 1.
+    short = dataclasses.replace(PRESETS["tiny"].training, dead_feature_window=10)
+    assert presets.scale_training(short, 1e-6).dead_feature_window == 1
+
+
+def test_the_lr_warm_up_and_a_small_buffer_by_hand():
+    """At scale 0.1 (320 steps of one 128-token context, as above): a learning-rate warm-up of 40
+    of 400 steps keeps its tenth, 32; a buffer of 2 batches of 64 contexts (6 at this scale) stays
+    at its floor of 2 batches, though one would hold two training batches."""
+    sizes = dataclasses.replace(
+        PRESETS["tiny"].training,
+        lr_warm_up_steps=40,
+        n_batches_in_buffer=2,
+        store_batch_size_prompts=64,
+    )
+    small = presets.scale_training(sizes, 0.1)
+    assert (small.train_batch_size_tokens, small.training_tokens) == (128, 320 * 128)
+    assert small.lr_warm_up_steps == 32
+    assert (small.store_batch_size_prompts, small.n_batches_in_buffer) == (6, 2)
+
+
+def test_scale_one_in_the_environment_is_the_full_run(clean_env, capsys):
+    clean_env.setenv(PRESET_ENV_VAR, "tiny")
+    clean_env.setenv(presets.SCALE_ENV_VAR, "1")
+    assert choose_preset() is PRESETS["tiny"]
+    assert "scaled" not in capsys.readouterr().out
+
+
+def test_the_printed_reason_names_who_chose(clean_env, capsys):
+    clean_env.setenv(PRESET_ENV_VAR, "tiny")
+    choose_preset()
+    assert f"(asked for by {PRESET_ENV_VAR})" in capsys.readouterr().out
+    choose_preset("tiny")
+    assert "(asked for by the caller)" in capsys.readouterr().out
+    clean_env.setenv(presets.SCALE_ENV_VAR, "0.5")
+    choose_preset()
+    assert f"(asked for by {PRESET_ENV_VAR}; run sizes scaled by 0.5 (" in capsys.readouterr().out
+    clean_env.delenv(PRESET_ENV_VAR)
+    clean_env.delenv(presets.SCALE_ENV_VAR)
+    clean_env.setenv("HF_HUB_OFFLINE", "1")
+    choose_preset()
+    assert "(auto: HF_HUB_OFFLINE is set)" in capsys.readouterr().out
+
+
+def test_hub_reachable_is_true_for_a_server_that_answers():
+    """A local HTTP server answering HEAD requests stands in for the Hub."""
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert presets.hub_reachable(f"http://127.0.0.1:{server.server_port}/", timeout=5) is True
+    finally:
+        server.shutdown()
+        server.server_close()
