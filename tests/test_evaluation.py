@@ -176,5 +176,6 @@ def test_metric_labels_say_which_figure():
     shown = E.labelled({"explained_variance": 0.8, "explained_variance_legacy": 0.7, "l0": 3.0})
     assert list(shown.values()) == [0.8, 0.7, 3.0]
     labels = list(shown)
-    assert "ratio of averages" in labels[0] and "per-token" in labels[1] and labels[2] == "l0"
+    assert "ratio of averages" in labels[0] and "Neuronpedia" in labels[1] and labels[2] == "l0"
+    assert all(len(text) <= 50 for text in E.METRIC_LABELS.values())  # pandas' column width
     assert "summed over d_in" in E.label("mse")

@@ -56,10 +56,10 @@ HEADLINE_METRICS: tuple[tuple[str, str, str], ...] = (
 
 
 #: What each explained variance and MSE is, for tables a reader compares with published numbers.
-METRIC_LABELS: dict[str, str] = {
-    "explained_variance": "explained_variance (ratio of averages: the book's)",
-    "explained_variance_legacy": "explained_variance_legacy (mean per-token ratio: SAEBench, Neuronpedia)",
-    "explained_variance_about_zero": "explained variance about zero (SAELens' before 6.45.1, inflated)",
+METRIC_LABELS: dict[str, str] = {  # each at most 50 characters: pandas cuts longer ones
+    "explained_variance": "explained_variance (ratio of averages: book's)",
+    "explained_variance_legacy": "explained_variance_legacy (SAEBench, Neuronpedia)",
+    "explained_variance_about_zero": "EV about zero (inflated: SAELens < 6.45.1)",
     "mse": "mse (summed over d_in, mean over tokens)",
 }
 
