@@ -341,6 +341,40 @@ def test_ablation_subtracts_only_the_features_contribution(model, sae, sample):
     assert table["token_id"].tolist() == change.topk(4, largest=False).indices.tolist()
 
 
+def test_ablation_without_the_direct_path(model, tokenizer, sae, sample):
+    """direct_path=False: a plain-hook computation (subtract a * W_dec[f] at the hook, add the same
+    vector back to the last residual stream) gives the same change; and in a model whose block
+    after the hook writes nothing, nothing but the direct path is left, so the change is zero."""
+    f = firing_feature(sample)
+    tokens, counted = I.sample_contexts(sample, 12, 4, feature=f)
+    effect = I.ablate_feature(model, sae, tokens, counted, f, batch_size=3, direct_path=False)
+    full = I.ablate_feature(model, sae, tokens, counted, f, batch_size=3)
+    contribution = sae.encode(F.hook_activations(model, tokens, HOOK))[..., f, None] * sae.W_dec[f]
+    hooks = [
+        (HOOK, lambda acts, hook: acts - contribution),
+        ("blocks.1.hook_resid_post", lambda resid, hook: resid + contribution),
+    ]
+    x = F.hook_activations(model, tokens, HOOK)
+    scored = counted[:, :-1] & counted[:, 1:]
+    mask = (sae.encode(x)[..., f] > 0) & torch.cat([scored, torch.zeros_like(counted[:, :1])], 1)
+    clean = model(tokens).log_softmax(-1)[mask]
+    ablated = model.run_with_hooks(tokens, fwd_hooks=hooks).log_softmax(-1)[mask]
+    assert torch.allclose(effect.logprob_change, (ablated - clean).mean(0), atol=1e-4)
+    assert effect.n_positions == full.n_positions
+    assert not torch.allclose(effect.logprob_change, full.logprob_change, atol=1e-3)
+
+    silent_block = build_model_with_final_ln_weights(tokenizer)
+    with torch.no_grad():
+        for name in ("W_O", "b_O"):
+            getattr(silent_block.blocks[1].attn, name).zero_()
+        for name in ("W_out", "b_out"):
+            getattr(silent_block.blocks[1].mlp, name).zero_()
+    only_direct = I.ablate_feature(silent_block, sae, tokens, counted, f, direct_path=False)
+    assert only_direct.logprob_change.abs().max() < 1e-5
+    assert math.isclose(only_direct.loss_increase, 0.0, abs_tol=1e-6)
+    assert I.ablate_feature(silent_block, sae, tokens, counted, f).logprob_change.abs().max() > 1e-3
+
+
 def test_loss_increase_is_ablated_minus_clean():
     effect = I.AblationEffect(0, 1, loss_clean=2.0, loss_ablated=2.5, logprob_change=torch.zeros(3))
     assert effect.loss_increase == 0.5
@@ -520,10 +554,50 @@ def test_agreement():
         I.agreement(frame.head(2))
 
 
+def test_top_pair_agreement_by_hand():
+    frame = pd.DataFrame(
+        {
+            "context": [0, 0, 0, 1, 1],
+            "position": [3, 5, 5, 2, 4],
+            "feature": [7, 1, 2, 9, 9],
+            "predicted": [0.1, -0.5, 0.2, 0.3, 0.2],
+            "actual": [0.2, -0.9, 0.1, 0.1, -0.6],
+            "probability": [0.4, 0.4, 0.4, 0.9, 0.9],
+        }
+    )
+    table = I.top_pair_agreement(frame)
+    assert table["predicted_top"].tolist() == [(5, 1), (2, 9)]
+    assert table["actual_top"].tolist() == [(5, 1), (4, 9)]
+    assert table["same"].tolist() == [True, False]
+    assert table["probability"].tolist() == [0.4, 0.9]
+
+
+def test_attribution_regime_and_signed_log():
+    frame = pd.DataFrame(
+        {"share_of_norm": [0.1, 0.5, 0.1, 0.5], "probability": [0.5, 0.5, 0.9, 0.9]}
+    )
+    assert I.attribution_regime(frame).tolist() == [
+        "neither",
+        "share of norm > 0.3",
+        "p > 0.8",
+        "both",
+    ]
+    # sign(v) log10(1 + |v| / t), by hand for t = 0.01
+    values = I.signed_log(pd.Series([0.0, 0.09, -0.99, 9.99]), 0.01)
+    assert values.tolist() == pytest.approx([0.0, 1.0, -2.0, 3.0])
+    ticks, labels = I._signed_log_ticks(2.0, 0.1)
+    assert labels == ["-10", "-1", "-0.1", "0", "0.1", "1", "10"]
+    assert ticks[3] == 0 and ticks[4] == pytest.approx(math.log10(2))
+
+
 def test_figures(attribution, model, sae):
     frame = I.compare_attribution_with_ablation(model, sae, attribution, n_top=2, n_random=1)
-    fig = I.attribution_scatter(frame, "probability", "t")
-    assert len(fig.data) == 2 and len(fig.data[1].x) == len(frame)
+    fig = I.attribution_scatter(frame, "t")
+    assert sum(len(trace.x) for trace in fig.data[1:]) == len(frame)
+    regimes = set(I.attribution_regime(frame))
+    assert [t.name.split(" (")[0] for t in fig.data[1:]] == [
+        r for r in ["neither", "share of norm > 0.3", "p > 0.8", "both"] if r in regimes
+    ]
     curves = pd.DataFrame(
         {
             "group": ["picked"] * 4 + ["control"] * 4,

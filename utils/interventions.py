@@ -550,22 +550,36 @@ def ablate_feature(
     counted: torch.Tensor,
     feature: int,
     batch_size: int = 16,
+    direct_path: bool = True,
 ) -> AblationEffect:
-    """Remove ``feature`` (set its activation to 0 everywhere) with the SAE spliced in and its
-    error term kept, and measure the predictions at the positions where the feature fired.
+    """Remove latent ``feature`` (set its activation to 0 everywhere) with the SAE spliced in and
+    its error term kept, and measure the predictions at the positions where the latent fired.
 
     With ``use_error_term=True`` the spliced model computes exactly what the model does; setting
-    one feature to zero then subtracts just that feature's contribution ``a * W_dec[feature]`` from
-    the activation, and nothing else changes.
+    one latent to zero then subtracts just its contribution ``a * W_dec[feature]`` from the
+    activation, and nothing else changes.
+
+    With ``direct_path=False`` the removed contribution is added back to the last residual stream
+    (``blocks.{n_layers - 1}.hook_resid_post``, just before the final LayerNorm), so the removed
+    vector's own path to the unembedding is left intact: what changes the logits is only how the
+    blocks after the SAE's hook respond to the removal (the part of the effect that is not the
+    direct path). Only for residual-stream hooks.
 
     Args:
         tokens: ``[n, ctx]`` contexts; ``counted``: ``[n, ctx]`` bool, the real positions.
-    Raises ``ValueError`` if the feature never fires at a scored position of these contexts.
+    Raises ``ValueError`` if the latent never fires at a scored position of these contexts.
     """
     feature = F.check_feature_index(feature, sae.cfg.d_sae)
     tokens = _check_tokens(tokens)
     scored = _scored_mask(tokens, counted.bool())
     acts_name = _acts_post_name(sae)
+    out_name = F.sae_hook_name(sae) + ".hook_sae_output"
+    last_resid = f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
+    if not direct_path and "hook_resid" not in F.sae_hook_name(sae):
+        raise ValueError(
+            f"direct_path=False needs an SAE on the residual stream; this one reads "
+            f"{F.sae_hook_name(sae)}"
+        )
     d_vocab = model.cfg.d_vocab
     change = torch.zeros(d_vocab, dtype=torch.float64)
     loss_clean = loss_ablated = 0.0
@@ -581,14 +595,29 @@ def ablate_feature(
         acts[..., feature] = 0
         return acts
 
+    def keep(name: str):
+        def hook(acts: torch.Tensor, hook: Any) -> torch.Tensor:
+            store[name] = acts
+            return acts
+
+        return hook
+
+    def restore(resid: torch.Tensor, hook: Any) -> torch.Tensor:
+        return resid + (store["clean_out"] - store["ablated_out"])  # + a * W_dec[feature]
+
+    clean_hooks = [(acts_name, record)]
+    ablated_hooks = [(acts_name, remove)]
+    if not direct_path:
+        clean_hooks.append((out_name, keep("clean_out")))
+        ablated_hooks += [(out_name, keep("ablated_out")), (last_resid, restore)]
     with model.saes(saes=[sae], use_error_term=True):
         for start in range(0, tokens.shape[0], batch_size):
             batch = tokens[start : start + batch_size].to(model.cfg.device)
-            clean = model.run_with_hooks(batch, fwd_hooks=[(acts_name, record)])
+            clean = model.run_with_hooks(batch, fwd_hooks=clean_hooks)
             mask = store["fired"] & scored[start : start + batch_size].to(batch.device)
             if not mask.any():
                 continue
-            ablated = model.run_with_hooks(batch, fwd_hooks=[(acts_name, remove)])
+            ablated = model.run_with_hooks(batch, fwd_hooks=ablated_hooks)
             next_ids = batch[:, 1:][mask[:, :-1]][:, None]
             lp_clean = clean.float().log_softmax(-1)[mask]  # [n_fired, d_vocab]
             lp_ablated = ablated.float().log_softmax(-1)[mask]
@@ -596,9 +625,10 @@ def ablate_feature(
             loss_clean -= lp_clean.gather(1, next_ids).sum().item()
             loss_ablated -= lp_ablated.gather(1, next_ids).sum().item()
             n += int(mask.sum())
+            store.clear()
     if n == 0:
         raise ValueError(
-            f"Feature {feature} never fires at a scored position of these contexts: pass contexts "
+            f"Latent {feature} never fires at a scored position of these contexts: pass contexts "
             "where it fires (e.g. the sample's texts from sample.feature_activations(feature))."
         )
     return AblationEffect(feature, n, loss_clean / n, loss_ablated / n, (change / n).float())
@@ -824,6 +854,44 @@ def agreement(frame: pd.DataFrame) -> dict[str, float]:
     }
 
 
+def top_pair_agreement(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per context of a :func:`compare_attribution_with_ablation` table: the ablated pair with
+    the largest ``|predicted|`` and the one with the largest ``|actual|``, and whether they are
+    the same pair. Columns ``context``, ``probability``, ``predicted_top``, ``actual_top``
+    (``(position, latent)`` tuples) and ``same``."""
+    rows = []
+    for context, group in frame.groupby("context", sort=True):
+        pairs = list(zip(group["position"].astype(int), group["feature"].astype(int)))
+        predicted = pairs[int(group["predicted"].abs().to_numpy().argmax())]
+        actual = pairs[int(group["actual"].abs().to_numpy().argmax())]
+        rows.append(
+            {
+                "context": context,
+                "probability": float(group["probability"].iloc[0]),
+                "predicted_top": predicted,
+                "actual_top": actual,
+                "same": predicted == actual,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def attribution_regime(
+    frame: pd.DataFrame, large_share: float = 0.3, confident: float = 0.8
+) -> pd.Series:
+    """Which regime each pair of a :func:`compare_attribution_with_ablation` table is in, where
+    the linear estimate is expected to fail: ``"large share"`` (``share_of_norm >
+    large_share``), ``"confident"`` (``probability > confident``), ``"both"`` or
+    ``"neither"``."""
+    large = frame["share_of_norm"] > large_share
+    sure = frame["probability"] > confident
+    labels = pd.Series("neither", index=frame.index)
+    labels[large & ~sure] = f"share of norm > {large_share:g}"
+    labels[sure & ~large] = f"p > {confident:g}"
+    labels[large & sure] = "both"
+    return labels
+
+
 # --------------------------------------------------------------------------------------------
 # Figures
 # --------------------------------------------------------------------------------------------
@@ -940,48 +1008,79 @@ def steering_gain_scatter(table: pd.DataFrame, title: str):
     return fig
 
 
-def attribution_scatter(frame: pd.DataFrame, color: str, title: str):
-    """Predicted (gradient x activation) against actual ablation effect, coloured by ``color``
-    (a column of ``frame``, e.g. ``share_of_norm`` or ``probability``), with the line y = x."""
+def signed_log(values: Any, linear_below: float) -> Any:
+    """``sign(v) * log10(1 + |v| / linear_below)``: a symmetric log scale that keeps 0 at 0, is
+    close to linear for ``|v|`` below ``linear_below`` and logarithmic above it (matplotlib calls
+    this a "symlog" axis; plotly has none). Works on floats, numpy arrays and pandas series."""
+    import numpy as np
+
+    return np.sign(values) * np.log10(1 + np.abs(values) / linear_below)
+
+
+def _signed_log_ticks(largest: float, linear_below: float) -> tuple[list[float], list[str]]:
+    """Tick positions and labels for a :func:`signed_log` axis up to ``largest``: 0 and
+    ``±10^e`` for every power of ten from ``linear_below`` up."""
+    low = math.floor(math.log10(linear_below))
+    high = math.ceil(math.log10(max(largest, linear_below)))
+    powers = [10.0**e for e in range(low, high + 1)]
+    values = [-p for p in reversed(powers)] + [0.0] + powers
+    return [float(signed_log(v, linear_below)) for v in values], [f"{v:g}" for v in values]
+
+
+def attribution_scatter(
+    frame: pd.DataFrame, title: str, large_share: float = 0.3, confident: float = 0.8
+):
+    """Predicted (gradient x activation) against actual ablation effect, one colour per regime
+    (:func:`attribution_regime`), with the line y = x, on signed-log axes (:func:`signed_log`)
+    so that pairs with effects near zero spread out instead of piling on one dot. The linear
+    part of the axes ends at the 5th percentile of the non-zero ``|effects|``."""
     import plotly.graph_objects as go
 
     from .plots import TEMPLATE
 
-    lo = float(min(frame["predicted"].min(), frame["actual"].min()))
-    hi = float(max(frame["predicted"].max(), frame["actual"].max()))
+    values = pd.concat([frame["predicted"], frame["actual"]]).abs()
+    nonzero = values[values > 0]
+    linear_below = 10.0 ** math.floor(math.log10(nonzero.quantile(0.05))) if len(nonzero) else 1.0
+    largest = float(values.max()) if len(values) else 1.0
+    ticks, labels = _signed_log_ticks(largest, linear_below)
+    edge = float(signed_log(largest, linear_below))
+    regimes = attribution_regime(frame, large_share, confident)
     fig = go.Figure(
-        [
-            go.Scatter(
-                x=[lo, hi],
-                y=[lo, hi],
-                mode="lines",
-                name="y = x",
-                line={"color": "#999", "dash": "dot"},
-            ),
-            go.Scatter(
-                x=frame["actual"],
-                y=frame["predicted"],
-                mode="markers",
-                name="ablated pairs",
-                marker={
-                    "color": frame[color],
-                    "colorscale": "Viridis",
-                    "size": 6,
-                    "colorbar": {"title": color.replace("_", " ")},
-                },
-                customdata=frame[["feature", "position", color]].to_numpy(),
-                hovertemplate="feature %{customdata[0]} at position %{customdata[1]}<br>"
-                "actual %{x:.3f}, predicted %{y:.3f}<br>" + color + " %{customdata[2]:.2f}"
-                "<extra></extra>",
-            ),
-        ]
+        go.Scatter(
+            x=[-edge, edge],
+            y=[-edge, edge],
+            mode="lines",
+            name="y = x",
+            line={"color": "#999", "dash": "dot"},
+        )
     )
+    order = ["neither", f"share of norm > {large_share:g}", f"p > {confident:g}", "both"]
+    for i, regime in enumerate(order):
+        rows = frame[regimes == regime]
+        if not len(rows):
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=signed_log(rows["actual"], linear_below),
+                y=signed_log(rows["predicted"], linear_below),
+                mode="markers",
+                name=f"{regime} ({len(rows)})",
+                marker={"color": _palette(i), "size": 6, "opacity": 0.7},
+                customdata=rows[
+                    ["feature", "position", "actual", "predicted", "probability", "share_of_norm"]
+                ].to_numpy(),
+                hovertemplate="latent %{customdata[0]} at position %{customdata[1]}<br>"
+                "actual %{customdata[2]:.2g}, predicted %{customdata[3]:.2g}<br>"
+                "p %{customdata[4]:.2f}, share of norm %{customdata[5]:.2f}<extra></extra>",
+            )
+        )
+    axis = {"tickvals": ticks, "ticktext": labels, "zeroline": True}
     fig.update_layout(
         template=TEMPLATE,
         title=title,
         margin={"l": 60, "r": 20, "t": 60, "b": 50},
-        showlegend=False,
-        xaxis_title="actual change in log p(correct token) when ablated (nats)",
-        yaxis_title="predicted by gradient x activation (nats)",
+        xaxis={**axis, "title": "actual change in log p(correct token) when ablated (nats)"},
+        yaxis={**axis, "title": "predicted by gradient x activation (nats)"},
+        legend={"font": {"size": 11}},
     )
     return fig
