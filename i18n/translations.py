@@ -53,6 +53,9 @@ CODE_CELL_BLOCK = re.compile(
 )
 
 
+CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -183,7 +186,7 @@ def synced_notebook(english: dict, chinese: dict) -> tuple[dict, list[str]]:
 
     Code and raw cells and the notebook metadata come from English. Markdown cells keep their
     Chinese text and record; an English markdown cell new to the Chinese notebook arrives
-    untranslated; a Chinese markdown cell whose English cell is gone is dropped (and named).
+    untranslated (and an untranslated one with no Chinese in it yet gets today's English text); a Chinese markdown cell whose English cell is gone is dropped (and named).
     """
     by_id = {}
     for cell in chinese["cells"]:
@@ -204,6 +207,10 @@ def synced_notebook(english: dict, chinese: dict) -> tuple[dict, list[str]]:
             continue
         used.add(en_cell["id"])
         record = zh_cell.get("metadata", {}).get("translation", {})
+        if record.get("sha256") is None and not CJK.search(cell_source(zh_cell)):
+            # Untranslated and still English (no Chinese begun): today's English text.
+            cells.append(untranslated_cell(en_cell))
+            continue
         metadata = copy.deepcopy(en_cell.get("metadata", {}))
         metadata["translation"] = {"source": en_cell["id"], "sha256": record.get("sha256")}
         cells.append(

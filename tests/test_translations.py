@@ -536,6 +536,7 @@ def test_sync_copies_code_and_brings_new_cells(scratch_book):
     en_path = root / "notebooks" / "t.ipynb"
     nb = json.loads(en_path.read_text())
     nb["cells"].insert(1, {"cell_type": "markdown", "id": "m0", "metadata": {}, "source": "New.\n"})
+    nb["cells"][3]["source"] = "The new text.\n"  # m2, untranslated in Chinese
     en_path.write_text(json.dumps(nb))
 
     assert tr.main(["sync"], root) == 0
@@ -543,7 +544,8 @@ def test_sync_copies_code_and_brings_new_cells(scratch_book):
     assert [c["id"] for c in synced["cells"]] == ["m1", "m0", "c1", "m2"]
     assert tr.cell_source(synced["cells"][2]) == "x = 1  # one\n"
     assert synced["cells"][2]["metadata"] == {"tags": ["hide-input"]}
-    assert tr.cell_source(synced["cells"][0]) == "# 标题\n"  # translations kept
+    assert tr.cell_source(synced["cells"][0]) == "# 标题\n"  # Chinese begun: kept
+    assert tr.cell_source(synced["cells"][3]) == "The new text.\n"  # still English: updated
     kinds = _issues(root)["zh/notebooks/t.ipynb"]
     assert ("untranslated", "m0") in kinds and not [k for k in kinds if k[0] == "code"]
 
