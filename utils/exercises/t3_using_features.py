@@ -158,7 +158,7 @@ def check_attribution(
     expected = I.next_token_attribution(model, sae, tokens, [target_position]).attribution[0]
     assert answer.shape == expected.shape, (
         f"Your attribution has shape {tuple(answer.shape)}; expected {tuple(expected.shape)} "
-        "= [pos, d_sae], one number per feature per position."
+        "= [pos, d_sae], one number per latent per position."
     )
     scale = expected.abs().max().item() or 1.0
     if torch.allclose(answer, -expected, atol=1e-3 * scale) and expected.abs().max() > 0:
@@ -170,6 +170,6 @@ def check_attribution(
     )
     print(
         f"Correct: your attribution matches at all {expected.shape[0]} positions x "
-        f"{expected.shape[1]} features."
+        f"{expected.shape[1]} latents."
     )
     return True
