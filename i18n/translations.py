@@ -246,6 +246,19 @@ def synced_notebook(english: dict, chinese: dict) -> tuple[dict, list[str]]:
         changes.append("notebook metadata copied from English")
     if [c.get("id") for c in chinese["cells"]] != [c["id"] for c in cells]:
         changes.append("cells put in the English order")
+    old_untranslated = {
+        c.get("id"): cell_source(c)
+        for c in chinese["cells"]
+        if c["cell_type"] == "markdown"
+        and (c.get("metadata", {}).get("translation") or {}).get("sha256") is None
+    }
+    renewed = [
+        c["id"]
+        for c in cells
+        if c["id"] in old_untranslated and cell_source(c) != old_untranslated[c["id"]]
+    ]
+    if renewed:
+        changes.append(f"untranslated cells given today's English text: {renewed}")
     return synced, changes
 
 
