@@ -34,7 +34,7 @@ endif
 
 STAMP := $(VENV)/.installed
 
-.PHONY: book test test-tiny lab venv lock clean clean-book tiny-model benchmarks
+.PHONY: book test test-tiny lab venv lock mutation clean clean-book tiny-model benchmarks
 
 venv: $(STAMP)
 
@@ -99,6 +99,25 @@ lock:
 	  -c $(VENV)/lock-torch.txt -o requirements-lock.txt --custom-compile-command "make lock" \
 	  $(if $(UPGRADE),--upgrade) --quiet
 	@echo "requirements-lock.txt refreshed ($$(grep -c '==' requirements-lock.txt) pins). Now: make clean && make test, then commit it."
+
+# Mutation testing (mutmut 3): each small change to the modules that print numbers is run against
+# their unit tests, one part at a time (benchmarks/mutation.py: PARTS, which must together be
+# pyproject.toml's [tool.mutmut]), each in a copy of utils/ and tests/ under $(VENV)/mutation. The
+# summary (killed/survived per module, date, commit, run time, each survivor's changed line) goes
+# to benchmarks/results/mutation.txt. Not part of `make test`: slow (see that file's run times).
+# One part: make mutation PARTS=presets (the summary keeps the other parts' last results).
+MUTATION_DIR := $(VENV)/mutation
+MUTATION_JOBS ?= 2
+PARTS ?= presets t1-t2 t3 t4
+MUTMUT_VERSION := 3.8.1
+mutation: $(STAMP)
+	$(BIN)/python -m pip install --quiet "mutmut==$(MUTMUT_VERSION)"
+	for part in $(PARTS); do \
+	  $(RUN_ENV) $(BIN)/python benchmarks/mutation.py run $$part --folder $(MUTATION_DIR) \
+	    --jobs $(MUTATION_JOBS) || exit 1; \
+	done
+	$(BIN)/python benchmarks/mutation.py summary --folder $(MUTATION_DIR) > benchmarks/results/mutation.txt
+	@sed -n '/^Part /,/^all parts run/p' benchmarks/results/mutation.txt
 
 benchmarks: $(STAMP)
 	$(RUN_ENV) $(BIN)/python benchmarks/notebook_times.py

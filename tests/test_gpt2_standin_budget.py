@@ -50,6 +50,9 @@ def test_scaled_sizes_make_a_valid_smaller_run(name, scale):
 def test_scale_one_is_the_preset_and_bad_scales_are_refused():
     sizes = PRESETS["tiny"].training
     assert scale_training(sizes, 1) == sizes
+    # GPT-2 small's 10 M tokens are not a whole number of 4096-token batches (2441.4): recomputed,
+    # they would become 2441 x 4096 = 9,998,336; scale 1 must leave the preset as it is.
+    assert scale_training(PRESETS["gpt2-small"].training, 1) == PRESETS["gpt2-small"].training
     for bad in (0, -0.5, 1.5):
         with pytest.raises(ValueError, match="in \\(0, 1\\]"):
             scale_training(sizes, bad)

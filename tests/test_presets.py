@@ -105,6 +105,20 @@ def test_hub_reachable_is_false_for_a_closed_port():
     assert presets.hub_reachable("http://127.0.0.1:9", timeout=0.5) is False
 
 
+def test_hub_reachable_gives_up_on_a_server_that_never_answers():
+    """A socket that accepts the connection and says nothing: False after the timeout, not a
+    notebook hung on its first cell."""
+    import socket
+    import time
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        start = time.monotonic()
+        assert presets.hub_reachable(f"http://127.0.0.1:{silent.getsockname()[1]}/", 0.3) is False
+        assert time.monotonic() - start < 10
+
+
 def test_presets_are_immutable():
     with pytest.raises(dataclasses.FrozenInstanceError):
         PRESETS["tiny"].model_name = "x"

@@ -1,0 +1,266 @@
+"""Mutation testing of the modules that print numbers (mutmut 3), in parts, and its summary.
+
+``make mutation`` runs every part, then writes the summary to benchmarks/results/mutation.txt;
+``make mutation PARTS="presets t1-t2"`` runs only those (the summary keeps the other parts' last
+results, each with its own date, commit and run time).
+
+    python benchmarks/mutation.py run PART --folder DIR --jobs J   # one part, in DIR/PART
+    python benchmarks/mutation.py summary --folder DIR             # every part found in DIR
+
+A part is some modules and their unit tests (``PARTS``); together the parts are exactly what
+pyproject.toml's ``[tool.mutmut]`` names (checked). Each runs in a copy of utils/ and tests/ whose
+pyproject.toml names only that part, so mutmut's first pass (every selected test once, to learn
+which tests reach which function) runs only the part's tests. The summary lists, per module,
+mutants, killed (a test failed or timed out), survived (every test passed), the rest (no
+selected test reaches them), and each survivor with the line it changed, taken from the mutated
+copy of the function that mutmut writes beside the original.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import datetime
+import difflib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: mutmut brings the toml package there
+    import toml as tomllib
+
+REPO = Path(__file__).resolve().parents[1]
+KILLED = {"killed", "timeout"}
+PARTS: dict[str, dict[str, list[str]]] = {
+    "presets": {
+        "modules": ["utils/presets.py", "utils/quality.py"],
+        "tests": [
+            "tests/test_presets.py",
+            "tests/test_gpt2_standin_budget.py",
+            "tests/test_quality.py",
+        ],
+    },
+    "t1-t2": {
+        "modules": [
+            "utils/evaluation.py",
+            "utils/exercises/__init__.py",
+            "utils/exercises/_common.py",
+            "utils/exercises/t1_pretrained.py",
+            "utils/exercises/t2_training.py",
+        ],
+        "tests": ["tests/test_evaluation.py", "tests/test_exercises.py"],
+    },
+    "t3": {
+        "modules": ["utils/interventions.py", "utils/exercises/t3_using_features.py"],
+        "tests": ["tests/test_interventions.py", "tests/test_exercises_t3.py"],
+    },
+    "t4": {
+        "modules": ["utils/ground_truth.py", "utils/exercises/t4_ground_truth.py"],
+        "tests": ["tests/test_ground_truth.py", "tests/test_exercises_t4.py"],
+    },
+}
+
+
+def check_parts_cover_the_configuration() -> None:
+    """The parts together are exactly pyproject.toml's [tool.mutmut] modules and tests."""
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mutmut"]
+    modules = {m for part in PARTS.values() for m in part["modules"]}
+    configured = {
+        str(p.relative_to(REPO))
+        for pattern in config["only_mutate"]
+        for p in REPO.glob(pattern)
+        if p.suffix == ".py"
+    }
+    tests = {t for part in PARTS.values() for t in part["tests"]}
+    if modules != configured or tests != set(config["pytest_add_cli_args_test_selection"]):
+        sys.exit(
+            "benchmarks/mutation.py's PARTS and pyproject.toml's [tool.mutmut] disagree: "
+            f"modules {sorted(modules ^ configured)}, tests "
+            f"{sorted(tests ^ set(config['pytest_add_cli_args_test_selection']))}"
+        )
+
+
+def toml_list(values: list[str]) -> str:
+    return "[" + ", ".join(json.dumps(v) for v in values) + "]"
+
+
+def run(part: str, folder: Path, jobs: int) -> None:
+    check_parts_cover_the_configuration()
+    spec = PARTS[part]
+    where = folder / part
+    shutil.rmtree(where, ignore_errors=True)
+    where.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("utils", "tests"):
+        shutil.copytree(REPO / name, where / name, ignore=ignore)
+    config = (REPO / "pyproject.toml").read_text()
+    config, n_modules = re.subn(
+        r"(?ms)^only_mutate = \[.*?\]$", f"only_mutate = {toml_list(spec['modules'])}", config
+    )
+    config, n_tests = re.subn(
+        r"(?ms)^pytest_add_cli_args_test_selection = \[.*?\]$",
+        f"pytest_add_cli_args_test_selection = {toml_list(spec['tests'])}",
+        config,
+    )
+    assert n_modules == n_tests == 1, "pyproject.toml's [tool.mutmut] lists changed shape"
+    (where / "pyproject.toml").write_text(config)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "diff", "--quiet", "HEAD", "--", *spec["modules"], *spec["tests"]], cwd=REPO
+    ).returncode
+    start = time.monotonic()
+    mutmut = Path(sys.executable).with_name("mutmut")
+    with open(where / "mutmut.log", "w") as log:
+        done = subprocess.run(
+            [str(mutmut), "run", "--max-children", str(jobs)],
+            cwd=where,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ,
+        )
+    seconds = time.monotonic() - start
+    if done.returncode != 0:
+        sys.exit(f"mutmut failed on part {part}; see {where / 'mutmut.log'}")
+    record = {
+        "part": part,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit + (" + uncommitted changes to these files" if dirty else ""),
+        "seconds": round(seconds),
+        "jobs": jobs,
+        "tests": spec["tests"],
+    }
+    (where / "run.json").write_text(json.dumps(record, indent=1))
+    print(f"part {part}: {seconds:.0f} s")
+
+
+def function_sources(path: Path) -> dict[str, str]:
+    """Every function (methods included) of a mutated file, by name, as source text."""
+    text = path.read_text(encoding="utf-8")
+    return {
+        node.name: ast.get_source_segment(text, node) or ""
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+
+
+def changed_line(sources: dict[str, str], mutant: str) -> str:
+    """The original and mutated line(s) of ``mutant`` (its function's name), ``old -> new``."""
+    name = mutant.rsplit(".", 1)[-1]
+    orig_name = name.rsplit("__mutmut_", 1)[0] + "__mutmut_orig"
+    original = sources.get(orig_name, "").splitlines()
+    mutated = sources.get(name, "").replace(name, orig_name, 1).splitlines()
+    old, new = [], []
+    for line in difflib.ndiff(original, mutated):
+        if line.startswith("- "):
+            old.append(line[2:].strip())
+        elif line.startswith("+ "):
+            new.append(line[2:].strip())
+    plain = orig_name.removesuffix("__mutmut_orig").removeprefix("x_").replace("xǁ", "")
+    plain = plain.replace("ǁ", ".")
+    change = f"{' / '.join(old) or '(nothing)'}  ->  {' / '.join(new) or '(deleted)'}"
+    return change.replace(orig_name, plain)
+
+
+def _natural(item: tuple[str, str]) -> tuple[str, int]:
+    """Order mutants by function, then number (``f__mutmut_9`` before ``f__mutmut_10``)."""
+    function, _, number = item[0].rpartition("__mutmut_")
+    return function, int(number) if number.isdigit() else -1
+
+
+def part_results(where: Path) -> tuple[dict[str, Counter], dict[str, list[str]]]:
+    from mutmut.stats import status_by_exit_code
+
+    counts: dict[str, Counter] = {}
+    survivors: dict[str, list[str]] = {}
+    for meta in sorted((where / "mutants").rglob("*.py.meta")):
+        source = meta.with_suffix("")  # mutants/utils/x.py
+        module = source.relative_to(where / "mutants").as_posix()
+        results = json.loads(meta.read_text())["exit_code_by_key"]
+        statuses = {key: status_by_exit_code[code] for key, code in results.items()}
+        statuses = {k: s for k, s in statuses.items() if s != "not checked"}
+        if not statuses:
+            continue
+        counts[module] = Counter(statuses.values())
+        sources = function_sources(source)
+        survivors[module] = [
+            f"{key.rsplit('.', 1)[-1]}: {changed_line(sources, key)}"
+            for key, status in sorted(statuses.items(), key=_natural)
+            if status == "survived"
+        ]
+    return counts, survivors
+
+
+def row(name: str, c: Counter) -> str:
+    killed = sum(c[s] for s in KILLED)
+    other = sum(c.values()) - killed - c["survived"]
+    share = 100 * killed / max(killed + c["survived"], 1)
+    return f"{name:40} {sum(c.values()):8} {killed:7} {c['survived']:9} {other:6} {share:8.1f}%"
+
+
+def summary(folder: Path) -> None:
+    header = (
+        f"{'module':40} {'mutants':>8} {'killed':>7} {'survived':>9} {'other':>6} {'killed %':>9}"
+    )
+    print("Mutation testing (mutmut 3, `make mutation`) of the modules that print numbers, each")
+    print("mutant run against those modules' unit tests (benchmarks/mutation.py).")
+    print("killed % = killed / (killed + survived); timeouts count as killed; 'other': mutants no")
+    print("selected test reaches. Parts not listed were not run.")
+    runs, total, all_survivors = [], Counter(), {}
+    for part in PARTS:
+        record_path = folder / part / "run.json"
+        if not record_path.exists():
+            continue
+        record = json.loads(record_path.read_text())
+        counts, survivors = part_results(folder / part)
+        runs.append((record, counts))
+        all_survivors |= survivors
+        for c in counts.values():
+            total += c
+    for record, counts in runs:
+        print()
+        print(
+            f"Part {record['part']}: {record['date']}, commit {record['commit']}, "
+            f"{record['seconds']} s wall with {record['jobs']} workers"
+        )
+        print(f"  tests: {', '.join(record['tests'])}")
+        print(header)
+        for module, c in counts.items():
+            print(row(module, c))
+    print()
+    print(row("all parts run", total))
+    for module, lines in all_survivors.items():
+        if lines:
+            print()
+            print(f"Survivors in {module}:")
+            for line in lines:
+                print(f"  {line}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="run one part")
+    run_parser.add_argument("part", choices=sorted(PARTS))
+    run_parser.add_argument("--folder", type=Path, required=True)
+    run_parser.add_argument("--jobs", type=int, default=2)
+    summary_parser = commands.add_parser("summary", help="summarise every part run")
+    summary_parser.add_argument("--folder", type=Path, required=True)
+    args = parser.parse_args()
+    if args.command == "run":
+        run(args.part, args.folder.resolve(), args.jobs)
+    else:
+        summary(args.folder.resolve())
+
+
+if __name__ == "__main__":
+    main()
