@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -92,7 +93,7 @@ def toml_list(values: list[str]) -> str:
     return "[" + ", ".join(json.dumps(v) for v in values) + "]"
 
 
-def run(part: str, folder: Path, jobs: int) -> None:
+def run(part: str, folder: Path, jobs: int, budget: float | None = None) -> None:
     check_parts_cover_the_configuration()
     spec = PARTS[part]
     where = folder / part
@@ -120,16 +121,25 @@ def run(part: str, folder: Path, jobs: int) -> None:
     ).returncode
     start = time.monotonic()
     mutmut = Path(sys.executable).with_name("mutmut")
+    stopped = False
     with open(where / "mutmut.log", "w") as log:
-        done = subprocess.run(
+        process = subprocess.Popen(
             [str(mutmut), "run", "--max-children", str(jobs)],
             cwd=where,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=os.environ,
+            start_new_session=True,  # its workers too, so a budget can stop them all
         )
+        try:
+            returncode = process.wait(timeout=budget)
+        except subprocess.TimeoutExpired:
+            # mutmut records each mutant's result as it comes: what ran so far stays
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait()
+            returncode, stopped = 0, True
     seconds = time.monotonic() - start
-    if done.returncode != 0:
+    if returncode != 0:
         sys.exit(f"mutmut failed on part {part}; see {where / 'mutmut.log'}")
     record = {
         "part": part,
@@ -137,6 +147,7 @@ def run(part: str, folder: Path, jobs: int) -> None:
         "commit": commit + (" + uncommitted changes to these files" if dirty else ""),
         "seconds": round(seconds),
         "jobs": jobs,
+        "stopped": stopped,
         "tests": spec["tests"],
     }
     (where / "run.json").write_text(json.dumps(record, indent=1))
@@ -186,10 +197,9 @@ def part_results(where: Path) -> tuple[dict[str, Counter], dict[str, list[str]]]
         source = meta.with_suffix("")  # mutants/utils/x.py
         module = source.relative_to(where / "mutants").as_posix()
         results = json.loads(meta.read_text())["exit_code_by_key"]
-        statuses = {key: status_by_exit_code[code] for key, code in results.items()}
-        statuses = {k: s for k, s in statuses.items() if s != "not checked"}
-        if not statuses:
+        if not results:
             continue
+        statuses = {key: status_by_exit_code[code] for key, code in results.items()}
         counts[module] = Counter(statuses.values())
         sources = function_sources(source)
         survivors[module] = [
@@ -202,19 +212,25 @@ def part_results(where: Path) -> tuple[dict[str, Counter], dict[str, list[str]]]
 
 def row(name: str, c: Counter) -> str:
     killed = sum(c[s] for s in KILLED)
-    other = sum(c.values()) - killed - c["survived"]
+    not_run = c["not checked"]
+    other = sum(c.values()) - killed - c["survived"] - not_run
     share = 100 * killed / max(killed + c["survived"], 1)
-    return f"{name:40} {sum(c.values()):8} {killed:7} {c['survived']:9} {other:6} {share:8.1f}%"
+    return (
+        f"{name:40} {sum(c.values()):8} {not_run:8} {killed:7} {c['survived']:9} {other:6}"
+        f" {share:8.1f}%"
+    )
 
 
 def summary(folder: Path) -> None:
     header = (
-        f"{'module':40} {'mutants':>8} {'killed':>7} {'survived':>9} {'other':>6} {'killed %':>9}"
+        f"{'module':40} {'mutants':>8} {'not run':>8} {'killed':>7} {'survived':>9} {'other':>6}"
+        f" {'killed %':>9}"
     )
     print("Mutation testing (mutmut 3, `make mutation`) of the modules that print numbers, each")
     print("mutant run against those modules' unit tests (benchmarks/mutation.py).")
     print("killed % = killed / (killed + survived); timeouts count as killed; 'other': mutants no")
-    print("selected test reaches. Parts not listed were not run.")
+    print("selected test reaches; 'not run': left when a part stopped at its time budget.")
+    print("Parts not listed were not run.")
     runs, total, all_survivors = [], Counter(), {}
     for part in PARTS:
         record_path = folder / part / "run.json"
@@ -231,6 +247,7 @@ def summary(folder: Path) -> None:
         print(
             f"Part {record['part']}: {record['date']}, commit {record['commit']}, "
             f"{record['seconds']} s wall with {record['jobs']} workers"
+            + (" (stopped at its time budget)" if record.get("stopped") else "")
         )
         print(f"  tests: {', '.join(record['tests'])}")
         print(header)
@@ -253,11 +270,14 @@ def main() -> None:
     run_parser.add_argument("part", choices=sorted(PARTS))
     run_parser.add_argument("--folder", type=Path, required=True)
     run_parser.add_argument("--jobs", type=int, default=2)
+    run_parser.add_argument(
+        "--budget", type=float, help="stop after this many seconds, keeping the results so far"
+    )
     summary_parser = commands.add_parser("summary", help="summarise every part run")
     summary_parser.add_argument("--folder", type=Path, required=True)
     args = parser.parse_args()
     if args.command == "run":
-        run(args.part, args.folder.resolve(), args.jobs)
+        run(args.part, args.folder.resolve(), args.jobs, args.budget)
     else:
         summary(args.folder.resolve())
 
