@@ -505,6 +505,27 @@ def test_ablation_effects_against_full_forward_passes(model, sae, attribution):
         assert torch.allclose(actual, expected, rtol=1e-3, atol=1e-5), (actual, expected)
 
 
+def test_ablations_start_at_the_saes_layer(model, sae, attribution):
+    """The ablations run from the SAE's layer on the cached residual: block 0 runs once (the
+    clean pass), not once per batch, and the numbers equal full forward passes from the tokens."""
+    tokens = attribution.tokens[1]
+    target = int(attribution.target_positions[1])
+    active = (attribution.feature_acts[1, : target + 1] > 0).nonzero()[:7]
+    pairs = [tuple(map(int, p)) for p in active]
+    calls = []
+    handle = model.blocks[0].register_forward_hook(lambda *args: calls.append(1))
+    try:
+        fast = I.ablation_effects(model, sae, tokens, target, pairs, batch_size=3)
+        assert len(calls) == 1
+        calls.clear()
+        full = I.ablation_effects(model, sae, tokens, target, pairs, batch_size=3, from_hook=False)
+        assert len(calls) == 1 + 3  # the clean pass and three batches
+    finally:
+        handle.remove()
+    assert torch.allclose(fast, full, atol=1e-5)
+    assert torch.allclose(fast, removed_by_hand(model, sae, tokens, target, pairs), atol=1e-5)
+
+
 def test_compare_attribution_with_ablation(model, sae, attribution):
     frame = I.compare_attribution_with_ablation(model, sae, attribution, n_top=3, n_random=2)
     assert set(frame["chosen"]) <= {"top", "random"}

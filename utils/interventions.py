@@ -28,6 +28,7 @@ Figures
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -730,6 +731,12 @@ def next_token_attribution(
     )
 
 
+def _resid_pre_layer(hook_name: str) -> int | None:
+    """``L`` for ``blocks.L.hook_resid_pre``, else ``None``."""
+    match = re.fullmatch(r"blocks\.(\d+)\.hook_resid_pre", hook_name)
+    return int(match.group(1)) if match else None
+
+
 @torch.no_grad()
 def ablation_effects(
     model: Any,
@@ -738,12 +745,21 @@ def ablation_effects(
     target_position: int,
     pairs: Sequence[tuple[int, int]],
     batch_size: int = 16,
+    from_hook: bool = True,
 ) -> torch.Tensor:
-    """The real change in ``log p(correct next token)`` at ``target_position`` when one feature is
-    removed at one position, for each ``(position, feature)`` in ``pairs``: ``[n_pairs]``.
+    """The real change in ``log p(correct next token)`` at ``target_position`` when one latent is
+    removed at one position, for each ``(position, latent)`` in ``pairs``: ``[n_pairs]``.
 
     One context (``tokens``: ``[pos]`` or ``[1, pos]``), the SAE spliced in with its error term;
     each pair is one row of a batch, ``batch_size`` rows (ablations) at a time.
+
+    The blocks before the SAE's hook compute the same thing in every ablation, so with
+    ``from_hook`` (and an SAE on ``blocks.L.hook_resid_pre``) the clean run caches the residual
+    stream there and each batch of ablations starts at block ``L`` from it (TransformerLens'
+    ``start_at_layer``) instead of re-running blocks ``0..L-1``; other hooks, or
+    ``from_hook=False``, run every ablation from the tokens. Either way only the target position
+    is unembedded. Same numbers as full forward passes (tests/test_interventions.py), less time
+    (benchmarks/ablation_start_at_layer.py).
     """
     tokens = _check_tokens(tokens)
     if tokens.shape[0] != 1:
@@ -756,8 +772,37 @@ def ablation_effects(
             raise IndexError(f"position {pos} is not in 0..{tokens.shape[1] - 1}")
     tokens = tokens.to(model.cfg.device)
     acts_name = _acts_post_name(sae)
+    layer = _resid_pre_layer(F.sae_hook_name(sae)) if from_hook else None
+    store: dict[str, torch.Tensor] = {}
+    final_name = f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
+
+    def keep(name: str):
+        def hook(acts: torch.Tensor, hook: Any) -> torch.Tensor:
+            store[name] = acts.detach()
+            return acts
+
+        return hook
+
+    correct = tokens[0, target_position + 1]
+
+    def correct_logprob(input: torch.Tensor, hooks: list, **kwargs: Any) -> torch.Tensor:
+        """``[batch]`` log p(correct token) at the target position. Only that position is
+        unembedded: the other positions' logits (most of a pass's cost on a wide vocabulary)
+        are never computed."""
+        hooks = hooks + [(final_name, keep("final"))]
+        model.run_with_hooks(input, return_type=None, fwd_hooks=hooks, **kwargs)
+        final = store.pop("final")[:, target_position : target_position + 1]
+        if model.cfg.normalization_type is not None:
+            final = model.ln_final(final)
+        logits = model.unembed(final)
+        cap = getattr(model.cfg, "output_logits_soft_cap", -1.0)
+        if cap is not None and cap > 0:  # as TransformerLens' forward does (Gemma 2)
+            logits = cap * torch.tanh(logits / cap)
+        return logits[:, 0].float().log_softmax(-1)[:, correct]
+
     with model.saes(saes=[sae], use_error_term=True):
-        clean = _correct_logprob(model(tokens), tokens, torch.tensor([target_position]))[0]
+        input_name = F.sae_hook_name(sae) + ".hook_sae_input"
+        clean = correct_logprob(tokens, [(input_name, keep("resid"))])[0]
         changes = []
         for start in range(0, len(pairs), batch_size):
             chunk = torch.tensor(pairs[start : start + batch_size], dtype=torch.long)
@@ -768,10 +813,13 @@ def ablation_effects(
                 acts[rows, chunk[:, 0], chunk[:, 1]] = 0
                 return acts
 
-            batch = tokens.expand(len(chunk), -1)
-            logits = model.run_with_hooks(batch, fwd_hooks=[(acts_name, remove)])
-            positions = torch.full((len(chunk),), target_position)
-            changes.append(_correct_logprob(logits, batch, positions) - clean)
+            if layer is None:
+                batch = tokens.expand(len(chunk), -1)
+                changes.append(correct_logprob(batch, [(acts_name, remove)]) - clean)
+            else:  # the SAE at block `layer`'s hook_resid_pre runs first, on the cached input
+                resid = store["resid"].expand(len(chunk), -1, -1)
+                lp = correct_logprob(resid, [(acts_name, remove)], start_at_layer=layer)
+                changes.append(lp - clean)
     return torch.cat(changes).cpu() if changes else torch.zeros(0)
 
 
