@@ -1,28 +1,33 @@
-"""Using SAE features on the model: steering along a feature's direction, ablating a feature, and
-attributing a prediction to every feature at every position (tutorial 3).
+"""Using SAE latents on the model: steering along a latent's decoder direction, ablating a latent,
+and attributing a prediction to every latent at every position (tutorial 3). Vocabulary: a
+*latent* is one unit of the SAE (``feature`` in argument and column names, as in SAELens); a
+*feature* is what it represents.
 
 Everything takes the model, the SAE and tensors as arguments, works for any sizes and raises a clear
-error on bad input (a feature index out of range, a non-finite steering scale, a hook the model
+error on bad input (a latent index out of range, a non-finite steering scale, a hook the model
 lacks, an empty prompt).
 
 Shapes use these names: ``batch``/``n`` contexts, ``pos``/``ctx`` tokens per context, ``d_in`` the
-SAE's input width (the model's ``d_model``), ``d_sae`` the number of features, ``d_vocab`` the
-vocabulary, ``k`` tokens kept per feature.
+SAE's input width (the model's ``d_model``), ``d_sae`` the number of latents, ``d_vocab`` the
+vocabulary, ``k`` tokens kept per latent.
 
 Main entry points
 -----------------
-Choosing features and contexts
-    :func:`logit_effect_concentration`, :func:`pick_features`, :func:`sample_contexts`
+Choosing latents and contexts
+    :func:`direction_concentration`, :func:`logit_effect_concentration`, :func:`pick_features`,
+    :func:`sample_contexts`; the steering controls: :func:`steering_controls`
 Steering (the SAE detached: a plain hook adds to the model's activation)
     :func:`unit_direction`, :func:`random_unit_direction`, :func:`promoted_token_ids`,
     :func:`steering_hooks`, :func:`generate_steered`, :func:`steering_curve`
-Ablation (the SAE attached with its error term, so only the removed feature changes anything)
+Ablation (the SAE attached with its error term, so only the removed latent changes anything)
     :func:`ablate_feature` -> :class:`AblationEffect`
 Attribution (gradient x activation, one backward pass) and its check against real ablations
     :func:`next_token_attribution` -> :class:`Attribution`, :func:`ablation_effects`,
-    :func:`compare_attribution_with_ablation`
+    :func:`compare_attribution_with_ablation`, :func:`agreement`, :func:`top_pair_agreement`,
+    :func:`attribution_regime`
 Figures
-    :func:`steering_curve_figure`, :func:`attribution_scatter`
+    :func:`steering_spread_figure`, :func:`steering_gain_scatter`, :func:`attribution_scatter`
+    (on :func:`signed_log` axes)
 """
 
 from __future__ import annotations
@@ -88,7 +93,7 @@ def unit_direction(sae: Any, feature: int) -> torch.Tensor:
     """The feature's decoder row ``W_dec[feature]`` scaled to length 1: ``[d_in]``.
 
     Decoder rows have different norms, so steering along the unit direction (with the scale set
-    by the activation's norm) makes one number mean the same push for every feature.
+    by the activation's norm) makes one number mean the same push for every latent.
     """
     feature = F.check_feature_index(feature, sae.cfg.d_sae)
     row = sae.W_dec[feature].detach().float()
@@ -182,9 +187,9 @@ def pick_features(
     max_density: float,
     k: int = 10,
 ) -> pd.DataFrame:
-    """Features worth steering, chosen by a rule instead of by hand.
+    """Latents worth steering, chosen by a rule instead of by hand.
 
-    Among features whose density in ``sample`` lies in ``[min_density, max_density]``, the ``n``
+    Among latents whose density in ``sample`` lies in ``[min_density, max_density]``, the ``n``
     whose logit effects are most concentrated (:func:`logit_effect_concentration`). Returns a table
     with columns ``feature``, ``density``, ``concentration``, best first.
     """
@@ -194,7 +199,7 @@ def pick_features(
     candidates = _band(sample, min_density, max_density)
     if len(candidates) < n:
         raise ValueError(
-            f"Only {len(candidates)} features have density in [{min_density}, {max_density}] "
+            f"Only {len(candidates)} latents have density in [{min_density}, {max_density}] "
             f"in the sample; asked for {n}. Widen the range or use a larger sample."
         )
     scores = logit_effect_concentration(model, sae, candidates, k=k)
@@ -329,7 +334,7 @@ def sample_contexts(
     ``(tokens [n, context_size], counted [n, context_size])``.
 
     Only texts with at least ``context_size`` real tokens are used (so no padding); with
-    ``feature``, only those where the feature fires within the first ``context_size`` tokens.
+    ``feature``, only those where that latent fires within the first ``context_size`` tokens.
     Raises ``ValueError`` if no text qualifies.
     """
     if not 2 <= context_size <= sample.context_size:
@@ -510,14 +515,14 @@ def _acts_post_name(sae: Any) -> str:
 
 @dataclass
 class AblationEffect:
-    """What removing one feature did at the positions where it fired.
+    """What removing one latent did at the positions where it fired.
 
     Attributes:
-        feature: the feature removed.
+        feature: the latent removed.
         n_positions: predictions measured (positions where it fired, followed by a real token).
         loss_clean, loss_ablated: mean next-token cross-entropy there, before and after.
         logprob_change: ``[d_vocab]`` mean change of each token's log-probability there
-            (ablated minus clean; negative: the feature was raising that token).
+            (ablated minus clean; negative: the latent was raising that token).
     """
 
     feature: int
@@ -642,15 +647,15 @@ def ablate_feature(
 
 @dataclass
 class Attribution:
-    """Gradient x activation of a metric for every feature at every position.
+    """Gradient x activation of a metric for every latent at every position.
 
     Attributes:
         tokens: ``[batch, pos]`` the contexts.
         target_positions: ``[batch]`` the position whose prediction the metric scores.
         metric: ``[batch]`` log-probability of the correct next token at the target position.
-        feature_acts: ``[batch, pos, d_sae]`` the features' activations.
+        feature_acts: ``[batch, pos, d_sae]`` the latents' activations.
         attribution: ``[batch, pos, d_sae]`` activation times the metric's gradient with respect
-            to it: the first-order estimate of how much the metric would *drop* if the feature
+            to it: the first-order estimate of how much the metric would *drop* if the latent
             were removed at that position (so removing it changes the metric by about ``-attr``).
         probability: ``[batch]`` the model's probability of the correct next token.
     """
@@ -678,11 +683,11 @@ def next_token_attribution(
     target_positions: torch.Tensor | Sequence[int],
     batch_size: int = 4,
 ) -> Attribution:
-    """Attribute ``log p(correct next token)`` at each context's target position to every feature
+    """Attribute ``log p(correct next token)`` at each context's target position to every latent
     at every position, with one forward and one backward pass per batch of ``batch_size`` contexts.
 
     The SAE is spliced in with its error term, so the forward pass is the model's own. A hook
-    returns the features' activations as a fresh leaf tensor that requires a gradient; the sum of
+    returns the latents' activations as a fresh leaf tensor that requires a gradient; the sum of
     a batch's metrics is differentiated once (contexts do not interact, so each one's gradient is
     its own). Small batches keep memory down: the backward pass holds several ``[batch, pos,
     d_sae]`` tensors (on GPT-2 small, tutorial 3's peak fell from 7.2 to 4.8 GB when its 20
