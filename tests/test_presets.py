@@ -55,6 +55,7 @@ def test_unknown_name_lists_the_known_presets():
         get_preset("gpt3")
     message = str(err.value)
     assert "'gpt3'" in message
+    assert "Known presets: gpt2-small, tiny, auto." in message
     for name in ("gpt2-small", "tiny", "auto"):
         assert name in message
 
@@ -275,6 +276,17 @@ def test_the_lr_warm_up_and_a_small_buffer_by_hand():
     assert (small.train_batch_size_tokens, small.training_tokens) == (128, 320 * 128)
     assert small.lr_warm_up_steps == 32
     assert (small.store_batch_size_prompts, small.n_batches_in_buffer) == (6, 2)
+
+
+@pytest.mark.parametrize("written", ["fast", "0", "1.5", "nan"])
+def test_a_bad_scale_says_what_to_do(clean_env, written):
+    clean_env.setenv(presets.SCALE_ENV_VAR, written)
+    with pytest.raises(ValueError) as err:
+        presets.run_scale()
+    assert str(err.value) == (
+        f"{presets.SCALE_ENV_VAR}={written!r} is not a number in (0, 1]; "
+        "unset it for the preset's full sizes"
+    )
 
 
 def test_scale_one_in_the_environment_is_the_full_run(clean_env, capsys):
