@@ -125,7 +125,7 @@ def test_logit_effect_concentration_ranks_a_spiky_feature_first(model, sae):
     spiky = build_sae()
     with torch.no_grad():  # feature 7 writes the direction whose direct effect is one token's
         target = torch.linalg.lstsq(
-            (F._final_norm_direction(model, torch.eye(D_MODEL)) @ model.W_U).T,
+            (F.final_norm_direction(model, torch.eye(D_MODEL)) @ model.W_U).T,
             torch.nn.functional.one_hot(torch.tensor(11), model.cfg.d_vocab).float()[:, None],
         ).solution[:, 0]
         spiky.W_dec[7] = target / target.norm()

@@ -107,17 +107,8 @@ def random_unit_direction(d_in: int, seed: int) -> torch.Tensor:
     return direction / direction.norm()
 
 
-@torch.no_grad()
-def direct_logit_effects(model: Any, directions: torch.Tensor) -> torch.Tensor:
-    """Each direction's direct effect on the logits, through the final LayerNorm's centring and
-    per-dimension weights (not its division by the norm): ``[..., d_model] -> [..., d_vocab]``."""
-    if directions.shape[-1] != model.cfg.d_model:
-        raise ValueError(
-            f"directions have last dimension {directions.shape[-1]}, the model's d_model is "
-            f"{model.cfg.d_model}"
-        )
-    directions = directions.to(model.W_U.device, model.W_U.dtype)
-    return (F.final_norm_direction(model, directions) @ model.W_U).float().cpu()
+# One home for the direct logit effects: utils.features (re-exported here for tutorial 3's readers)
+direct_logit_effects = F.direct_logit_effects
 
 
 def promoted_token_ids(model: Any, direction: torch.Tensor, k: int = 10) -> torch.Tensor:
