@@ -61,10 +61,6 @@ from .sample import (
 )
 from .splicing import SpliceLosses, loss_recovered, splice_losses
 
-# The old private name, still used by tests/test_interventions.py (helper A's file); to go once
-# it calls final_norm_direction.
-_final_norm_direction = final_norm_direction
-
 __all__ = [
     "FeatureSample",
     "PromptFeatures",
