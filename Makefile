@@ -71,12 +71,14 @@ test: $(STAMP)
 # The tiny model's tests and every notebook, without the site: what CI runs on a second Python,
 # e.g. make test-tiny PYTHON=python3.12 VENV=.venv-py312
 test-tiny: $(STAMP)
-	$(RUN_ENV) $(BIN)/python -m pytest tests/test_tiny.py tests/test_corpus.py notebooks --nbmake -v -rs
+	$(RUN_ENV) $(BIN)/python -m pytest tests/test_tiny.py tests/test_corpus.py notebooks zh/notebooks --nbmake -v -rs
 
 # JupyterLab with notebooks/ as its root (the notebooks find utils/ one folder up); the kernels
 # inherit the preset environment, as in `make test`.
+# `make lab NOTEBOOKS=zh/notebooks` opens the Chinese edition (its checkers then answer in Chinese).
+NOTEBOOKS ?= notebooks
 lab: $(STAMP)
-	$(RUN_ENV) $(BIN)/jupyter lab --notebook-dir=notebooks
+	$(RUN_ENV) $(BIN)/jupyter lab --notebook-dir=$(NOTEBOOKS)
 
 # Rebuild the bundled tiny model, tokenizer and SAE (about 11 minutes on 2 CPU cores).
 tiny-model: $(STAMP)
