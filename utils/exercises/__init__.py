@@ -11,12 +11,15 @@ One convention for every ``check_*`` function:
   with ``assert check_...(...)``).
 
 Use :func:`._common._call` to call the reader's function (it turns ``NotImplementedError`` into ``None``)
-and print :data:`._common._NOT_DONE` for an unfinished answer.
+and print :func:`._common._not_done` for an unfinished answer. Every message a reader sees (printed
+lines, hints, errors) is written in both languages and picked at call time with
+:func:`utils.language.choose` (``choose(english, chinese)``), so the Chinese notebooks run the same
+checkers and read them in Chinese.
 """
 
 from __future__ import annotations
 
-from ._common import _NOT_DONE, _call
+from ._common import _NOT_DONE, _call, _not_done
 from .t1_pretrained import (
     check_explained_variance,
     check_l0,
@@ -38,6 +41,7 @@ from .t4_ground_truth import check_absorption, check_mcc, check_shrinkage
 
 __all__ = [
     "_NOT_DONE",
+    "_not_done",
     "_call",
     "check_l0",
     "check_explained_variance",

@@ -7,7 +7,8 @@ from collections.abc import Callable
 import torch
 
 from .. import features as F
-from ._common import _NOT_DONE, _call
+from ..language import choose
+from ._common import _call, _not_done
 
 
 def _random_feature_acts(shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -27,19 +28,27 @@ def check_l0(my_l0: Callable[[torch.Tensor], torch.Tensor] | None) -> bool | Non
     for acts in cases:
         answer = _call(my_l0, acts)
         if answer is None:
-            print(_NOT_DONE)
+            print(_not_done())
             return None
         answer = torch.as_tensor(answer)
         expected = F.l0_per_token(acts)
-        assert answer.shape == expected.shape, (
+        assert answer.shape == expected.shape, choose(
             f"For feature_acts of shape {tuple(acts.shape)} your function returned shape "
-            f"{tuple(answer.shape)}; expected {tuple(expected.shape)} (one count per token: reduce the last dimension)."
+            f"{tuple(answer.shape)}; expected {tuple(expected.shape)} (one count per token: reduce the last dimension).",
+            f"对形状为 {tuple(acts.shape)} 的 feature_acts，你的函数返回的形状是 "
+            f"{tuple(answer.shape)}；应为 {tuple(expected.shape)}（每个 token 一个计数：对最后一维求和）。",
         )
-        assert torch.equal(answer.long(), expected.long()), (
+        assert torch.equal(answer.long(), expected.long()), choose(
             "The counts differ from the number of non-zero activations per token. "
-            "Hint: compare with zero, then sum over the last dimension."
+            "Hint: compare with zero, then sum over the last dimension.",
+            "计数与每个 token 的非零激活数不一致。提示：先与零比较，再对最后一维求和。",
         )
-    print("Correct: your L0 matches on every test case.")
+    print(
+        choose(
+            "Correct: your L0 matches on every test case.",
+            "正确：你的 L0 在所有测试用例上都一致。",
+        )
+    )
     return True
 
 
@@ -57,16 +66,23 @@ def check_explained_variance(
     for x_case, x_hat in cases:
         answer = _call(my_explained_variance, x_case, x_hat)
         if answer is None:
-            print(_NOT_DONE)
+            print(_not_done())
             return None
         answer = float(torch.as_tensor(answer))
         expected = F.reconstruction_metrics(x_case, x_hat)["explained_variance"]
-        assert abs(answer - expected) < 1e-3, (
+        assert abs(answer - expected) < 1e-3, choose(
             f"Got {answer:.4f}, expected {expected:.4f}. Hint: 1 - (mean over tokens of the squared "
             "error summed over d_in) / (mean over tokens of |x - mean(x)|^2), where mean(x) is the mean "
-            "activation vector over tokens."
+            "activation vector over tokens.",
+            f"得到 {answer:.4f}，应为 {expected:.4f}。提示：1 - （平方误差在 d_in 上求和后对 token "
+            "取平均）/（|x - mean(x)|^2 对 token 取平均），其中 mean(x) 是各 token 激活向量的平均。",
         )
-    print("Correct: your explained variance matches on every test case.")
+    print(
+        choose(
+            "Correct: your explained variance matches on every test case.",
+            "正确：你的解释方差在所有测试用例上都一致。",
+        )
+    )
     return True
 
 
@@ -102,18 +118,30 @@ def check_token_detector(
     """Check that ``feature`` is (nearly) the best detector of ``token`` in ``sample``: its F1 score
     must be at least ``tolerance`` times the best feature's."""
     if feature is None:
-        print(_NOT_DONE)
+        print(_not_done())
         return None
     scores = token_detector_scores(sample, token, feature)
     best = float(F.features_for_token(sample, token, k=1)["f1"].iloc[0])
     print(
-        f"Latent {feature} on {token!r}: fires on {scores['recall']:.0%} of the token's occurrences, "
-        f"and {scores['precision']:.0%} of the latent's firings are on it (F1 {scores['f1']:.2f}; "
-        f"the best latent in this sample has F1 {best:.2f})."
+        choose(
+            f"Latent {feature} on {token!r}: fires on {scores['recall']:.0%} of the token's occurrences, "
+            f"and {scores['precision']:.0%} of the latent's firings are on it (F1 {scores['f1']:.2f}; "
+            f"the best latent in this sample has F1 {best:.2f}).",
+            f"潜变量 {feature} 与 {token!r}：在该 token 的 {scores['recall']:.0%} 次出现上激活，"
+            f"它的激活中有 {scores['precision']:.0%} 落在该 token 上（F1 {scores['f1']:.2f}；"
+            f"这个样本中最好的潜变量 F1 为 {best:.2f}）。",
+        )
     )
-    assert scores["f1"] >= tolerance * best, (
+    assert scores["f1"] >= tolerance * best, choose(
         "Another latent detects this token much better. Hint: for each latent, count how often it "
-        "fires on the token and how often it fires at all (sample.firing_counts)."
+        "fires on the token and how often it fires at all (sample.firing_counts).",
+        "另有潜变量对这个 token 的检测效果好得多。提示：对每个潜变量，数一数它在该 token 上"
+        "激活了多少次、总共激活了多少次（sample.firing_counts）。",
     )
-    print("Correct: this latent is a detector for the token.")
+    print(
+        choose(
+            "Correct: this latent is a detector for the token.",
+            "正确：这个潜变量是该 token 的检测器。",
+        )
+    )
     return True

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from .. import features as F
-from ._common import _NOT_DONE, _call
+from ..language import choose
+from ._common import _call, _not_done
 
 
 def check_steering_hook(my_steering_hook: Callable[..., Any] | None) -> bool | None:
@@ -24,23 +25,36 @@ def check_steering_hook(my_steering_hook: Callable[..., Any] | None) -> bool | N
         hook = _call(my_steering_hook, direction, scale)
         answer = _call(hook, acts.clone(), None) if hook is not None else None
         if answer is None:
-            print(_NOT_DONE)
+            print(_not_done())
             return None
         expected = acts + scale * acts.norm(dim=-1, keepdim=True) * direction
-        assert answer.shape == acts.shape, (
+        assert answer.shape == acts.shape, choose(
             f"For activations of shape {shape} your hook returned shape {tuple(answer.shape)}: "
-            "it must return a tensor shaped like its input."
+            "it must return a tensor shaped like its input.",
+            f"对形状为 {shape} 的激活，你的钩子返回的形状是 {tuple(answer.shape)}："
+            "它必须返回与输入形状相同的张量。",
         )
         if torch.allclose(answer, acts + scale * direction, atol=1e-5):
             raise AssertionError(
-                "Your hook adds scale * direction: scale it by each position's norm too "
-                "(acts.norm(dim=-1, keepdim=True)), so the push is a fraction of the activation."
+                choose(
+                    "Your hook adds scale * direction: scale it by each position's norm too "
+                    "(acts.norm(dim=-1, keepdim=True)), so the push is a fraction of the activation.",
+                    "你的钩子加的是 scale * direction：还要乘上每个位置自己的范数"
+                    "（acts.norm(dim=-1, keepdim=True)），让推动量是激活的一个比例。",
+                )
             )
-        assert torch.allclose(answer, expected, atol=1e-4), (
+        assert torch.allclose(answer, expected, atol=1e-4), choose(
             "The steered activations differ from acts + scale * ||acts|| * direction. Hint: the "
-            "norm is taken over the last dimension, separately at each position."
+            "norm is taken over the last dimension, separately at each position.",
+            "引导后的激活与 acts + scale * ||acts|| * direction 不一致。提示：范数在最后一维上计算，"
+            "每个位置分别计算。",
         )
-    print("Correct: your hook steers by a fraction of each position's norm, on every test case.")
+    print(
+        choose(
+            "Correct: your hook steers by a fraction of each position's norm, on every test case.",
+            "正确：在所有测试用例上，你的钩子都按每个位置范数的一个比例进行引导。",
+        )
+    )
     return True
 
 
@@ -93,20 +107,27 @@ def check_ablated_activation(
         n_firing = int((sae.encode(x)[:, feature] > 0).sum())
     if n_firing == 0:
         raise ValueError(
-            f"Latent {feature} does not fire on any of these {len(x)} tokens, so removing it "
-            "changes nothing and this check could not tell a right answer from x itself. Pass "
-            "tokens where the latent fires (e.g. the sample's text where its activation is "
-            "largest)."
+            choose(
+                f"Latent {feature} does not fire on any of these {len(x)} tokens, so removing it "
+                "changes nothing and this check could not tell a right answer from x itself. Pass "
+                "tokens where the latent fires (e.g. the sample's text where its activation is "
+                "largest).",
+                f"潜变量 {feature} 在这 {len(x)} 个 token 上都没有激活，移除它不会改变任何东西，"
+                "这个检查无法区分正确答案和 x 本身。请传入该潜变量会激活的 token"
+                "（例如样本中它激活最强的那段文本）。",
+            )
         )
     answer = _call(my_ablated_activation, x.clone(), sae, feature)
     if answer is None:
-        print(_NOT_DONE)
+        print(_not_done())
         return None
     answer = torch.as_tensor(answer).to(x.device, x.dtype)
     expected = _ablated_sae_output(model, sae, tokens, feature)
-    assert answer.shape == expected.shape, (
+    assert answer.shape == expected.shape, choose(
         f"Your function returned shape {tuple(answer.shape)}; expected {tuple(expected.shape)} "
-        "(one activation vector per position)."
+        "(one activation vector per position).",
+        f"你的函数返回的形状是 {tuple(answer.shape)}；应为 {tuple(expected.shape)}"
+        "（每个位置一个激活向量）。",
     )
     with torch.no_grad():
         acts = sae.encode(x)
@@ -116,21 +137,35 @@ def check_ablated_activation(
     right = torch.allclose(answer, expected, atol=1e-4 * scale)
     if not right and torch.allclose(answer, x, atol=1e-4 * scale):
         raise AssertionError(
-            f"You returned x unchanged, but latent {feature} fires at {n_firing} of these "
-            f"{len(x)} positions: removing it must subtract its contribution there."
+            choose(
+                f"You returned x unchanged, but latent {feature} fires at {n_firing} of these "
+                f"{len(x)} positions: removing it must subtract its contribution there.",
+                f"你原样返回了 x，但潜变量 {feature} 在这 {len(x)} 个位置中的 {n_firing} 个上"
+                "激活：移除它必须在这些位置减去它的贡献。",
+            )
         )
     if not right and torch.allclose(answer, without_error, atol=1e-4 * scale):
         raise AssertionError(
-            "You returned the SAE's reconstruction of the ablated latents: add the error term "
-            "x - sae.decode(sae.encode(x)) back, as use_error_term=True does."
+            choose(
+                "You returned the SAE's reconstruction of the ablated latents: add the error term "
+                "x - sae.decode(sae.encode(x)) back, as use_error_term=True does.",
+                "你返回的是 SAE 对消融后潜变量的重构：还要像 use_error_term=True 那样把误差项 "
+                "x - sae.decode(sae.encode(x)) 加回去。",
+            )
         )
-    assert right, (
+    assert right, choose(
         "Your activation differs from what the model sees. Hint: with the error term kept, "
-        "removing a latent subtracts only its own contribution, activation * W_dec[feature]."
+        "removing a latent subtracts only its own contribution, activation * W_dec[feature].",
+        "你的激活与模型实际看到的不一致。提示：保留误差项时，移除一个潜变量只减去它自己的贡献，"
+        "即 activation * W_dec[feature]。",
     )
     print(
-        f"Correct: your ablated activation matches the spliced model's at all {len(x)} positions "
-        f"(latent {feature} fires at {n_firing} of them)."
+        choose(
+            f"Correct: your ablated activation matches the spliced model's at all {len(x)} positions "
+            f"(latent {feature} fires at {n_firing} of them).",
+            f"正确：你的消融后激活在全部 {len(x)} 个位置上都与接入 SAE 的模型一致"
+            f"（潜变量 {feature} 在其中 {n_firing} 个位置上激活）。",
+        )
     )
     return True
 
@@ -150,26 +185,40 @@ def check_attribution(
     tokens = tokens if tokens.ndim == 2 else tokens[None]
     answer = _call(my_attribution, model, sae, tokens, target_position)
     if answer is None:
-        print(_NOT_DONE)
+        print(_not_done())
         return None
     answer = torch.as_tensor(answer).detach().float().cpu()
     if answer.ndim == 3 and answer.shape[0] == 1:
         answer = answer[0]
     expected = I.next_token_attribution(model, sae, tokens, [target_position]).attribution[0]
-    assert answer.shape == expected.shape, (
+    assert answer.shape == expected.shape, choose(
         f"Your attribution has shape {tuple(answer.shape)}; expected {tuple(expected.shape)} "
-        "= [pos, d_sae], one number per latent per position."
+        "= [pos, d_sae], one number per latent per position.",
+        f"你的归因形状是 {tuple(answer.shape)}；应为 {tuple(expected.shape)} "
+        "= [pos, d_sae]，每个位置的每个潜变量一个数。",
     )
     scale = expected.abs().max().item() or 1.0
     if torch.allclose(answer, -expected, atol=1e-3 * scale) and expected.abs().max() > 0:
-        raise AssertionError("Your attribution has the wrong sign: it is activation x gradient.")
-    assert torch.allclose(answer, expected, atol=1e-3 * scale), (
+        raise AssertionError(
+            choose(
+                "Your attribution has the wrong sign: it is activation x gradient.",
+                "你的归因符号反了：归因是 激活 x 梯度。",
+            )
+        )
+    assert torch.allclose(answer, expected, atol=1e-3 * scale), choose(
         "Your attribution differs from activation x gradient. Hints: return the activations from "
         "the hook as a fresh leaf (acts.detach().requires_grad_(True)), keep the error term, and "
-        "differentiate the log-probability (log_softmax), not the logit."
+        "differentiate the log-probability (log_softmax), not the logit.",
+        "你的归因与 激活 x 梯度 不一致。提示：在钩子中把激活作为新的叶子节点返回"
+        "（acts.detach().requires_grad_(True)），保留误差项，并对对数概率（log_softmax）"
+        "而不是 logit 求导。",
     )
     print(
-        f"Correct: your attribution matches at all {expected.shape[0]} positions x "
-        f"{expected.shape[1]} latents."
+        choose(
+            f"Correct: your attribution matches at all {expected.shape[0]} positions x "
+            f"{expected.shape[1]} latents.",
+            f"正确：你的归因在全部 {expected.shape[0]} 个位置 x {expected.shape[1]} 个潜变量上"
+            "都一致。",
+        )
     )
     return True

@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import torch
 
-from ._common import _NOT_DONE, _call
+from ..language import choose
+from ._common import _call, _not_done
 
 
 def check_mcc(my_mcc: Callable[[torch.Tensor, torch.Tensor], float] | None) -> bool | None:
@@ -17,24 +18,48 @@ def check_mcc(my_mcc: Callable[[torch.Tensor, torch.Tensor], float] | None) -> b
     true = torch.randn(12, 5, generator=generator)
     permuted = -3 * true[torch.randperm(12, generator=generator)]  # same directions: MCC 1
     cases = [
-        (permuted, true, "a shuffled, rescaled and sign-flipped copy of the true features"),
-        (torch.randn(12, 5, generator=generator), true, "random directions"),
-        (torch.randn(20, 5, generator=generator), true, "more latents than features"),
-        (true[:3] + 0.3 * torch.randn(3, 5, generator=generator), true, "fewer latents"),
+        (
+            permuted,
+            true,
+            "a shuffled, rescaled and sign-flipped copy of the true features",
+            "真实特征打乱顺序、缩放并翻转符号后的副本",
+        ),
+        (torch.randn(12, 5, generator=generator), true, "random directions", "随机方向"),
+        (
+            torch.randn(20, 5, generator=generator),
+            true,
+            "more latents than features",
+            "潜变量多于特征的情况",
+        ),
+        (
+            true[:3] + 0.3 * torch.randn(3, 5, generator=generator),
+            true,
+            "fewer latents",
+            "潜变量较少的情况",
+        ),
     ]
-    for decoder, features, name in cases:
+    for decoder, features, name, name_zh in cases:
         answer = _call(my_mcc, decoder.clone(), features.clone())
         if answer is None:
-            print(_NOT_DONE)
+            print(_not_done())
             return None
         expected = mean_correlation_coefficient(decoder, features)
-        assert abs(float(answer) - expected) < 1e-4, (
+        assert abs(float(answer) - expected) < 1e-4, choose(
             f"For {name} your MCC is {float(answer):.4f}; expected {expected:.4f}. Hint: take the "
             "absolute cosine similarity of every (latent, feature) pair, find the one-to-one "
             "matching with the largest total (scipy.optimize.linear_sum_assignment minimises, so "
-            "give it 1 - |cos|), and average the matched |cos|."
+            "give it 1 - |cos|), and average the matched |cos|.",
+            f"对{name_zh}，你的 MCC 是 {float(answer):.4f}；应为 {expected:.4f}。提示：对每一对"
+            "（潜变量，特征）取余弦相似度的绝对值，找出总和最大的一一匹配"
+            "（scipy.optimize.linear_sum_assignment 求的是最小值，所以传入 1 - |cos|），"
+            "再对匹配上的 |cos| 取平均。",
         )
-    print("Correct: your MCC matches SAELens' mean_correlation_coefficient on 4 cases.")
+    print(
+        choose(
+            "Correct: your MCC matches SAELens' mean_correlation_coefficient on 4 cases.",
+            "正确：你的 MCC 在 4 个用例上与 SAELens 的 mean_correlation_coefficient 一致。",
+        )
+    )
     return True
 
 
@@ -45,30 +70,38 @@ def check_shrinkage(
     generator = torch.Generator().manual_seed(5)
     x = torch.randn(50, 8, generator=generator)
     cases = [
-        (x, 0.5 * x, 0.5, "x_hat = x / 2"),
-        (x, x, 1.0, "a perfect reconstruction"),
+        (x, 0.5 * x, 0.5, "x_hat = x / 2", " x_hat = x / 2 的情况"),
+        (x, x, 1.0, "a perfect reconstruction", "完美的重构"),
         (
             x,
             x * torch.rand(50, 1, generator=generator)
             + 0.1 * torch.randn(50, 8, generator=generator),
             None,
             "a noisy reconstruction",
+            "带噪声的重构",
         ),
     ]
-    for inputs, outputs, known, name in cases:
+    for inputs, outputs, known, name, name_zh in cases:
         answer = _call(my_shrinkage, inputs.clone(), outputs.clone())
         if answer is None:
-            print(_NOT_DONE)
+            print(_not_done())
             return None
         expected = (outputs.norm(dim=-1) / inputs.norm(dim=-1)).mean().item()
         if known is not None:
             assert abs(expected - known) < 1e-5
-        assert abs(float(answer) - expected) < 1e-4, (
+        assert abs(float(answer) - expected) < 1e-4, choose(
             f"For {name} your shrinkage is {float(answer):.4f}; expected {expected:.4f}. Hint: the "
             "norm of each reconstruction divided by the norm of its input (one ratio per "
-            "sample, over the last dimension), then the mean of the ratios."
+            "sample, over the last dimension), then the mean of the ratios.",
+            f"对{name_zh}，你的收缩是 {float(answer):.4f}；应为 {expected:.4f}。提示：每个重构的"
+            "范数除以其输入的范数（每个样本一个比值，在最后一维上计算），再对这些比值取平均。",
         )
-    print("Correct: your shrinkage matches on 3 cases (1.0 = no shrinkage).")
+    print(
+        choose(
+            "Correct: your shrinkage matches on 3 cases (1.0 = no shrinkage).",
+            "正确：你的收缩在 3 个用例上一致（1.0 = 没有收缩）。",
+        )
+    )
     return True
 
 
@@ -85,25 +118,46 @@ def check_absorption(
     child = parent & (torch.rand(n, generator=generator) < 0.4)
     noise = torch.rand(n, generator=generator)
     cases = [
-        (parent & ~child, "a latent silenced by every child (fully absorbed)"),
-        (parent.clone(), "a latent that fires whenever the parent does"),
-        (parent & (noise < torch.where(child, 0.3, 0.9)), "a partly absorbed latent"),
+        (
+            parent & ~child,
+            "a latent silenced by every child (fully absorbed)",
+            "被每个子特征压制的潜变量（完全吸收）",
+        ),
+        (
+            parent.clone(),
+            "a latent that fires whenever the parent does",
+            "父特征激活时总是激活的潜变量",
+        ),
+        (
+            parent & (noise < torch.where(child, 0.3, 0.9)),
+            "a partly absorbed latent",
+            "部分被吸收的潜变量",
+        ),
         (
             (parent & (noise < 0.5)) | (~parent & (noise < 0.2)),
             "a latent that also fires without the parent",
+            "父特征不激活时也会激活的潜变量",
         ),
     ]
-    for latent, name in cases:
+    for latent, name, name_zh in cases:
         answer = _call(my_absorption, latent.clone(), parent.clone(), child.clone())
         if answer is None:
-            print(_NOT_DONE)
+            print(_not_done())
             return None
         expected = absorption(latent, parent, child)
-        assert abs(float(answer) - expected) < 1e-4, (
+        assert abs(float(answer) - expected) < 1e-4, choose(
             f"For {name} your absorption is {float(answer):.4f}; expected {expected:.4f}. Hint: "
             "only samples where the parent is active count; compare the latent's firing rate "
             "on those with a child active to its rate on those without, as "
-            "1 - rate_with_child / rate_without_child."
+            "1 - rate_with_child / rate_without_child.",
+            f"对{name_zh}，你的吸收率是 {float(answer):.4f}；应为 {expected:.4f}。提示：只统计父特征"
+            "激活的样本；比较潜变量在其中有子特征激活时与没有子特征激活时的激活频率，"
+            "即 1 - rate_with_child / rate_without_child。",
         )
-    print("Correct: your absorption matches on 4 firing patterns.")
+    print(
+        choose(
+            "Correct: your absorption matches on 4 firing patterns.",
+            "正确：你的吸收率在 4 种激活模式上一致。",
+        )
+    )
     return True
