@@ -198,6 +198,11 @@ def test_steering_controls(model, sae, sample):
     median = torch.tensor(list(score.values())).median().item()
     near = sorted((f for f in others if f not in runners), key=lambda f: abs(score[f] - median))
     assert [int(name.split()[1]) for name in table["name"][2 * n : 3 * n]] == near[:n]
+    # pick_features' scores are reused, not recomputed: the same table without them
+    picked_plain = pd.DataFrame(picked.to_dict())
+    assert not picked_plain.attrs
+    again = I.steering_controls(model, sae, sample, picked_plain, lo, hi, k=4, n=n, seed=5)
+    pd.testing.assert_frame_equal(again.table, table)
     with pytest.raises(ValueError, match="controls need"):
         I.steering_controls(model, sae, sample, picked, lo, hi, n=len(in_band))
 

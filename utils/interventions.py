@@ -195,13 +195,16 @@ def pick_features(
         )
     scores = logit_effect_concentration(model, sae, candidates, k=k)
     best = scores.topk(n).indices
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "feature": candidates[best].tolist(),
             "density": density[candidates[best]].tolist(),
             "concentration": scores[best].tolist(),
         }
     )
+    # every candidate's score, so that steering_controls need not compute them again
+    table.attrs["band_scores"] = (min_density, max_density, k, candidates, scores)
+    return table
 
 
 # Tutorial 3's steering controls. Kept here rather than in the presets: they are the same on
@@ -271,7 +274,15 @@ def steering_controls(
             f"The density band holds {len(others)} latents besides the picked ones; the controls "
             f"need {2 * n}. Widen the range or use a larger sample."
         )
-    scores = logit_effect_concentration(model, sae, others, k=k)
+    cached = picked.attrs.get("band_scores")
+    if (
+        cached is not None
+        and cached[:3] == (min_density, max_density, k)
+        and torch.equal(cached[3], candidates)
+    ):  # pick_features' scores of the same band
+        scores = cached[4][~torch.isin(candidates, torch.tensor(sorted(chosen)))]
+    else:
+        scores = logit_effect_concentration(model, sae, others, k=k)
     ranked = scores.argsort(descending=True)
     runners_up = ranked[:n]
     median = scores.median()
