@@ -196,13 +196,13 @@ def test_transformers_offline_counts_when_hf_hub_offline_is_unset(clean_env):
 
 def test_a_count_below_its_floor_is_kept_not_raised_to_it():
     """Scale 0.05 by hand: 100 -> 5; 20 -> 1, raised to the floor 8; 3 is under the floor 4 and
-    stays 3 (a scaled run never grows); 3 random directions -> 0.15, raised to 1."""
+    stays 3 (a scaled run never grows); 8 random directions -> 0.4, raised to the floor 2."""
     sizes = presets.InterventionSizes(steering_contexts=3, ablation_contexts=100)
     small = presets.scale_interventions(sizes, 0.05)
     assert small.steering_contexts == 3
     assert small.ablation_contexts == 5
     assert small.max_new_tokens == 8
-    assert small.random_directions == 1
+    assert small.random_directions == 2
     assert small.attribution_contexts == 2 and small.attribution_top == 5
     preset = dataclasses.replace(PRESETS["tiny"], sample_texts=40)
     assert presets.scale_preset(preset, 0.5).sample_texts == 40  # under the floor of 64: kept

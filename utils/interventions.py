@@ -207,8 +207,9 @@ def pick_features(
     return table
 
 
-# Tutorial 3's steering controls. Kept here rather than in the presets: they are the same on
-# every preset (a control's spread needs several directions whatever the model).
+# Tutorial 3's steering controls. The notebook passes the preset's
+# InterventionSizes.random_directions (8 on both presets; SAE_BOOK_SCALE lowers it to 2, still a
+# spread); this default is for other callers.
 CONTROL_DIRECTIONS = 8  # directions per control
 MIN_RANDOM_DRAWS = 200  # the rule picks its random directions out of at least this many...
 MAX_RANDOM_DRAWS = 20_000  # ...and at most this many (each draw costs a [d_model] @ W_U)

@@ -87,7 +87,7 @@ class InterventionSizes:
     max_new_tokens: int = 20
     steering_contexts: int = 16  # held-out contexts the steering curves average over
     context_size: int = 64  # tokens per context for steering, ablation and attribution
-    random_directions: int = 3  # seeds of the random-direction controls
+    random_directions: int = 8  # directions per steering control (their spread is the point)
     ablation_contexts: int = 16  # contexts (where the feature fires) per ablated feature
     attribution_contexts: int = 20
     attribution_top: int = 20  # pairs with the largest |attribution| ablated per context
@@ -198,7 +198,7 @@ PRESETS: dict[str, Preset] = {
             max_new_tokens=30,
             steering_contexts=32,
             context_size=128,
-            random_directions=3,
+            random_directions=8,
             ablation_contexts=32,
             attribution_contexts=20,
             attribution_top=20,
@@ -347,7 +347,8 @@ def scale_interventions(sizes: InterventionSizes, scale: float) -> InterventionS
     """``sizes`` with every count multiplied by ``scale`` (0 < scale <= 1), kept valid.
 
     Floors: 4 steering and ablation contexts, 2 attribution contexts with 5 top and 5 random
-    pairs each (enough pairs for a rank correlation), 1 random direction, 8 generated tokens.
+    pairs each (enough pairs for a rank correlation), 2 directions per steering control (a spread,
+    not one draw), 8 generated tokens.
     The number of features, the picking rule, context size, scales and batch size do not change.
     """
     _check_scale(scale)
@@ -357,7 +358,7 @@ def scale_interventions(sizes: InterventionSizes, scale: float) -> InterventionS
         "attribution_contexts": 2,
         "attribution_top": 5,
         "attribution_random": 5,
-        "random_directions": 1,
+        "random_directions": 2,
         "max_new_tokens": 8,
     }
     return replace(
