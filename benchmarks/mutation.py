@@ -157,8 +157,9 @@ def run(part: str, folder: Path, jobs: int, budget: float | None = None) -> None
 def function_sources(path: Path) -> dict[str, str]:
     """Every function (methods included) of a mutated file, by name, as source text."""
     text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
     return {
-        node.name: ast.get_source_segment(text, node) or ""
+        node.name: "\n".join(lines[node.lineno - 1 : node.end_lineno])
         for node in ast.walk(ast.parse(text))
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
     }
@@ -249,6 +250,8 @@ def summary(folder: Path) -> None:
             f"{record['seconds']} s wall with {record['jobs']} workers"
             + (" (stopped at its time budget)" if record.get("stopped") else "")
         )
+        if record.get("note"):
+            print(f"  note: {record['note']}")
         print(f"  tests: {', '.join(record['tests'])}")
         print(header)
         for module, c in counts.items():
