@@ -27,6 +27,8 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
+from i18n.translations import toc_files
+
 REPO_ROOT = Path(__file__).parent.parent
 BUILD_DIR = REPO_ROOT / "_build"
 HTML_DIR = BUILD_DIR / "html"
@@ -120,30 +122,13 @@ def toc_docnames(edition: str = "en") -> list[str]:
     """Every page of an edition's table of contents, root first, as docnames (no suffix);
     Chinese pages as "zh/<docname>"."""
     if edition == ZH:
-        return [f"{ZH}/{name}" for name in _toc_files(REPO_ROOT / ZH / "_toc.yml")]
-    return _toc_files(REPO_ROOT / "_toc.yml")
+        return [f"{ZH}/{name}" for name in toc_files(REPO_ROOT / ZH / "_toc.yml")]
+    return toc_files(REPO_ROOT / "_toc.yml")
 
 
 def all_docnames() -> list[str]:
     """The pages of both editions: English, then Chinese."""
     return toc_docnames() + toc_docnames(ZH)
-
-
-def _toc_files(toc_path: Path) -> list[str]:
-    toc = yaml.safe_load(toc_path.read_text(encoding="utf-8"))
-    names = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                names.append(entry["file"])
-            walk(entry.get("sections"))
-            walk(entry.get("chapters"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return [re.sub(r"\.(md|ipynb)$", "", n) for n in names]
 
 
 def source_of(docname: str) -> Path:
