@@ -37,6 +37,23 @@ def test_check_steering_hook():
         E.check_steering_hook(lambda d, s: lambda acts, hook: acts[0])
 
 
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda d, s: lambda acts, hook: acts + abs(s) * acts.norm(dim=-1, keepdim=True) * d,
+        lambda d, s: lambda acts, hook: acts + s * acts.norm(dim=1, keepdim=True) * d,
+        lambda d, s: lambda acts, hook: acts + s * acts.norm(dim=-1).mean() * d,
+        lambda d, s: lambda acts, hook: s * acts.norm(dim=-1, keepdim=True) * d,
+    ],
+    ids=["sign of the scale dropped", "norm over positions", "one mean norm", "push only"],
+)
+def test_check_steering_hook_rejects_common_mistakes(wrong):
+    # each caught only if the cases have a negative scale, several positions of different norms
+    # (in more than one batch row) and non-zero activations: what the checker's data is for
+    with pytest.raises(AssertionError, match="last dimension"):
+        E.check_steering_hook(wrong)
+
+
 def test_check_ablated_activation(model, sae, tokens):
     x = model.run_with_cache(tokens)[1]["blocks.1.hook_resid_pre"][0]
     feature = int(sae.encode(x).sum(0).argmax())

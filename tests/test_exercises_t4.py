@@ -95,3 +95,82 @@ def test_check_mcc_tries_a_sign_flipped_copy():
 
     with pytest.raises(AssertionError, match="sign-flipped"):
         E.check_mcc(signed_mcc)
+
+
+def spy_on(checker, right):
+    """Run ``checker`` with a function that answers right and records every case it is given."""
+    seen = []
+
+    def spy(*args):
+        seen.append(tuple(a.clone() for a in args))
+        return right(*args)
+
+    assert checker(spy)
+    return seen
+
+
+def test_check_absorption_cases_are_the_four_patterns_it_names(capsys):
+    # The checker promises four firing patterns; worked out here from the firing masks alone.
+    seen = spy_on(E.check_absorption, right_absorption)
+    assert "4 firing patterns" in capsys.readouterr().out
+    assert len(seen) == 4
+    parent, child = seen[0][1], seen[0][2]
+    assert all(torch.equal(p, parent) and torch.equal(c, child) for _, p, c in seen)
+    assert not (child & ~parent).any(), "a child fires without its parent"
+    assert (parent & child).sum() >= 20 and (parent & ~child).sum() >= 20
+    rates = [right_absorption(*case) for case in seen]
+    assert rates[0] == pytest.approx(1.0)  # silenced by every child
+    assert rates[1] == pytest.approx(0.0)  # fires whenever the parent does
+    assert 0.2 < rates[2] < 0.9  # partly absorbed
+    fully, always, partly, leaky = (case[0] for case in seen)
+    assert torch.equal(fully, parent & ~child) and torch.equal(always, parent)
+    assert not (partly & ~parent).any()
+    assert (leaky & ~parent).any(), "the last pattern must also fire without the parent"
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda latent, parent, child: float(  # with and without the child swapped
+            1 - latent[parent & ~child].float().mean() / latent[parent & child].float().mean()
+        ),
+        lambda latent, parent, child: float(  # the ratio itself, not one minus it
+            latent[parent & child].float().mean() / latent[parent & ~child].float().mean()
+        ),
+        lambda latent, parent, child: float(  # against the rate over every sample
+            1 - latent[parent & child].float().mean() / latent.float().mean()
+        ),
+    ],
+    ids=["swapped", "no one minus", "rate over all samples"],
+)
+def test_check_absorption_rejects_common_mistakes(wrong):
+    with pytest.raises(AssertionError, match="expected"):
+        E.check_absorption(wrong)
+
+
+def test_check_shrinkage_cases_and_mistakes(capsys):
+    def right(x, x_hat):
+        return (x_hat.norm(dim=-1) / x.norm(dim=-1)).mean()
+
+    seen = spy_on(E.check_shrinkage, right)
+    assert "3 cases" in capsys.readouterr().out
+    assert len(seen) == 3
+    # by hand: x_hat = x / 2 shrinks every row to half, a copy not at all
+    assert torch.equal(seen[0][1], 0.5 * seen[0][0]) and torch.equal(seen[1][1], seen[1][0])
+    ratios = seen[2][1].norm(dim=-1) / seen[2][0].norm(dim=-1)
+    assert ratios.std() > 0.1, "the noisy case must shrink rows by different amounts"
+    with pytest.raises(AssertionError, match="expected"):  # the squared norms
+        E.check_shrinkage(lambda x, x_hat: (x_hat.pow(2).sum(-1) / x.pow(2).sum(-1)).mean())
+    with pytest.raises(AssertionError, match="expected"):  # per element, not per row
+        E.check_shrinkage(lambda x, x_hat: (x_hat.abs() / x.abs()).mean())
+
+
+def test_check_mcc_cases(capsys):
+    seen = spy_on(E.check_mcc, right_mcc)
+    assert "4 cases" in capsys.readouterr().out
+    assert [len(d) for d, _ in seen] == [12, 12, 20, 3]
+    assert all(t.shape == (12, 5) for _, t in seen)
+    assert right_mcc(*seen[0]) == pytest.approx(1.0)  # the same directions
+    assert right_mcc(*seen[1]) < 0.95  # random directions do not all match
+    with pytest.raises(AssertionError, match="expected"):  # rows and columns swapped
+        E.check_mcc(lambda d, t: right_mcc(d.T, t.T))

@@ -346,3 +346,53 @@ def test_absorption_table_child_lean_and_carried_parent_by_hand():
     assert row["absorption"] == pytest.approx(1.0)
     assert row["carried_with_child"] == 1.0 and row["lost_with_child"] == 0.0
     assert row["carried_alone"] == 0.0  # the parent's own latent fired: nothing missed
+
+
+def test_random_decoder_sizes_and_default_seed():
+    # the smallest valid sizes work; zero is refused on either axis, naming both numbers
+    assert random_decoder(1, 1).shape == (1, 1)
+    torch.testing.assert_close(random_decoder(1, 3).norm(), torch.tensor(1.0))
+    with pytest.raises(ValueError, match=r"num_latents \(3\) and hidden_dim \(0\)"):
+        random_decoder(3, 0)
+    # the default seed is seed 0, and seeds give different decoders
+    torch.testing.assert_close(random_decoder(N, D), random_decoder(N, D, seed=0))
+    assert not torch.allclose(random_decoder(N, D, seed=0), random_decoder(N, D, seed=1))
+
+
+def test_absorption_names_the_input_it_refuses():
+    ok = bools(1, 1, 0)
+    with pytest.raises(ValueError, match="latent_fires must be"):
+        absorption(torch.ones(3), ok, ok)
+    with pytest.raises(ValueError, match="parent_fires must be"):
+        absorption(ok, torch.ones(3), ok)
+    with pytest.raises(ValueError, match="child_fires must be"):
+        absorption(ok, ok, torch.ones(3, 1).bool())
+
+
+def test_score_sae_passes_its_sizes_and_seed_to_saelens(monkeypatch):
+    import utils.ground_truth as G
+
+    seen = {}
+    result = SimpleNamespace(
+        mcc=0.1, uniqueness=0.2, sae_l0=0.3, true_l0=0.4, explained_variance=0.5,
+        shrinkage=0.6, dead_latents=7,
+        classification=SimpleNamespace(precision=0.8, recall=0.9, f1_score=0.85),
+    )  # fmt: skip
+
+    def fake_eval(**kwargs):
+        seen.update(kwargs, seed=torch.initial_seed())
+        return result
+
+    monkeypatch.setattr(G, "eval_sae_on_synthetic_data", fake_eval)
+    model = SimpleNamespace(feature_dict="dict", activation_generator="gen")
+    row = score_sae("sae", model, num_samples=123, batch_size=45)
+    assert seen == {
+        "sae": "sae", "feature_dict": "dict", "activations_generator": "gen",
+        "num_samples": 123, "batch_size": 45, "seed": 0,
+    }  # fmt: skip
+    assert row == {
+        "mcc": 0.1, "uniqueness": 0.2, "l0": 0.3, "true_l0": 0.4, "explained_variance": 0.5,
+        "shrinkage": 0.6, "dead_latents": 7, "precision": 0.8, "recall": 0.9, "f1": 0.85,
+    }  # fmt: skip
+    score_sae("sae", model, num_samples=1, batch_size=1, seed=5)
+    assert seen["seed"] == 5

@@ -8,8 +8,8 @@ a successful run of each notebook's *current* code. The cache is cleared wheneve
 benchmarks/results/ change (the notebooks read both), so a cached run is one of today's code.
 
 Running the notebooks a second time through nbmake would double this part of `make test` for
-nothing. nbmake still runs every notebook in `make test-tiny` (the second Python's pass in CI,
-which builds no site), and tests/test_gpt2_standin_notebooks.py runs tutorials 1 to 3 on the
+nothing. nbmake still runs every notebook in `make test-tiny` (CI's second Python runs the
+Chinese twins, whose code is the English code token for token; it builds no site), and tests/test_gpt2_standin_notebooks.py runs tutorials 1 to 3 on the
 gpt2-small stand-in.
 """
 

@@ -17,11 +17,17 @@ def check_steering_hook(my_steering_hook: Callable[..., Any] | None) -> bool | N
     hook_point)`` returns ``acts + scale * ||acts|| * direction`` (each position's own norm)."""
     from .. import interventions as I
 
+    # Test data (not mutated: other values would serve as well)
+    # pragma: no mutate start
     cases = [((2, 5, 16), 0.5, 0), ((1, 3, 7), -1.25, 1), ((3, 1, 33), 2.0, 2)]
+    # pragma: no mutate end
     for shape, scale, seed in cases:
+        # Test data (not mutated: other values would serve as well)
+        # pragma: no mutate start
         generator = torch.Generator().manual_seed(seed)
         acts = torch.randn(shape, generator=generator) * (1 + torch.arange(shape[1]))[:, None]
         direction = I.random_unit_direction(shape[-1], seed + 10)
+        # pragma: no mutate end
         hook = _call(my_steering_hook, direction, scale)
         answer = _call(hook, acts.clone(), None) if hook is not None else None
         if answer is None:
