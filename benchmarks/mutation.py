@@ -57,15 +57,27 @@ PARTS: dict[str, dict[str, list[str]]] = {
             "utils/exercises/t1_pretrained.py",
             "utils/exercises/t2_training.py",
         ],
-        "tests": ["tests/test_evaluation.py", "tests/test_exercises.py"],
+        "tests": [
+            "tests/test_evaluation.py",
+            "tests/test_exercises.py",
+            "tests/test_exercises_language.py",
+        ],
     },
     "t3": {
         "modules": ["utils/interventions.py", "utils/exercises/t3_using_features.py"],
-        "tests": ["tests/test_interventions.py", "tests/test_exercises_t3.py"],
+        "tests": [
+            "tests/test_interventions.py",
+            "tests/test_exercises_t3.py",
+            "tests/test_exercises_language.py",
+        ],
     },
     "t4": {
         "modules": ["utils/ground_truth.py", "utils/exercises/t4_ground_truth.py"],
-        "tests": ["tests/test_ground_truth.py", "tests/test_exercises_t4.py"],
+        "tests": [
+            "tests/test_ground_truth.py",
+            "tests/test_exercises_t4.py",
+            "tests/test_exercises_language.py",
+        ],
     },
 }
 

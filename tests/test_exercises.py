@@ -122,3 +122,116 @@ def test_check_ce_loss_score(capsys):
         )
     with pytest.raises(AssertionError, match="Hint"):  # right on the SAE's losses only
         E.check_ce_loss_score(lambda *losses: 0.9, metrics)
+
+
+# ---- what each checker prints, its data, and the mistakes it exists to catch -------------------
+
+
+def test_check_l0_prints_its_verdicts(capsys):
+    assert E.check_l0(lambda acts: (acts > 0).sum(-1))
+    assert "Correct: your L0 matches on every test case." in capsys.readouterr().out
+    assert E.check_l0(None) is None
+    assert "Not answered yet" in capsys.readouterr().out
+    # at least one of its cases has a token with no active latent (the all-zero case)
+    with pytest.raises(AssertionError, match="non-zero"):
+        E.check_l0(lambda acts: (acts > 0).sum(-1).clamp(min=1))
+
+
+def test_check_explained_variance_prints_its_verdicts_and_rejects_mistakes(capsys):
+    def right(x, x_hat):
+        return 1 - (x - x_hat).pow(2).sum(-1).mean() / (x - x.mean(0)).pow(2).sum(-1).mean()
+
+    assert E.check_explained_variance(right)
+    assert "Correct: your explained variance matches" in capsys.readouterr().out
+    assert E.check_explained_variance(None) is None
+    assert "Not answered yet" in capsys.readouterr().out
+    about_zero = lambda x, x_hat: 1 - (x - x_hat).pow(2).sum(-1).mean() / x.pow(2).sum(-1).mean()  # noqa: E731
+    per_token = lambda x, x_hat: (  # noqa: E731
+        1 - (x - x_hat).pow(2).sum(-1) / (x - x.mean(0)).pow(2).sum(-1)
+    ).mean()
+    for wrong in (about_zero, per_token):
+        with pytest.raises(AssertionError, match="expected"):
+            E.check_explained_variance(wrong)
+
+
+def test_token_detector_scores_of_a_weak_and_a_silent_latent(sample):
+    token = E.pick_exercise_token(sample, min_chars=2)
+    table = F.features_for_token(sample, token, k=sample.d_sae)
+    worst = table.iloc[-1]  # fires on the token, but ranks last: beyond any default k
+    assert len(table) > 10
+    scores = E.token_detector_scores(sample, token, int(worst["feature"]))
+    assert scores == pytest.approx(
+        {"precision": worst["precision"], "recall": worst["recall"], "f1": worst["f1"]}
+    )
+    assert scores["recall"] > 0
+    never = sorted(set(range(sample.d_sae)) - set(table["feature"]))[0]
+    assert E.token_detector_scores(sample, token, never) == {
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+    }
+
+
+def test_check_token_detector_blank(sample, capsys):
+    assert E.check_token_detector(sample, "the", None) is None
+    assert "Not answered yet" in capsys.readouterr().out
+
+
+def test_check_dead_latents_prints_the_count_and_truncates_long_lists(capsys):
+    density = np.array([0.0, 0.2, 0.0, 0.3])
+    assert E.check_dead_latents(lambda d: np.flatnonzero(d == 0), density)
+    assert "Correct: 2 of 4 latents never fired" in capsys.readouterr().out
+
+    def message(n_dead, answer):
+        with pytest.raises(AssertionError) as error:
+            E.check_dead_latents(answer, np.r_[np.zeros(n_dead), 0.5])
+        return str(error.value)
+
+    # ten dead latents are listed whole, eleven are cut at ten with "..."
+    assert "..." not in message(10, lambda d: np.arange(1, 11))
+    assert "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]..." in message(11, lambda d: np.arange(2))
+    assert "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]..." in message(2, lambda d: np.arange(11))
+    # the made-up densities: exactly zero is dead, one firing in a million is not
+    with pytest.raises(AssertionError, match="exactly 0"):
+        E.check_dead_latents(lambda d: np.flatnonzero(d < 1e-3), density)
+
+
+def test_check_expansion_config_names_what_is_wrong(capsys):
+    from sae_lens import TopKTrainingSAEConfig
+
+    cfg = make_cfg("topk")
+
+    def with_sae(**fields):
+        return replace(
+            cfg,
+            sae=TopKTrainingSAEConfig(**({"d_in": D_MODEL, "d_sae": 4 * D_MODEL, "k": 8} | fields)),
+        )
+
+    assert E.check_expansion_config(with_sae(), d_in=D_MODEL, expansion_factor=4, k=8)
+    assert f"Config OK: TopK, d_sae = {4 * D_MODEL} (4 x d_in), k = 8." in capsys.readouterr().out
+    assert E.check_expansion_config(None, d_in=D_MODEL, expansion_factor=4, k=8) is None
+    assert "Not answered yet" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match=r"keep k = 8 so that only the width changes, got 4"):
+        E.check_expansion_config(with_sae(k=4), d_in=D_MODEL, expansion_factor=4, k=8)
+    with pytest.raises(AssertionError, match=rf"d_model \({D_MODEL}\), got {D_MODEL + 1}"):
+        E.check_expansion_config(
+            with_sae(d_in=D_MODEL + 1, d_sae=4 * D_MODEL), d_in=D_MODEL, expansion_factor=4, k=8
+        )
+    with pytest.raises(AssertionError, match=rf"4 x {D_MODEL} = {4 * D_MODEL}, got {2 * D_MODEL}"):
+        E.check_expansion_config(with_sae(d_sae=2 * D_MODEL), d_in=D_MODEL, expansion_factor=4, k=8)
+    with pytest.raises(AssertionError, match="got StandardTrainingSAEConfig"):
+        E.check_expansion_config(make_cfg("standard"), d_in=D_MODEL, expansion_factor=4, k=8)
+
+
+def test_check_ce_loss_score_rejects_a_percentage_and_a_clamp():
+    metrics = {
+        "ce_loss_without_sae": 2.0,
+        "ce_loss_with_sae": 2.5,
+        "ce_loss_zero_ablation": 7.0,
+        "ce_loss_score": 0.9,
+    }
+    with pytest.raises(AssertionError, match="Hint"):  # 90 (%) for 0.9
+        E.check_ce_loss_score(lambda w, s, z: 100 * (z - s) / (z - w), metrics)
+    # one made-up SAE is worse than ablating (a negative score): a clamp to [0, 1] fails there
+    with pytest.raises(AssertionError, match="Hint"):
+        E.check_ce_loss_score(lambda w, s, z: min(max((z - s) / (z - w), 0.0), 1.0), metrics)

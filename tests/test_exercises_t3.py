@@ -123,3 +123,47 @@ def test_check_attribution(model, sae, tokens):
         E.check_attribution(gradient_only, model, sae, tokens, target)
     with pytest.raises(AssertionError, match="shape"):
         E.check_attribution(lambda *a: right(*a)[:-1], model, sae, tokens, target)
+
+
+def test_checkers_print_their_counts_and_reminders(model, sae, tokens, capsys):
+    from utils.interventions import next_token_attribution
+
+    x = model.run_with_cache(tokens)[1]["blocks.1.hook_resid_pre"][0]
+    feature = int(sae.encode(x).sum(0).argmax())
+    n_firing = int((sae.encode(x)[:, feature] > 0).sum())
+
+    def right(x, sae, f):
+        feats = sae.encode(x)
+        error = x - sae.decode(feats)
+        feats[:, f] = 0
+        return sae.decode(feats) + error
+
+    with torch.no_grad():
+        assert E.check_ablated_activation(right, model, sae, tokens, feature)
+    assert (
+        f"matches the spliced model's at all {x.shape[0]} positions (latent {feature} fires at "
+        f"{n_firing} of them)" in capsys.readouterr().out
+    )
+    with torch.no_grad():
+        assert E.check_ablated_activation(None, model, sae, tokens[0], feature) is None
+    assert "Not answered yet" in capsys.readouterr().out
+
+    target = tokens.shape[1] - 3
+
+    def batched(model, sae, tokens, target_position):  # [1, pos, d_sae] is accepted too
+        return next_token_attribution(model, sae, tokens, [target_position]).attribution
+
+    assert E.check_attribution(batched, model, sae, tokens[0], target)
+    assert (
+        f"matches at all {tokens.shape[1]} positions x {sae.cfg.d_sae} latents"
+        in capsys.readouterr().out
+    )
+    assert E.check_attribution(None, model, sae, tokens, target) is None
+    assert "Not answered yet" in capsys.readouterr().out
+
+    assert E.check_steering_hook(None) is None
+    assert "Not answered yet" in capsys.readouterr().out
+    assert E.check_steering_hook(
+        lambda d, s: lambda acts, hook: acts + s * acts.norm(dim=-1, keepdim=True) * d
+    )
+    assert "Correct: your hook steers by a fraction" in capsys.readouterr().out

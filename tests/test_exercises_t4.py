@@ -174,3 +174,73 @@ def test_check_mcc_cases(capsys):
     assert right_mcc(*seen[1]) < 0.95  # random directions do not all match
     with pytest.raises(AssertionError, match="expected"):  # rows and columns swapped
         E.check_mcc(lambda d, t: right_mcc(d.T, t.T))
+
+
+def wrong_on_call(i, right):
+    """Right on every case but the ``i``-th (0-based), off by 0.5 there."""
+    calls = []
+
+    def answer(*args):
+        calls.append(1)
+        return right(*args) + (0.5 if len(calls) == i + 1 else 0.0)
+
+    return answer
+
+
+def right_shrinkage(x, x_hat):
+    return float((x_hat.norm(dim=-1) / x.norm(dim=-1)).mean())
+
+
+CASE_NAMES = {
+    "check_mcc": (
+        right_mcc,
+        [
+            (
+                "a shuffled, rescaled and sign-flipped copy",
+                "真实特征打乱顺序、缩放并翻转符号后的副本",
+            ),
+            ("For random directions", "对随机方向"),
+            ("For more latents than features", "对潜变量多于特征的情况"),
+            ("For fewer latents", "对潜变量较少的情况"),
+        ],
+    ),
+    "check_shrinkage": (
+        right_shrinkage,
+        [
+            ("For x_hat = x / 2", "对 x_hat = x / 2 的情况"),
+            ("For a perfect reconstruction", "对完美的重构"),
+            ("For a noisy reconstruction", "对带噪声的重构"),
+        ],
+    ),
+    "check_absorption": (
+        right_absorption,
+        [
+            ("For a latent silenced by every child", "对被每个子特征压制的潜变量"),
+            ("For a latent that fires whenever the parent does", "对父特征激活时总是激活的潜变量"),
+            ("For a partly absorbed latent", "对部分被吸收的潜变量"),
+            ("For a latent that also fires without the parent", "对父特征不激活时也会激活的潜变量"),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+@pytest.mark.parametrize("checker", sorted(CASE_NAMES))
+def test_a_failure_names_the_case_it_failed_on(checker, language, monkeypatch):
+    monkeypatch.setenv("SAE_BOOK_LANG", language)
+    right, names = CASE_NAMES[checker]
+    for i, (english, chinese) in enumerate(names):
+        with pytest.raises(AssertionError) as error:
+            getattr(E, checker)(wrong_on_call(i, right))
+        assert (english if language == "en" else chinese) in str(error.value)
+
+
+@pytest.mark.parametrize("checker", sorted(CASE_NAMES))
+def test_a_blank_answer_prints_the_reminder(checker, capsys):
+    assert getattr(E, checker)(lambda *args: None) is None
+    assert "Not answered yet" in capsys.readouterr().out
+
+
+def test_check_absorption_rejects_a_percentage():
+    with pytest.raises(AssertionError, match="expected"):
+        E.check_absorption(lambda *args: 100 * right_absorption(*args))

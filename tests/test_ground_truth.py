@@ -396,3 +396,16 @@ def test_score_sae_passes_its_sizes_and_seed_to_saelens(monkeypatch):
     }  # fmt: skip
     score_sae("sae", model, num_samples=1, batch_size=1, seed=5)
     assert seen["seed"] == 5
+
+
+def test_random_decoder_draws_from_its_own_offset_generator():
+    from utils.ground_truth import BASELINE_SEED_OFFSET
+
+    assert BASELINE_SEED_OFFSET > 0
+    for seed in (0, 3):
+        rows = torch.randn(
+            N, D, generator=torch.Generator().manual_seed(seed + BASELINE_SEED_OFFSET)
+        )
+        torch.testing.assert_close(
+            random_decoder(N, D, seed=seed), rows / rows.norm(dim=1, keepdim=True)
+        )

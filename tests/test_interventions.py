@@ -659,3 +659,86 @@ def test_preset_intervention_sizes(name):
     assert 2 <= sizes.context_size <= preset.sample_context
     assert min(sizes.n_features, sizes.top_tokens, sizes.random_directions, sizes.batch_size) >= 1
     assert sizes.attribution_top >= 1 and sizes.attribution_random >= 1
+
+
+# ---- edges the review's mutants found untested -----------------------------------------------
+
+
+def test_density_band_edges(sample):
+    # both ends are inclusive: a zero lower end and an empty-width band are valid ranges
+    density = sample.density
+    assert torch.equal(I._band(sample, 0.0, 1.0), torch.arange(len(density)))
+    some = float(density[density > 0][0])
+    assert torch.equal(I._band(sample, some, some), (density == some).nonzero()[:, 0])
+    with pytest.raises(ValueError, match="got 0.5 and 0.1"):
+        I._band(sample, 0.5, 0.1)
+    with pytest.raises(ValueError, match="got -0.1 and 0.1"):
+        I._band(sample, -0.1, 0.1)
+
+
+def test_steering_controls_defaults_sizes_and_the_cache(model, sae, sample, monkeypatch):
+    lo, hi = 0.01, 0.5
+    picked = I.pick_features(model, sae, sample, n=2, min_density=lo, max_density=hi)
+    # one direction per control is allowed; the defaults are k = 10 and seed 0
+    one = I.steering_controls(model, sae, sample, picked, lo, hi, n=1)
+    explicit = I.steering_controls(model, sae, sample, picked, lo, hi, k=10, n=1, seed=0)
+    pd.testing.assert_frame_equal(one.table, explicit.table)
+    assert torch.equal(one.directions[0], I.random_unit_direction(D_MODEL, 0))
+    # a small band draws the floor of MIN_RANDOM_DRAWS, not n * band / picked
+    in_band = I._band(sample, lo, hi)
+    assert math.ceil(1 * len(in_band) / 2) < I.MIN_RANDOM_DRAWS
+    assert one.n_draws == I.MIN_RANDOM_DRAWS
+    with pytest.raises(ValueError, match="n must be at least 1, got 0"):
+        I.steering_controls(model, sae, sample, picked, lo, hi, n=0)
+    # exactly 2n latents besides the picked ones is enough
+    others = len(in_band) - len(picked)
+    if others % 2 == 0:
+        I.steering_controls(model, sae, sample, picked, lo, hi, n=others // 2)
+    else:
+        with pytest.raises(ValueError, match=f"holds {others} latents .* need {others + 1}"):
+            I.steering_controls(model, sae, sample, picked, lo, hi, n=(others + 1) // 2)
+    # pick_features' scores of the same band are reused (no latent scored again)...
+    scored = []
+    real = I.logit_effect_concentration
+    monkeypatch.setattr(
+        I, "logit_effect_concentration", lambda *a, **kw: scored.append(1) or real(*a, **kw)
+    )
+    I.steering_controls(model, sae, sample, picked, lo, hi, n=1)
+    assert scored == []
+    # ...and only those: another k or another band is scored afresh
+    I.steering_controls(model, sae, sample, picked, lo, hi, k=5, n=1)
+    assert scored == [1]
+    I.steering_controls(model, sae, sample, picked, lo, hi * 0.99, n=1)
+    assert scored == [1, 1]
+
+
+def test_top_pair_agreement_orders_contexts_and_takes_a_single_pair():
+    frame = pd.DataFrame(
+        {
+            "context": [4, 1, 1],
+            "position": [2, 0, 3],
+            "feature": [5, 6, 7],
+            "predicted": [0.3, 0.1, -0.4],
+            "actual": [0.2, 0.5, 0.1],
+            "probability": [0.7, 0.2, 0.2],
+        }
+    )
+    table = I.top_pair_agreement(frame)
+    assert table["context"].tolist() == [1, 4]
+    assert table["predicted_top"].tolist() == [(3, 7), (2, 5)]
+    assert table["actual_top"].tolist() == [(0, 6), (2, 5)]
+    assert table["probability"].tolist() == [0.2, 0.7]
+
+
+def test_tokens_losing_most_by_hand():
+    change = torch.tensor([0.5, -2.0, 0.0, -1.0, 3.0, -0.5, 1.0, -3.0, 0.2, -0.1, 0.4, 0.3])
+    effect = I.AblationEffect(
+        feature=0, n_positions=1, loss_clean=1.0, loss_ablated=1.0, logprob_change=change
+    )
+    vocab = [f"t{i}" for i in range(len(change))]
+    table = effect.tokens_losing_most(vocab)
+    assert len(table) == 10 and table.index.name == "rank"
+    assert table.index.tolist() == list(range(1, 11))
+    top3 = effect.tokens_losing_most(vocab, k=3)
+    assert top3["token"].tolist() == ["t7", "t1", "t3"]
+    assert top3["logprob_change"].tolist() == [-3.0, -2.0, -1.0]

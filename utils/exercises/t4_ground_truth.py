@@ -17,9 +17,12 @@ def check_mcc(my_mcc: Callable[[torch.Tensor, torch.Tensor], float] | None) -> b
     # Test data (not mutated: other values would serve as well)
     # pragma: no mutate start
     generator = torch.Generator().manual_seed(4)
-    # pragma: no mutate end
     true = torch.randn(12, 5, generator=generator)
     permuted = -3 * true[torch.randperm(12, generator=generator)]  # same directions: MCC 1
+    random_rows = torch.randn(12, 5, generator=generator)
+    more_rows = torch.randn(20, 5, generator=generator)
+    fewer_rows = true[:3] + 0.3 * torch.randn(3, 5, generator=generator)
+    # pragma: no mutate end
     cases = [
         (
             permuted,
@@ -27,15 +30,15 @@ def check_mcc(my_mcc: Callable[[torch.Tensor, torch.Tensor], float] | None) -> b
             "a shuffled, rescaled and sign-flipped copy of the true features",
             "真实特征打乱顺序、缩放并翻转符号后的副本",
         ),
-        (torch.randn(12, 5, generator=generator), true, "random directions", "随机方向"),
+        (random_rows, true, "random directions", "随机方向"),
         (
-            torch.randn(20, 5, generator=generator),
+            more_rows,
             true,
             "more latents than features",
             "潜变量多于特征的情况",
         ),
         (
-            true[:3] + 0.3 * torch.randn(3, 5, generator=generator),
+            fewer_rows,
             true,
             "fewer latents",
             "潜变量较少的情况",
@@ -74,14 +77,16 @@ def check_shrinkage(
     # pragma: no mutate start
     generator = torch.Generator().manual_seed(5)
     x = torch.randn(50, 8, generator=generator)
+    noisy = x * torch.rand(50, 1, generator=generator) + 0.1 * torch.randn(
+        50, 8, generator=generator
+    )
     # pragma: no mutate end
     cases = [
         (x, 0.5 * x, 0.5, "x_hat = x / 2", " x_hat = x / 2 的情况"),
         (x, x, 1.0, "a perfect reconstruction", "完美的重构"),
         (
             x,
-            x * torch.rand(50, 1, generator=generator)
-            + 0.1 * torch.randn(50, 8, generator=generator),
+            noisy,
             None,
             "a noisy reconstruction",
             "带噪声的重构",
@@ -125,6 +130,8 @@ def check_absorption(
     parent = torch.rand(n, generator=generator) < 0.5
     child = parent & (torch.rand(n, generator=generator) < 0.4)
     noise = torch.rand(n, generator=generator)
+    partly = parent & (noise < torch.where(child, 0.3, 0.9))
+    leaky = (parent & (noise < 0.5)) | (~parent & (noise < 0.2))
     # pragma: no mutate end
     cases = [
         (
@@ -138,12 +145,12 @@ def check_absorption(
             "父特征激活时总是激活的潜变量",
         ),
         (
-            parent & (noise < torch.where(child, 0.3, 0.9)),
+            partly,
             "a partly absorbed latent",
             "部分被吸收的潜变量",
         ),
         (
-            (parent & (noise < 0.5)) | (~parent & (noise < 0.2)),
+            leaky,
             "a latent that also fires without the parent",
             "父特征不激活时也会激活的潜变量",
         ),
