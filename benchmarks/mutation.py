@@ -40,6 +40,22 @@ except ModuleNotFoundError:  # Python 3.10: mutmut brings the toml package there
 
 REPO = Path(__file__).resolve().parents[1]
 KILLED = {"killed", "timeout"}
+# Why a survivor is left alone. First rules on its changed line ("old  ->  new"), then single
+# mutants by name in REASONS_FILE ("module mutant: reason" lines; the names follow mutmut's
+# numbering, so they hold for the commit the summary names). A survivor with no reason is marked
+# "NO REASON": a test to write, or a reason to give.
+RULES: list[tuple[re.Pattern[str], str]] = [
+    (
+        re.compile(r'float\("nan"\)\s+->\s+float\("NAN"\)'),
+        "equivalent: float() reads 'nan' in any case",
+    ),
+    (
+        re.compile(r"< (\d(?:\.\d+)?e-\d+).*->.*<= \1"),
+        "equivalent: no computed difference lands exactly on the tolerance",
+    ),
+]
+REASONS_FILE = REPO / "benchmarks" / "mutation_reasons.txt"
+STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 PARTS: dict[str, dict[str, list[str]]] = {
     "presets": {
         "modules": ["utils/presets.py", "utils/quality.py"],
@@ -223,6 +239,48 @@ def part_results(where: Path) -> tuple[dict[str, Counter], dict[str, list[str]]]
     return counts, survivors
 
 
+def reason_for(module: str, survivor: str, named: dict[str, str]) -> str:
+    """Why ``survivor`` (``"name: old  ->  new"``) is left, or ``"NO REASON"``."""
+    name, _, change = survivor.partition(": ")
+    if f"{module} {name}" in named:
+        return named[f"{module} {name}"]
+    for pattern, reason in RULES:
+        if pattern.search(change):
+            return reason
+    old, _, new = change.partition("  ->  ")
+    if old != new and STRING.sub('""', old) == STRING.sub('""', new):
+        return "wording: only the text of a message or label changed (tests pin no wording)"
+    return "NO REASON"
+
+
+def named_reasons(path: Path = REASONS_FILE) -> dict[str, str]:
+    """``{"module mutant": reason}`` from REASONS_FILE (``#`` comments and blank lines skipped)."""
+    if not path.exists():
+        return {}
+    found = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, reason = line.partition(": ")
+            found[key.strip()] = reason.strip()
+    return found
+
+
+def not_mutated_lines(module: str) -> int:
+    """Lines of ``module`` mutmut leaves alone: pyproject's do_not_mutate_patterns (text-only
+    lines) and ``# pragma: no mutate`` lines and blocks (the checkers' test data)."""
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mutmut"]
+    patterns = [re.compile(p) for p in config.get("do_not_mutate_patterns", [])]
+    count, inside = 0, False
+    for line in (REPO / module).read_text(encoding="utf-8").splitlines():
+        if "# pragma: no mutate start" in line:
+            inside = True
+        elif "# pragma: no mutate end" in line:
+            inside = False
+        elif inside or "# pragma: no mutate" in line or any(p.search(line) for p in patterns):
+            count += 1
+    return count
+
+
 def row(name: str, c: Counter) -> str:
     killed = sum(c[s] for s in KILLED)
     not_run = c["not checked"]
@@ -270,12 +328,28 @@ def summary(folder: Path) -> None:
             print(row(module, c))
     print()
     print(row("all parts run", total))
+    print()
+    print("Lines not mutated (text-only lines, and the checkers' test data in no-mutate blocks):")
+    for module in sorted({m for _, counts in runs for m in counts}):
+        print(f"  {module}: {not_mutated_lines(module)}")
+    named = named_reasons()
+    reasons = {
+        module: [reason_for(module, line, named) for line in lines]
+        for module, lines in all_survivors.items()
+    }
+    unexplained = sum(r == "NO REASON" for rs in reasons.values() for r in rs)
+    print()
+    print(
+        f"Survivors: {sum(len(rs) for rs in reasons.values())}, each with the reason it is left "
+        f"({unexplained} with none yet)."
+    )
     for module, lines in all_survivors.items():
         if lines:
             print()
             print(f"Survivors in {module}:")
-            for line in lines:
+            for line, reason in zip(lines, reasons[module]):
                 print(f"  {line}")
+                print(f"      -> {reason}")
 
 
 def main() -> None:

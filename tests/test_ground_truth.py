@@ -409,3 +409,58 @@ def test_random_decoder_draws_from_its_own_offset_generator():
         torch.testing.assert_close(
             random_decoder(N, D, seed=seed), rows / rows.norm(dim=1, keepdim=True)
         )
+
+
+def test_train_on_synthetic_configures_the_runner(monkeypatch):
+    # What reaches SyntheticSAERunner, field by field, against the arguments (no training).
+    import utils.ground_truth as G
+
+    seen = {}
+
+    class FakeRunner:
+        def __init__(self, cfg, override_synthetic_model=None):
+            seen.update(cfg=cfg, model=override_synthetic_model, seed=torch.initial_seed())
+
+        def run(self):
+            import sae_lens.training.sae_trainer as trainer_module
+
+            seen["tqdm_disabled"] = isinstance(trainer_module.tqdm, G.partial)
+            return SimpleNamespace(sae="the sae")
+
+    monkeypatch.setattr(G, "SyntheticSAERunner", FakeRunner)
+    model = small_model()
+    sae_cfg = StandardTrainingSAEConfig(d_in=D, d_sae=N)
+    args = dict(training_samples=250, batch_size=100, lr=2e-3, device="meta")
+    assert G.train_on_synthetic(model, sae_cfg, dead_feature_window=1, **args) == "the sae"
+    cfg = seen["cfg"]
+    assert seen["model"] is model and cfg.synthetic_model is model.cfg and cfg.sae is sae_cfg
+    assert seen["seed"] == 0 and seen["tqdm_disabled"] is False
+    assert (cfg.training_samples, cfg.batch_size, cfg.lr, cfg.device) == (250, 100, 2e-3, "meta")
+    assert cfg.dead_feature_window == cfg.feature_sampling_window == 1
+    assert cfg.n_batches_for_norm_estimate == 10
+    assert cfg.checkpoint_path is None and cfg.output_path is None
+    assert cfg.run_final_eval is False and cfg.eval_samples == 0
+    assert cfg.logger.log_to_wandb is False
+    G.train_on_synthetic(model, sae_cfg, dead_feature_window=1, seed=4, show_progress=False, **args)
+    assert seen["seed"] == 4 and seen["tqdm_disabled"] is True
+    # the bounds: 250 // 100 = 2 steps, so a window of 1 is the only one; 1 step is too few
+    for window in (0, 2):
+        with pytest.raises(
+            ValueError, match=f"dead_feature_window is {window} steps.*run's 2 steps"
+        ):
+            G.train_on_synthetic(model, sae_cfg, dead_feature_window=window, **args)
+    with pytest.raises(ValueError, match=r"training_samples \(99\) must be at least batch_size"):
+        G.train_on_synthetic(
+            model, sae_cfg, dead_feature_window=1, **(args | {"training_samples": 99})
+        )
+    with pytest.raises(ValueError, match="1 steps"):
+        G.train_on_synthetic(
+            model, sae_cfg, dead_feature_window=1, **(args | {"training_samples": 199})
+        )
+
+
+def test_absorption_needs_both_cases():
+    parent = bools(1, 1, 1, 1)
+    # no sample with a child: undefined; no sample without one: undefined too
+    assert math.isnan(absorption(bools(1, 0, 1, 0), parent, bools(0, 0, 0, 0)))
+    assert math.isnan(absorption(bools(1, 0, 1, 0), parent, bools(1, 1, 1, 1)))
