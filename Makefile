@@ -49,13 +49,14 @@ $(STAMP): requirements.txt $(LOCK)
 
 # jupyter-cache re-executes a notebook only when its code changes; the notebooks also read utils/
 # and benchmarks/results/, so a change there (or no record of a good build) clears the cache.
+# Not mutation.txt, which no page reads (`make mutation` rewrites it).
 EXECUTION_INPUTS := utils benchmarks/results
 
 # Both editions, each with `jupyter-book build ... -W -n --keep-going`: English into _build/html,
 # Chinese (zh/, sharing the English execution cache) into _build/html/zh (i18n/build.py).
 book: $(STAMP)
 	@if [ -d _build/.jupyter_cache ] && { [ ! -f _build/.site-build-ok ] || \
-	    [ -n "$$(find $(EXECUTION_INPUTS) -type f -newer _build/.site-build-ok -not -path '*/__pycache__/*' | head -n 1)" ]; }; then \
+	    [ -n "$$(find $(EXECUTION_INPUTS) -type f -newer _build/.site-build-ok -not -path '*/__pycache__/*' -not -name mutation.txt | head -n 1)" ]; }; then \
 	  echo "utils/ or benchmarks/results/ changed since the last build: the notebooks will run again"; \
 	  rm -rf _build/.jupyter_cache; \
 	fi

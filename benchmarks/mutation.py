@@ -53,6 +53,14 @@ RULES: list[tuple[re.Pattern[str], str]] = [
         re.compile(r"< (\d(?:\.\d+)?e-\d+).*->.*<= \1"),
         "equivalent: no computed difference lands exactly on the tolerance",
     ),
+    (
+        re.compile(
+            r"^.*?(margin|\"size\"|opacity|font|\"width\"|\"dash\"|_palette\(|_transparent\(|"
+            r"fillcolor|hovertemplate|hoverinfo|showlegend|legendgroup|mode=|template=|marker=|"
+            r"\"color\").*  ->  "
+        ),
+        "appearance of a figure (colours, sizes, hover text): tests check a figure's data only",
+    ),
 ]
 REASONS_FILE = REPO / "benchmarks" / "mutation_reasons.txt"
 STRING = re.compile(r'"(?:[^"\\]|\\.)*"')

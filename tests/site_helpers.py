@@ -160,11 +160,15 @@ def page_slug(docname: str) -> str:
 # notebooks on their code alone, so a change here must clear it (the Makefile's `book` does too).
 EXECUTION_INPUTS = ("utils", "benchmarks/results")
 EXECUTION_CACHE = BUILD_DIR / ".jupyter_cache"
+# ...except what no page reads: `make mutation`'s summary (the Makefile skips it too).
+NOT_READ = {"mutation.txt"}
 
 
 def _files_under(folder: str) -> list[Path]:
     return [
-        p for p in (REPO_ROOT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        p
+        for p in (REPO_ROOT / folder).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.name not in NOT_READ
     ]
 
 
