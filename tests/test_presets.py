@@ -329,3 +329,23 @@ def test_hub_reachable_is_true_for_a_server_that_answers():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_hub_reachable_asks_for_headers_only_within_two_seconds(monkeypatch):
+    # a HEAD request (no file is downloaded to find out) with a 2 s default timeout
+    seen = []
+
+    class Answer:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    def fake_urlopen(request, timeout):
+        seen.append((request.get_method(), request.full_url, timeout))
+        return Answer()
+
+    monkeypatch.setattr(presets.urllib.request, "urlopen", fake_urlopen)
+    assert presets.hub_reachable("https://example.invalid/") is True
+    assert seen == [("HEAD", "https://example.invalid/", 2.0)]
