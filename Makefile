@@ -113,7 +113,7 @@ lock:
 # One part: make mutation PARTS=presets (the summary keeps the other parts' last results).
 MUTATION_DIR := $(VENV)/mutation
 MUTATION_JOBS ?= 2
-PARTS ?= presets t1-t2 t3 t4
+PARTS ?= presets evaluation t1-t2 t3 t4
 # Seconds after which a part stops, keeping the mutants checked so far (empty: no limit).
 MUTATION_BUDGET ?=
 MUTMUT_VERSION := 3.8.1

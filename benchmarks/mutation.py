@@ -73,19 +73,18 @@ PARTS: dict[str, dict[str, list[str]]] = {
             "tests/test_quality.py",
         ],
     },
+    "evaluation": {
+        "modules": ["utils/evaluation.py"],
+        "tests": ["tests/test_evaluation.py"],
+    },
     "t1-t2": {
         "modules": [
-            "utils/evaluation.py",
             "utils/exercises/__init__.py",
             "utils/exercises/_common.py",
             "utils/exercises/t1_pretrained.py",
             "utils/exercises/t2_training.py",
         ],
-        "tests": [
-            "tests/test_evaluation.py",
-            "tests/test_exercises.py",
-            "tests/test_exercises_language.py",
-        ],
+        "tests": ["tests/test_exercises.py", "tests/test_exercises_language.py"],
     },
     "t3": {
         "modules": ["utils/interventions.py", "utils/exercises/t3_using_features.py"],
@@ -225,7 +224,11 @@ def _natural(item: tuple[str, str]) -> tuple[str, int]:
     return function, int(number) if number.isdigit() else -1
 
 
-def part_results(where: Path) -> tuple[dict[str, Counter], dict[str, list[str]]]:
+def part_results(
+    where: Path, modules: list[str] | None = None
+) -> tuple[dict[str, Counter], dict[str, list[str]]]:
+    """Counts by status and the survivors, per module of the part run in ``where`` (only
+    ``modules``, when given: a folder may hold an older run's results for others)."""
     from mutmut.stats import status_by_exit_code
 
     counts: dict[str, Counter] = {}
@@ -233,6 +236,8 @@ def part_results(where: Path) -> tuple[dict[str, Counter], dict[str, list[str]]]
     for meta in sorted((where / "mutants").rglob("*.py.meta")):
         source = meta.with_suffix("")  # mutants/utils/x.py
         module = source.relative_to(where / "mutants").as_posix()
+        if modules is not None and module not in modules:
+            continue
         results = json.loads(meta.read_text())["exit_code_by_key"]
         if not results:
             continue
@@ -316,7 +321,7 @@ def summary(folder: Path) -> None:
         if not record_path.exists():
             continue
         record = json.loads(record_path.read_text())
-        counts, survivors = part_results(folder / part)
+        counts, survivors = part_results(folder / part, PARTS[part]["modules"])
         runs.append((record, counts))
         all_survivors |= survivors
         for c in counts.values():

@@ -235,3 +235,60 @@ def test_check_ce_loss_score_rejects_a_percentage_and_a_clamp():
     # one made-up SAE is worse than ablating (a negative score): a clamp to [0, 1] fails there
     with pytest.raises(AssertionError, match="Hint"):
         E.check_ce_loss_score(lambda w, s, z: min(max((z - s) / (z - w), 0.0), 1.0), metrics)
+
+
+def test_checkers_are_strict_about_numbers():
+    # an answer off by 0.01 is wrong: the tolerances are for float rounding, not for mistakes
+    def ev(x, x_hat):
+        return 1 - (x - x_hat).pow(2).sum(-1).mean() / (x - x.mean(0)).pow(2).sum(-1).mean()
+
+    with pytest.raises(AssertionError, match="expected"):
+        E.check_explained_variance(lambda x, x_hat: ev(x, x_hat) + 0.01)
+    metrics = {
+        "ce_loss_without_sae": 2.0,
+        "ce_loss_with_sae": 2.5,
+        "ce_loss_zero_ablation": 7.0,
+        "ce_loss_score": 0.9,
+    }
+    with pytest.raises(AssertionError, match="Hint"):
+        E.check_ce_loss_score(lambda w, s, z: (z - s) / (z - w) + 0.01, metrics)
+
+
+def test_check_l0_data_is_sparse():
+    # counting every latent is wrong on the random cases too, not only on the all-zero one
+    seen = []
+
+    def spy(acts):
+        seen.append(acts)
+        return (acts > 0).sum(-1)
+
+    assert E.check_l0(spy)
+    assert all((acts == 0).any() and (acts > 0).any() for acts in seen[:2])
+    assert not seen[2].any()
+
+
+def test_check_explained_variance_data():
+    # a mean far from zero (so "variance about zero" is wrong) and a reconstruction that is
+    # neither perfect nor empty
+    seen = []
+
+    def spy(x, x_hat):
+        seen.append((x, x_hat))
+        return 1 - (x - x_hat).pow(2).sum(-1).mean() / (x - x.mean(0)).pow(2).sum(-1).mean()
+
+    assert E.check_explained_variance(spy)
+    x, noisy = seen[0]
+    assert x.mean(0).norm() > 2
+    assert 0.5 < float(spy(x, noisy)) < 0.99
+
+
+def test_check_token_detector_accepts_the_best_latent_at_tolerance_one(sample):
+    token = E.pick_exercise_token(sample, min_chars=2)
+    best = int(F.features_for_token(sample, token, k=1)["feature"].iloc[0])
+    assert E.check_token_detector(sample, token, best, tolerance=1.0)
+
+
+def test_check_dead_latents_accepts_a_column_of_indices():
+    # np.argwhere and torch.nonzero give [n, 1]: the checker flattens them
+    density = np.array([0.0, 0.2, 0.0, 0.3])
+    assert E.check_dead_latents(lambda d: np.argwhere(d == 0), density)

@@ -244,3 +244,10 @@ def test_a_blank_answer_prints_the_reminder(checker, capsys):
 def test_check_absorption_rejects_a_percentage():
     with pytest.raises(AssertionError, match="expected"):
         E.check_absorption(lambda *args: 100 * right_absorption(*args))
+
+
+@pytest.mark.parametrize("checker", sorted(CASE_NAMES))
+def test_an_answer_off_by_a_hundredth_is_wrong(checker):
+    right, _ = CASE_NAMES[checker]
+    with pytest.raises(AssertionError, match="expected"):
+        getattr(E, checker)(lambda *args: right(*args) + 0.01)

@@ -16,8 +16,8 @@ def _random_feature_acts(shape: tuple[int, ...], seed: int) -> torch.Tensor:
     # pragma: no mutate start
     generator = torch.Generator().manual_seed(seed)
     acts = torch.randn(shape, generator=generator).relu()
-    # pragma: no mutate end
     acts[acts < 0.8] = 0  # sparse, like real SAE latents
+    # pragma: no mutate end
     return acts
 
 
@@ -66,9 +66,10 @@ def check_explained_variance(
     # pragma: no mutate start
     generator = torch.Generator().manual_seed(2)
     x = torch.randn(50, 24, generator=generator) * 3 + 1
+    noisy = x + 0.5 * torch.randn(50, 24, generator=generator)
     # pragma: no mutate end
     cases = [
-        (x, x + 0.5 * torch.randn(50, 24, generator=generator)),
+        (x, noisy),
         (x, torch.zeros_like(x)),
         (x, x.clone()),
     ]
