@@ -292,3 +292,22 @@ def test_check_dead_latents_accepts_a_column_of_indices():
     # np.argwhere and torch.nonzero give [n, 1]: the checker flattens them
     density = np.array([0.0, 0.2, 0.0, 0.3])
     assert E.check_dead_latents(lambda d: np.argwhere(d == 0), density)
+
+
+def test_pick_exercise_token_by_hand(sample):
+    # among the 50 commonest tokens, the letters-only ones of at least 3 letters (after the
+    # leading space), the one whose best latent (by F1, over every latent) detects it best
+    counts = sample.token_counts()
+    words = [t for t in counts.index[:50] if t.strip().isalpha() and len(t.strip()) >= 3]
+    assert len(words) >= 2
+
+    def best_f1(token):
+        return max(E.token_detector_scores(sample, token, f)["f1"] for f in range(sample.d_sae))
+
+    scores = {t: best_f1(t) for t in words}
+    expected = max(scores, key=scores.get)
+    assert expected != max(words), "the test needs a pick that is not the alphabetically last"
+    assert E.pick_exercise_token(sample) == expected
+    # a narrower pool: only the 5 commonest tokens may be picked
+    pool = [t for t in counts.index[:5] if t.strip().isalpha() and len(t.strip()) >= 3]
+    assert not pool or E.pick_exercise_token(sample, n_common=5) in pool
