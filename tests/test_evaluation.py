@@ -179,3 +179,58 @@ def test_metric_labels_say_which_figure():
     assert "ratio of averages" in labels[0] and "Neuronpedia" in labels[1] and labels[2] == "l0"
     assert all(len(text) <= 50 for text in E.METRIC_LABELS.values())  # pandas' column width
     assert "summed over d_in" in E.label("mse")
+
+
+def test_explained_variances_of_two_vectors_by_hand():
+    # the smallest sample there is a variance of: x = (0, 0), (2, 0); x_hat = (1, 0), (1, 0)
+    x = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
+    got = E.explained_variances(x, torch.tensor([[1.0, 0.0], [1.0, 0.0]]))
+    assert got["explained_variance"] == pytest.approx(0.0)  # 1 - mse 1 / variance 1
+    assert got["explained_variance_about_zero"] == pytest.approx(0.5)  # 1 - 1 / mean |x|^2 2
+    with pytest.raises(ValueError, match="at least two activation vectors, got 1"):
+        E.explained_variances(x[:1], x[:1])
+
+
+def test_evaluate_sae_builds_its_store_and_config_from_its_arguments(monkeypatch):
+    # What reaches SAELens, against the arguments (the store and run_evals are stand-ins).
+    import sae_lens
+    import sae_lens.evals
+
+    seen = {}
+
+    def from_sae(model, sae, **kwargs):
+        seen["store"] = kwargs
+        return "store"
+
+    real_config = E.book_eval_config
+    monkeypatch.setattr(
+        E, "book_eval_config", lambda *a: seen.setdefault("config", a) and real_config(*a)
+    )
+    monkeypatch.setattr(sae_lens.ActivationsStore, "from_sae", staticmethod(from_sae))
+    all_metrics, _ = fake_eval_output(None)
+    all_metrics["token_stats"] = {"total_tokens_eval_sparsity_variance": 96}
+    monkeypatch.setattr(
+        sae_lens.evals,
+        "run_evals",
+        lambda **kw: (
+            seen.setdefault("run_evals", kw)
+            and (all_metrics, {"feature_density": torch.tensor([0.0, 0.5], dtype=torch.float32)})
+        ),
+    )
+    sae = type("FakeSAE", (), {"device": torch.device("cpu")})()
+    metrics, density = E.evaluate_sae(sae, "model", "data", n_batches=3, batch_size_prompts=5)
+    assert seen["store"] == {
+        "dataset": "data",
+        "streaming": False,
+        "context_size": None,
+        "store_batch_size_prompts": 5,
+        "device": "cpu",
+    }
+    assert seen["config"] == (5, 3, 3)  # the CE batches default to n_batches
+    assert seen["run_evals"]["activation_store"] == "store"
+    assert density.dtype == np.float64 and density.tolist() == [0.0, 0.5]
+    assert metrics["eval_tokens"] == 96.0
+    seen.clear()
+    E.evaluate_sae(sae, "model", "data", n_batches=3, batch_size_prompts=5, n_ce_batches=1,
+                   context_size=17)  # fmt: skip
+    assert seen["config"] == (5, 3, 1) and seen["store"]["context_size"] == 17
