@@ -234,3 +234,10 @@ def test_evaluate_sae_builds_its_store_and_config_from_its_arguments(monkeypatch
     E.evaluate_sae(sae, "model", "data", n_batches=3, batch_size_prompts=5, n_ce_batches=1,
                    context_size=17)  # fmt: skip
     assert seen["config"] == (5, 3, 1) and seen["store"]["context_size"] == 17
+
+
+def test_dead_latents_and_dead_fraction_edges():
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):  # a negative fraction is refused too
+        E.dead_latents([0.1, -0.5])
+    one = E.headline_metrics(*fake_eval_output([0.0]))  # one latent, dead: all of them
+    assert one["dead_latents"] == 1 and one["dead_fraction"] == 1.0
