@@ -116,12 +116,15 @@ MUTATION_JOBS ?= 2
 PARTS ?= presets evaluation t1-t2 t3 t4
 # Seconds after which a part stops, keeping the mutants checked so far (empty: no limit).
 MUTATION_BUDGET ?=
+# SURVIVORS=1: run again only each part's last survivors (after new tests), keeping the rest.
+SURVIVORS ?=
 MUTMUT_VERSION := 3.8.1
 mutation: $(STAMP)
 	$(BIN)/python -m pip install --quiet "mutmut==$(MUTMUT_VERSION)"
 	for part in $(PARTS); do \
 	  $(RUN_ENV) $(BIN)/python benchmarks/mutation.py run $$part --folder $(MUTATION_DIR) \
-	    --jobs $(MUTATION_JOBS) $(if $(MUTATION_BUDGET),--budget $(MUTATION_BUDGET)) || exit 1; \
+	    --jobs $(MUTATION_JOBS) $(if $(MUTATION_BUDGET),--budget $(MUTATION_BUDGET)) \
+	    $(if $(SURVIVORS),--survivors) || exit 1; \
 	done
 	$(BIN)/python benchmarks/mutation.py summary --folder $(MUTATION_DIR) > benchmarks/results/mutation.txt
 	@sed -n '/^Part /,/^all parts run/p' benchmarks/results/mutation.txt

@@ -128,10 +128,35 @@ def toml_list(values: list[str]) -> str:
     return "[" + ", ".join(json.dumps(v) for v in values) + "]"
 
 
-def run(part: str, folder: Path, jobs: int, budget: float | None = None) -> None:
+def earlier_results(where: Path) -> dict[str, dict[str, int | None]]:
+    """``{meta file relative to where: exit code by mutant}`` of the run in ``where``."""
+    return {
+        str(meta.relative_to(where)): json.loads(meta.read_text())["exit_code_by_key"]
+        for meta in (where / "mutants").rglob("*.py.meta")
+    }
+
+
+def run(
+    part: str, folder: Path, jobs: int, budget: float | None = None, survivors: bool = False
+) -> None:
+    """Run ``part`` in a fresh copy under ``folder``. With ``survivors``, run only the mutants
+    that survived the part's last run, against today's tests, and keep that run's results for
+    the others (the record says so): after new tests, minutes instead of the whole part."""
     check_parts_cover_the_configuration()
     spec = PARTS[part]
     where = folder / part
+    earlier, earlier_record = {}, None
+    if survivors:
+        if not (where / "run.json").exists():
+            sys.exit(f"part {part} has no earlier run in {where} to take the survivors from")
+        earlier = earlier_results(where)
+        earlier_record = json.loads((where / "run.json").read_text())
+    again = sorted(
+        key
+        for results in earlier.values()
+        for key, code in results.items()
+        if code is not None and _statuses()[code] == "survived"
+    )
     shutil.rmtree(where, ignore_errors=True)
     where.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -159,7 +184,7 @@ def run(part: str, folder: Path, jobs: int, budget: float | None = None) -> None
     stopped = False
     with open(where / "mutmut.log", "w") as log:
         process = subprocess.Popen(
-            [str(mutmut), "run", "--max-children", str(jobs)],
+            [str(mutmut), "run", "--max-children", str(jobs), *again],
             cwd=where,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -176,6 +201,15 @@ def run(part: str, folder: Path, jobs: int, budget: float | None = None) -> None
     seconds = time.monotonic() - start
     if returncode != 0:
         sys.exit(f"mutmut failed on part {part}; see {where / 'mutmut.log'}")
+    if survivors:  # the earlier run's results for every mutant not run again
+        for name, results in earlier.items():
+            meta = where / name
+            data = json.loads(meta.read_text())
+            now = data["exit_code_by_key"]
+            for key, code in results.items():
+                if key not in again and code is not None:
+                    now[key] = code
+            meta.write_text(json.dumps(data))
     record = {
         "part": part,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -185,8 +219,22 @@ def run(part: str, folder: Path, jobs: int, budget: float | None = None) -> None
         "stopped": stopped,
         "tests": spec["tests"],
     }
+    if survivors:
+        record["note"] = (
+            f"the {len(again)} survivors of the run of {earlier_record['date']} (commit "
+            f"{earlier_record['commit']}, {earlier_record['seconds']} s"
+            + (", stopped at its time budget" if earlier_record.get("stopped") else "")
+            + ") run again against the tests of this commit; the other results are that run's"
+        )
+        record["first_run"] = earlier_record
     (where / "run.json").write_text(json.dumps(record, indent=1))
     print(f"part {part}: {seconds:.0f} s")
+
+
+def _statuses() -> dict[int, str]:  # mutmut's table of exit codes, imported when needed
+    from mutmut.stats import status_by_exit_code
+
+    return status_by_exit_code
 
 
 def function_sources(path: Path) -> dict[str, str]:
@@ -375,11 +423,16 @@ def main() -> None:
     run_parser.add_argument(
         "--budget", type=float, help="stop after this many seconds, keeping the results so far"
     )
+    run_parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="run again only the mutants that survived this part's last run",
+    )
     summary_parser = commands.add_parser("summary", help="summarise every part run")
     summary_parser.add_argument("--folder", type=Path, required=True)
     args = parser.parse_args()
     if args.command == "run":
-        run(args.part, args.folder.resolve(), args.jobs, args.budget)
+        run(args.part, args.folder.resolve(), args.jobs, args.budget, args.survivors)
     else:
         summary(args.folder.resolve())
 

@@ -167,3 +167,11 @@ def test_checkers_print_their_counts_and_reminders(model, sae, tokens, capsys):
         lambda d, s: lambda acts, hook: acts + s * acts.norm(dim=-1, keepdim=True) * d
     )
     assert "Correct: your hook steers by a fraction" in capsys.readouterr().out
+
+
+def test_check_steering_hook_is_strict():
+    # a push 1% too large is a different hook: the tolerance is for float rounding only
+    with pytest.raises(AssertionError, match="last dimension"):
+        E.check_steering_hook(
+            lambda d, s: lambda acts, hook: acts + 1.01 * s * acts.norm(dim=-1, keepdim=True) * d
+        )

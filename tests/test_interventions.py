@@ -690,13 +690,14 @@ def test_steering_controls_defaults_sizes_and_the_cache(model, sae, sample, monk
     assert one.n_draws == I.MIN_RANDOM_DRAWS
     with pytest.raises(ValueError, match="n must be at least 1, got 0"):
         I.steering_controls(model, sae, sample, picked, lo, hi, n=0)
-    # exactly 2n latents besides the picked ones is enough
-    others = len(in_band) - len(picked)
-    if others % 2 == 0:
-        I.steering_controls(model, sae, sample, picked, lo, hi, n=others // 2)
-    else:
-        with pytest.raises(ValueError, match=f"holds {others} latents .* need {others + 1}"):
-            I.steering_controls(model, sae, sample, picked, lo, hi, n=(others + 1) // 2)
+    # exactly 2n latents besides the picked ones is enough, 2n - 2 is not
+    n_picked = 2 if (len(in_band) - 2) % 2 == 0 else 3
+    picked_even = I.pick_features(model, sae, sample, n=n_picked, min_density=lo, max_density=hi)
+    others = len(in_band) - n_picked
+    assert others % 2 == 0 and others >= 4
+    I.steering_controls(model, sae, sample, picked_even, lo, hi, n=others // 2)
+    with pytest.raises(ValueError, match=f"holds {others} latents besides the picked ones"):
+        I.steering_controls(model, sae, sample, picked_even, lo, hi, n=others // 2 + 1)
     # pick_features' scores of the same band are reused (no latent scored again)...
     scored = []
     real = I.logit_effect_concentration
@@ -742,3 +743,75 @@ def test_tokens_losing_most_by_hand():
     top3 = effect.tokens_losing_most(vocab, k=3)
     assert top3["token"].tolist() == ["t7", "t1", "t3"]
     assert top3["logprob_change"].tolist() == [-3.0, -2.0, -1.0]
+
+
+def test_transparent_colour_by_hand():
+    assert I._transparent("#1f77b4", 0.15) == "rgba(31,119,180,0.15)"
+    assert I._transparent("#ff0a00", 1) == "rgba(255,10,0,1)"
+
+
+def test_agreement_edges_by_hand():
+    # three rows are enough; a zero prediction counts as "not positive", like a negative one
+    frame = pd.DataFrame({"predicted": [0.0, 0.5, 0.2], "actual": [-0.5, 0.5, 0.00005]})
+    scores = I.agreement(frame)
+    assert scores["n_pairs"] == 3
+    assert scores["sign_agreement"] == 1.0  # the third is negligible (|actual| <= 1e-4)
+    # effects below 1 still count, above the 1e-4 floor
+    small = pd.DataFrame({"predicted": [0.3, -0.2, 0.1], "actual": [0.5, -0.4, -0.2]})
+    assert I.agreement(small)["sign_agreement"] == pytest.approx(2 / 3)
+    # no effect above the floor: no sign agreement to report
+    tiny = pd.DataFrame({"predicted": [0.3, -0.2, 0.1], "actual": [1e-5, -1e-5, 0.0]})
+    assert math.isnan(I.agreement(tiny)["sign_agreement"])
+
+
+def test_pick_features_and_promoted_tokens_edges(model, sae, sample):
+    lo, hi = 0.01, 0.5
+    in_band = I._band(sample, lo, hi)
+    assert len(I.pick_features(model, sae, sample, n=1, min_density=lo, max_density=hi)) == 1
+    every = I.pick_features(model, sae, sample, n=len(in_band), min_density=lo, max_density=hi)
+    assert sorted(every["feature"]) == in_band.tolist()
+    with pytest.raises(ValueError, match="n must be at least 1, got 0"):
+        I.pick_features(model, sae, sample, n=0, min_density=lo, max_density=hi)
+    with pytest.raises(ValueError, match=r"got 0.1 and 1.5"):
+        I._band(sample, 0.1, 1.5)
+    direction = I.unit_direction(sae, int(in_band[0]))
+    assert len(I.promoted_token_ids(model, direction)) == 10
+    assert len(I.promoted_token_ids(model, direction, k=1)) == 1
+    assert len(I.promoted_token_ids(model, direction, k=model.cfg.d_vocab)) == model.cfg.d_vocab
+    with pytest.raises(ValueError, match=f"between 1 and d_vocab={model.cfg.d_vocab}, got 0"):
+        I.promoted_token_ids(model, direction, k=0)
+
+
+def test_steering_figures_carry_their_data():
+    curves = pd.DataFrame(
+        {
+            "group": ["picked"] * 4 + ["control"] * 6,
+            "direction": ["b", "b", "a", "a", "c", "c", "d", "d", "e", "e"],
+            "scale": [0, 1] * 5,
+            "logprob_gain": [0, 3, 0, 2, 0, 1, 0, 0.5, 0, 0.7],
+        }
+    )
+    fig = I.steering_spread_figure(curves, "picked", "the title")
+    assert fig.layout.title.text == "the title"
+    assert "steering scale c" in fig.layout.xaxis.title.text
+    assert "log-prob" in fig.layout.yaxis.title.text
+    first, second, band, mean = fig.data
+    assert (first.name, list(first.x), list(first.y)) == ("b", [0, 1], [0, 3])  # data order
+    assert (second.name, list(second.y)) == ("a", [0, 2])
+    assert "b" in first.hovertemplate
+    assert list(band.x) == [0, 1, 1, 0] and list(band.y) == [0, 1, 0.5, 0]
+    assert band.fill == "toself"
+    assert list(mean.x) == [0, 1] and list(mean.y) == pytest.approx([0, 2.2 / 3])
+    assert mean.name == "control (mean, band: min-max of 3)"
+    points = pd.DataFrame(
+        {
+            "group": ["z", "z", "a"],
+            "direction": ["latent 1", "latent 2", "random 0"],
+            "concentration": [4.0, 3.5, 2.0],
+            "logprob_gain": [1.5, 1.0, 0.2],
+        }
+    )
+    scatter = I.steering_gain_scatter(points, "t").data
+    assert [trace.name for trace in scatter] == ["z", "a"]
+    assert list(scatter[0].x) == [4.0, 3.5] and list(scatter[0].y) == [1.5, 1.0]
+    assert [row[0] for row in scatter[1].customdata] == ["random 0"]
