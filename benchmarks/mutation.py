@@ -139,9 +139,10 @@ def earlier_results(where: Path) -> dict[str, dict[str, int | None]]:
 def run(
     part: str, folder: Path, jobs: int, budget: float | None = None, survivors: bool = False
 ) -> None:
-    """Run ``part`` in a fresh copy under ``folder``. With ``survivors``, run only the mutants
-    that survived the part's last run, against today's tests, and keep that run's results for
-    the others (the record says so): after new tests, minutes instead of the whole part."""
+    """Run ``part`` in a fresh copy under ``folder``. With ``survivors``, run again only the
+    functions that had a survivor in the part's last run (every mutant of each), against today's
+    tests, and keep that run's results for the other functions (the record says so): after new
+    tests, minutes instead of the whole part."""
     check_parts_cover_the_configuration()
     spec = PARTS[part]
     where = folder / part
@@ -151,11 +152,15 @@ def run(
             sys.exit(f"part {part} has no earlier run in {where} to take the survivors from")
         earlier = earlier_results(where)
         earlier_record = json.loads((where / "run.json").read_text())
+    # Every mutant of each function that had a survivor (mutmut numbers a function's mutants in
+    # order, so a changed exclusion can renumber them): "module.function__mutmut_*" patterns.
     again = sorted(
-        key
-        for results in earlier.values()
-        for key, code in results.items()
-        if code is not None and _statuses()[code] == "survived"
+        {
+            key.rsplit("__mutmut_", 1)[0] + "__mutmut_*"
+            for results in earlier.values()
+            for key, code in results.items()
+            if code is not None and _statuses()[code] == "survived"
+        }
     )
     shutil.rmtree(where, ignore_errors=True)
     where.mkdir(parents=True)
@@ -207,7 +212,8 @@ def run(
             data = json.loads(meta.read_text())
             now = data["exit_code_by_key"]
             for key, code in results.items():
-                if key not in again and code is not None:
+                rerun = key.rsplit("__mutmut_", 1)[0] + "__mutmut_*" in again
+                if key in now and not rerun and code is not None:
                     now[key] = code
             meta.write_text(json.dumps(data))
     record = {
@@ -221,10 +227,12 @@ def run(
     }
     if survivors:
         record["note"] = (
-            f"the {len(again)} survivors of the run of {earlier_record['date']} (commit "
+            f"the functions with survivors ({len(again)}) in the run of "
+            f"{earlier_record['date']} (commit "
             f"{earlier_record['commit']}, {earlier_record['seconds']} s"
             + (", stopped at its time budget" if earlier_record.get("stopped") else "")
-            + ") run again against the tests of this commit; the other results are that run's"
+            + ") run again against the tests of this commit; the other functions' results are "
+            "that run's"
         )
         record["first_run"] = earlier_record
     (where / "run.json").write_text(json.dumps(record, indent=1))

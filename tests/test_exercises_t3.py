@@ -175,3 +175,18 @@ def test_check_steering_hook_is_strict():
         E.check_steering_hook(
             lambda d, s: lambda acts, hook: acts + 1.01 * s * acts.norm(dim=-1, keepdim=True) * d
         )
+
+
+def test_check_ablated_activation_takes_one_dimensional_tokens(model, sae, tokens, capsys):
+    x = model.run_with_cache(tokens)[1]["blocks.1.hook_resid_pre"][0]
+    feature = int(sae.encode(x).sum(0).argmax())
+
+    def right(x, sae, f):
+        feats = sae.encode(x)
+        error = x - sae.decode(feats)
+        feats[:, f] = 0
+        return sae.decode(feats) + error
+
+    with torch.no_grad():
+        assert E.check_ablated_activation(right, model, sae, tokens[0], feature)
+    assert f"at all {tokens.shape[1]} positions" in capsys.readouterr().out

@@ -815,3 +815,113 @@ def test_steering_figures_carry_their_data():
     assert [trace.name for trace in scatter] == ["z", "a"]
     assert list(scatter[0].x) == [4.0, 3.5] and list(scatter[0].y) == [1.5, 1.0]
     assert [row[0] for row in scatter[1].customdata] == ["random 0"]
+
+
+def test_compare_random_pairs_come_from_the_rest_seeded_and_by_hand(model, sae, attribution):
+    from dataclasses import replace
+
+    frame = I.compare_attribution_with_ablation(model, sae, attribution, n_top=2, n_random=1000)
+    for _, group in frame.groupby("context"):
+        top = group[group["chosen"] == "top"]
+        rest = group[group["chosen"] == "random"]
+        assert len(rest) and not group.duplicated(["position", "feature"]).any()
+        assert top["predicted"].abs().min() >= rest["predicted"].abs().max()
+    # seeded: the defaults (20 top, 20 random, seed 0) give the same rows twice
+    first = I.compare_attribution_with_ablation(model, sae, attribution)
+    pd.testing.assert_frame_equal(
+        first, I.compare_attribution_with_ablation(model, sae, attribution)
+    )
+    same = I.compare_attribution_with_ablation(model, sae, attribution, 20, 20, seed=0)
+    pd.testing.assert_frame_equal(first, same)
+    # share of norm by hand: activation * ||W_dec[f]|| / ||SAE input at that position||
+    hook = F.sae_hook_name(sae)
+    for row in first.head(5).itertuples():
+        _, cache = model.run_with_cache(attribution.tokens[row.context : row.context + 1])
+        x_norm = cache[hook][0, row.position].norm().item()
+        by_hand = row.activation * sae.W_dec[row.feature].norm().item() / x_norm
+        assert math.isclose(row.share_of_norm, by_hand, rel_tol=1e-4)
+    # a context with no active latent is skipped, and the next one still counted
+    silent = replace(attribution, feature_acts=attribution.feature_acts.clone())
+    silent.feature_acts[0] = 0
+    # ...and a context with a single active pair is kept, with that pair alone
+    pos, f = (attribution.feature_acts[1] > 0).nonzero()[0].tolist()
+    silent.feature_acts[1] = 0
+    silent.feature_acts[1, pos, f] = attribution.feature_acts[1, pos, f]
+    skipped = I.compare_attribution_with_ablation(model, sae, silent, n_top=2, n_random=1)
+    assert 0 not in set(skipped["context"])
+    one = skipped[skipped["context"] == 1]
+    assert list(zip(one["position"], one["feature"])) == [(pos, f)]
+
+
+def test_sample_contexts_edges(sample):
+    longest = int(sample.lengths.max())
+    assert longest <= sample.context_size
+    tokens, counted = I.sample_contexts(sample, longest, 1)  # a text exactly that long counts
+    assert tokens.shape == counted.shape == (1, longest)
+    assert I.sample_contexts(sample, 2, 3)[0].shape == (3, 2)
+    with pytest.raises(ValueError, match=r"context_size must be in 2\.\.\d+ .* got 1"):
+        I.sample_contexts(sample, 1, 3)
+    with pytest.raises(ValueError, match="n must be at least 1, got 0"):
+        I.sample_contexts(sample, 4, 0)
+    silent = int((sample.firing_counts == 0).nonzero()[0, 0])
+    with pytest.raises(ValueError, match=f"has 4 tokens where feature {silent} fires"):
+        I.sample_contexts(sample, 4, 2, feature=silent)
+
+
+def test_steering_hooks_defaults_bounds_and_dtype(model):
+    direction = I.random_unit_direction(D_MODEL, 3)
+    ((name, hook),) = I.steering_hooks(model, HOOK, direction, 0.5)
+    acts = torch.randn(2, 5, D_MODEL, dtype=torch.bfloat16)
+    out = hook(acts, None)
+    assert out.dtype == torch.bfloat16  # the direction is cast to the activations' dtype
+    assert not torch.equal(out[:, 0], acts[:, 0])  # the default starts at position 0
+    with pytest.raises(ValueError, match="start_position must be >= 0, got -1"):
+        I.steering_hooks(model, HOOK, direction, 0.5, start_position=-1)
+    for bad in (torch.zeros(D_MODEL), torch.full((D_MODEL,), float("nan"))):
+        with pytest.raises(ValueError, match="finite, non-zero"):
+            I.steering_hooks(model, HOOK, bad, 0.5)
+
+
+def test_attribution_regime_boundaries_are_strict():
+    frame = pd.DataFrame({"share_of_norm": [0.3, 0.31], "probability": [0.8, 0.81]})
+    assert I.attribution_regime(frame).tolist() == ["neither", "both"]
+
+
+def test_attribution_scatter_by_hand():
+    frame = pd.DataFrame(
+        {
+            "feature": [1, 2, 3, 4],
+            "position": [0, 1, 2, 3],
+            "actual": [0.0, -0.02, 0.5, 2.0],
+            "predicted": [0.001, -0.01, 0.4, 1.0],
+            "probability": [0.5, 0.5, 0.9, 0.5],
+            "share_of_norm": [0.1, 0.1, 0.1, 0.5],
+        }
+    )
+    fig = I.attribution_scatter(frame, "the title", confident=0.8)
+    # linear part: 10^floor(log10(5th percentile of the non-zero |values|)) = 0.001
+    linear_below = 10.0 ** math.floor(
+        math.log10(pd.Series([0.02, 0.5, 2, 0.001, 0.01, 0.4, 1]).quantile(0.05))
+    )
+    assert linear_below == 0.001
+    edge = float(I.signed_log(2.0, linear_below))
+    line, *points = fig.data
+    assert line.name == "y = x" and list(line.x) == list(line.y) == [-edge, edge]
+    names = {t.name: t for t in points}
+    assert set(names) == {"neither (2)", "share of norm > 0.3 (1)", "p > 0.8 (1)"}
+    neither = names["neither (2)"]
+    assert list(neither.x) == pytest.approx(list(I.signed_log(pd.Series([0.0, -0.02]), 0.001)))
+    assert list(neither.y) == pytest.approx(list(I.signed_log(pd.Series([0.001, -0.01]), 0.001)))
+    assert [row[0] for row in neither.customdata] == [1, 2]
+    ticks, labels = I._signed_log_ticks(2.0, 0.001)
+    assert list(fig.layout.xaxis.tickvals) == ticks and list(fig.layout.yaxis.ticktext) == labels
+    assert fig.layout.xaxis.zeroline is True
+    assert fig.layout.title.text == "the title"
+    assert "actual change" in fig.layout.xaxis.title.text
+    assert "predicted" in fig.layout.yaxis.title.text
+    # no pair in a regime: no empty trace, and the later regimes still drawn
+    only_both = frame.assign(probability=0.9, share_of_norm=0.5)
+    assert [t.name for t in I.attribution_scatter(only_both, "t").data[1:]] == ["both (4)"]
+    # all effects zero: the linear part is 1 (ticks at -1, 0, 1)
+    zeros = frame.assign(actual=0.0, predicted=0.0)
+    assert list(I.attribution_scatter(zeros, "t").layout.xaxis.ticktext) == ["-1", "0", "1"]
