@@ -76,7 +76,7 @@ def test_check_ablated_activation(model, sae, tokens):
         assert E.check_ablated_activation(right, model, sae, tokens, feature)
         assert E.check_ablated_activation(None, model, sae, tokens, feature) is None
         assert E.check_ablated_activation(unfinished, model, sae, tokens, feature) is None
-        with pytest.raises(AssertionError, match="error term"):
+        with pytest.raises(AssertionError, match="You returned the SAE's reconstruction"):
             E.check_ablated_activation(no_error_term, model, sae, tokens, feature)
         with pytest.raises(AssertionError, match="differs"):
             E.check_ablated_activation(wrong_feature, model, sae, tokens, feature)
@@ -190,3 +190,17 @@ def test_check_ablated_activation_takes_one_dimensional_tokens(model, sae, token
     with torch.no_grad():
         assert E.check_ablated_activation(right, model, sae, tokens[0], feature)
     assert f"at all {tokens.shape[1]} positions" in capsys.readouterr().out
+
+
+def test_check_ablated_activation_takes_any_float_dtype(model, sae, tokens):
+    x = model.run_with_cache(tokens)[1]["blocks.1.hook_resid_pre"][0]
+    feature = int(sae.encode(x).sum(0).argmax())
+
+    def right_in_double(x, sae, f):
+        feats = sae.encode(x)
+        error = x - sae.decode(feats)
+        feats[:, f] = 0
+        return (sae.decode(feats) + error).double()
+
+    with torch.no_grad():
+        assert E.check_ablated_activation(right_in_double, model, sae, tokens, feature)
