@@ -152,16 +152,24 @@ def run(
             sys.exit(f"part {part} has no earlier run in {where} to take the survivors from")
         earlier = earlier_results(where)
         earlier_record = json.loads((where / "run.json").read_text())
-    # Every mutant of each function that had a survivor (mutmut numbers a function's mutants in
-    # order, so a changed exclusion can renumber them): "module.function__mutmut_*" patterns.
-    again = sorted(
-        {
-            key.rsplit("__mutmut_", 1)[0] + "__mutmut_*"
-            for results in earlier.values()
-            for key, code in results.items()
-            if code is not None and _statuses()[code] == "survived"
-        }
-    )
+    # Every mutant of each function that had a survivor with no reason given (mutmut numbers a
+    # function's mutants in order, so a changed exclusion can renumber them):
+    # "module.function__mutmut_*" patterns.
+    named = named_reasons()
+    again_set = set()
+    for name, results in earlier.items():
+        module = name.removeprefix("mutants/").removesuffix(".meta")
+        sources = function_sources(where / name.removesuffix(".meta"))
+        for key, code in results.items():
+            if code is None or _statuses()[code] != "survived":
+                continue
+            line = f"{key.rsplit('.', 1)[-1]}: {changed_line(sources, key)}"
+            if reason_for(module, line, named) == "NO REASON":
+                again_set.add(key.rsplit("__mutmut_", 1)[0] + "__mutmut_*")
+    again = sorted(again_set)
+    if survivors and not again:
+        print(f"part {part}: every survivor has a reason; nothing to run again")
+        return
     shutil.rmtree(where, ignore_errors=True)
     where.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -227,7 +235,7 @@ def run(
     }
     if survivors:
         record["note"] = (
-            f"the functions with survivors ({len(again)}) in the run of "
+            f"the functions with unexplained survivors ({len(again)}) in the run of "
             f"{earlier_record['date']} (commit "
             f"{earlier_record['commit']}, {earlier_record['seconds']} s"
             + (", stopped at its time budget" if earlier_record.get("stopped") else "")
