@@ -925,3 +925,13 @@ def test_attribution_scatter_by_hand():
     # all effects zero: the linear part is 1 (ticks at -1, 0, 1)
     zeros = frame.assign(actual=0.0, predicted=0.0)
     assert list(I.attribution_scatter(zeros, "t").layout.xaxis.ticktext) == ["-1", "0", "1"]
+
+
+def test_attribution_metric_by_hand_and_target_zero(model, sae, contexts):
+    # the metric is log p(the next real token) at the target, from a plain spliced forward pass
+    tokens, _ = contexts
+    result = I.next_token_attribution(model, sae, tokens[:2], [0, 5])
+    with model.saes(saes=[sae], use_error_term=True):
+        logp = model(tokens[:2]).float().log_softmax(-1)
+    by_hand = [logp[0, 0, tokens[0, 1]].item(), logp[1, 5, tokens[1, 6]].item()]
+    assert result.metric.tolist() == pytest.approx(by_hand, rel=1e-4, abs=1e-5)
