@@ -20,6 +20,20 @@ def unfinished(*args):
     raise NotImplementedError
 
 
+def right_ablated(x, sae, f):
+    """The right answer to exercise 2: latent f removed, the error term kept."""
+    feats = sae.encode(x)
+    error = x - sae.decode(feats)
+    feats[:, f] = 0
+    return sae.decode(feats) + error
+
+
+def most_active_latent(model, sae, tokens):
+    """The SAE's input on ``tokens`` and the latent with the largest total activation there."""
+    x = model.run_with_cache(tokens)[1]["blocks.1.hook_resid_pre"][0]
+    return x, int(sae.encode(x).sum(0).argmax())
+
+
 def test_check_steering_hook():
     def right(direction, scale):
         return lambda acts, hook: acts + scale * acts.norm(dim=-1, keepdim=True) * direction
@@ -55,14 +69,8 @@ def test_check_steering_hook_rejects_common_mistakes(wrong):
 
 
 def test_check_ablated_activation(model, sae, tokens):
-    x = model.run_with_cache(tokens)[1]["blocks.1.hook_resid_pre"][0]
-    feature = int(sae.encode(x).sum(0).argmax())
-
-    def right(x, sae, f):
-        feats = sae.encode(x)
-        error = x - sae.decode(feats)
-        feats[:, f] = 0
-        return sae.decode(feats) + error
+    _, feature = most_active_latent(model, sae, tokens)
+    right = right_ablated
 
     def no_error_term(x, sae, f):
         feats = sae.encode(x)
@@ -128,18 +136,11 @@ def test_check_attribution(model, sae, tokens):
 def test_checkers_print_their_counts_and_reminders(model, sae, tokens, capsys):
     from utils.interventions import next_token_attribution
 
-    x = model.run_with_cache(tokens)[1]["blocks.1.hook_resid_pre"][0]
-    feature = int(sae.encode(x).sum(0).argmax())
+    x, feature = most_active_latent(model, sae, tokens)
     n_firing = int((sae.encode(x)[:, feature] > 0).sum())
 
-    def right(x, sae, f):
-        feats = sae.encode(x)
-        error = x - sae.decode(feats)
-        feats[:, f] = 0
-        return sae.decode(feats) + error
-
     with torch.no_grad():
-        assert E.check_ablated_activation(right, model, sae, tokens, feature)
+        assert E.check_ablated_activation(right_ablated, model, sae, tokens, feature)
     assert (
         f"matches the spliced model's at all {x.shape[0]} positions (latent {feature} fires at "
         f"{n_firing} of them)" in capsys.readouterr().out
@@ -178,29 +179,18 @@ def test_check_steering_hook_is_strict():
 
 
 def test_check_ablated_activation_takes_one_dimensional_tokens(model, sae, tokens, capsys):
-    x = model.run_with_cache(tokens)[1]["blocks.1.hook_resid_pre"][0]
-    feature = int(sae.encode(x).sum(0).argmax())
-
-    def right(x, sae, f):
-        feats = sae.encode(x)
-        error = x - sae.decode(feats)
-        feats[:, f] = 0
-        return sae.decode(feats) + error
+    _, feature = most_active_latent(model, sae, tokens)
 
     with torch.no_grad():
-        assert E.check_ablated_activation(right, model, sae, tokens[0], feature)
+        assert E.check_ablated_activation(right_ablated, model, sae, tokens[0], feature)
     assert f"at all {tokens.shape[1]} positions" in capsys.readouterr().out
 
 
 def test_check_ablated_activation_takes_any_float_dtype(model, sae, tokens):
-    x = model.run_with_cache(tokens)[1]["blocks.1.hook_resid_pre"][0]
-    feature = int(sae.encode(x).sum(0).argmax())
+    _, feature = most_active_latent(model, sae, tokens)
 
     def right_in_double(x, sae, f):
-        feats = sae.encode(x)
-        error = x - sae.decode(feats)
-        feats[:, f] = 0
-        return (sae.decode(feats) + error).double()
+        return right_ablated(x, sae, f).double()
 
     with torch.no_grad():
         assert E.check_ablated_activation(right_in_double, model, sae, tokens, feature)
