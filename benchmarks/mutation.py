@@ -140,9 +140,9 @@ def run(
     part: str, folder: Path, jobs: int, budget: float | None = None, survivors: bool = False
 ) -> None:
     """Run ``part`` in a fresh copy under ``folder``. With ``survivors``, run again only the
-    functions that had a survivor in the part's last run (every mutant of each), against today's
-    tests, and keep that run's results for the other functions (the record says so): after new
-    tests, minutes instead of the whole part."""
+    functions that had a survivor with no reason in the part's last run (every mutant of each),
+    against today's tests, and keep that run's results for the other functions (the record says
+    so): after new tests, minutes instead of the whole part."""
     check_parts_cover_the_configuration()
     spec = PARTS[part]
     where = folder / part
@@ -157,15 +157,13 @@ def run(
     # "module.function__mutmut_*" patterns.
     named = named_reasons()
     again_set = set()
-    for name, results in earlier.items():
-        module = name.removeprefix("mutants/").removesuffix(".meta")
-        sources = function_sources(where / name.removesuffix(".meta"))
-        for key, code in results.items():
-            if code is None or _statuses()[code] != "survived":
-                continue
-            line = f"{key.rsplit('.', 1)[-1]}: {changed_line(sources, key)}"
-            if reason_for(module, line, named) == "NO REASON":
-                again_set.add(key.rsplit("__mutmut_", 1)[0] + "__mutmut_*")
+    if survivors:
+        for module, lines in part_results(where, spec["modules"])[1].items():
+            dotted = module.removesuffix(".py").replace("/", ".")
+            for line in lines:
+                if reason_for(module, line, named) == "NO REASON":
+                    function = line.split(": ", 1)[0].rsplit("__mutmut_", 1)[0]
+                    again_set.add(f"{dotted}.{function}__mutmut_*")
     again = sorted(again_set)
     if survivors and not again:
         print(f"part {part}: every survivor has a reason; nothing to run again")
@@ -245,12 +243,6 @@ def run(
         record["first_run"] = earlier_record
     (where / "run.json").write_text(json.dumps(record, indent=1))
     print(f"part {part}: {seconds:.0f} s")
-
-
-def _statuses() -> dict[int, str]:  # mutmut's table of exit codes, imported when needed
-    from mutmut.stats import status_by_exit_code
-
-    return status_by_exit_code
 
 
 def function_sources(path: Path) -> dict[str, str]:
