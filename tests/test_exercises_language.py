@@ -17,6 +17,7 @@ import pytest
 import torch
 from random_models import D_MODEL, make_cfg
 from scipy.optimize import linear_sum_assignment
+from test_exercises_t3 import most_active_latent, right_ablated
 
 from utils import exercises as E
 from utils import features as F
@@ -102,14 +103,8 @@ def _t3_inputs(request):
 
 def _ablated(request, which):
     model, sae, tokens = _t3_inputs(request)
-    x = model.run_with_cache(tokens)[1]["blocks.1.hook_resid_pre"][0]
-    feature = int(sae.encode(x).sum(0).argmax())
-
-    def right(x, sae, f):
-        feats = sae.encode(x)
-        error = x - sae.decode(feats)
-        feats[:, f] = 0
-        return sae.decode(feats) + error
+    _, feature = most_active_latent(model, sae, tokens)
+    right = right_ablated
 
     def no_error_term(x, sae, f):
         feats = sae.encode(x)
