@@ -307,6 +307,33 @@ def test_steering_curve(model, contexts):
         I.steering_curve(model, HOOK, tokens, counted, direction, [0.0], {})
 
 
+def test_steering_curve_starts_at_the_hooks_layer(model, contexts):
+    """Steering at blocks.1.hook_resid_pre: block 0 runs once per batch (the push cannot change
+    it), not once per batch and scale, and the numbers equal passes from the tokens. Some
+    positions are left out of `counted` so the scored mask is not everything."""
+    tokens, counted = contexts
+    counted = counted.clone()
+    counted[0, 5:] = False
+    direction = I.random_unit_direction(D_MODEL, 4)
+    scored = {"own": I.promoted_token_ids(model, direction, 5), "other": torch.tensor([2, 7])}
+    calls = []
+    handle = model.blocks[0].register_forward_hook(lambda *args: calls.append(1))
+    try:
+        args = (model, HOOK, tokens, counted, direction, [0.0, 0.5, 3.0], scored)
+        fast = I.steering_curve(*args, batch_size=3)  # 4 contexts: 2 batches
+        assert len(calls) == 2
+        calls.clear()
+        full = I.steering_curve(*args, batch_size=3, from_hook=False)
+        assert len(calls) == 2 * 3
+    finally:
+        handle.remove()
+    assert fast["scale"].tolist() == full["scale"].tolist()
+    assert fast["scored"].tolist() == full["scored"].tolist()
+    for column in ("logprob", "loss", "logprob_gain", "loss_increase"):
+        assert fast[column].tolist() == pytest.approx(full[column].tolist(), abs=1e-5), column
+    assert fast["logprob_gain"].abs().max() > 0.01  # the push changed something to compare
+
+
 # ---- ablation ------------------------------------------------------------------------------------
 
 

@@ -446,6 +446,7 @@ def steering_curve(
     score_tokens: dict[str, torch.Tensor],
     start_position: int = 1,
     batch_size: int = 16,
+    from_hook: bool = True,
 ) -> pd.DataFrame:
     """How steering along ``direction`` changes the log-probability of sets of tokens, and the loss.
 
@@ -456,6 +457,11 @@ def steering_curve(
         scales: the scales ``c`` (fractions of the activation's norm) to try; include 0.
         score_tokens: named sets of token ids (each ``[k]``) whose mean log-probability is
             measured, all in the same forward passes.
+        from_hook: with ``hook_name`` a ``blocks.L.hook_resid_pre``, run blocks ``0..L-1`` once
+            per batch (the push cannot change them) and start every scale's pass at block ``L``
+            from that cached residual (TransformerLens' ``start_at_layer``); ``False``, or any
+            other hook, runs every pass from the tokens. Same numbers either way
+            (tests/test_interventions.py).
 
     Returns:
         One row per (scale, token set): ``scale``, ``scored`` (the set's name), ``logprob`` (mean
@@ -472,16 +478,22 @@ def steering_curve(
     scored = _scored_mask(tokens, counted.bool())
     if not scored.any():
         raise ValueError("No position to score: the contexts need two real tokens in a row.")
+    layer = _resid_pre_layer(hook_name) if from_hook else None
+    starts = range(0, tokens.shape[0], batch_size)
+    inputs = [tokens[start : start + batch_size].to(model.cfg.device) for start in starts]
+    if layer is not None:  # the residual entering block `layer`: [b, ctx, d_model] per batch
+        inputs = [model(batch, stop_at_layer=layer) for batch in inputs]
     rows = []
     for scale in scales:
         hooks = steering_hooks(model, hook_name, direction, scale, start_position)
         sum_lp = dict.fromkeys(ids, 0.0)
         sum_loss = 0.0
         n = 0
-        for start in range(0, tokens.shape[0], batch_size):
+        for start, input in zip(starts, inputs):
             batch = tokens[start : start + batch_size].to(model.cfg.device)
             mask = scored[start : start + batch_size].to(model.cfg.device)
-            logits = model.run_with_hooks(batch, fwd_hooks=hooks)  # [b, ctx, d_vocab]
+            kwargs = {} if layer is None else {"start_at_layer": layer}
+            logits = model.run_with_hooks(input, fwd_hooks=hooks, **kwargs)  # [b, ctx, d_vocab]
             picked = logits[mask].float().log_softmax(-1)  # [n_scored, d_vocab]
             next_ids = batch[:, 1:][mask[:, :-1]]
             for name, token_ids in ids.items():
