@@ -481,19 +481,20 @@ def steering_curve(
     layer = _resid_pre_layer(hook_name) if from_hook else None
     starts = range(0, tokens.shape[0], batch_size)
     inputs = [tokens[start : start + batch_size].to(model.cfg.device) for start in starts]
+    kwargs = {}
     if layer is not None:  # the residual entering block `layer`: [b, ctx, d_model] per batch
         inputs = [model(batch, stop_at_layer=layer) for batch in inputs]
+        kwargs = {"start_at_layer": layer}
     rows = []
     for scale in scales:
         hooks = steering_hooks(model, hook_name, direction, scale, start_position)
         sum_lp = dict.fromkeys(ids, 0.0)
         sum_loss = 0.0
         n = 0
-        for start, input in zip(starts, inputs):
+        for start, first in zip(starts, inputs):
             batch = tokens[start : start + batch_size].to(model.cfg.device)
             mask = scored[start : start + batch_size].to(model.cfg.device)
-            kwargs = {} if layer is None else {"start_at_layer": layer}
-            logits = model.run_with_hooks(input, fwd_hooks=hooks, **kwargs)  # [b, ctx, d_vocab]
+            logits = model.run_with_hooks(first, fwd_hooks=hooks, **kwargs)  # [b, ctx, d_vocab]
             picked = logits[mask].float().log_softmax(-1)  # [n_scored, d_vocab]
             next_ids = batch[:, 1:][mask[:, :-1]]
             for name, token_ids in ids.items():
