@@ -70,6 +70,24 @@ def load_average() -> str:
         return "unknown"
 
 
+def load_preset_sample(name: str):
+    """The preset, device, model, SAE and held-out sample tutorial 3 starts from (no gradients)."""
+    from utils.features import collect_feature_stats
+    from utils.loading import load_model, load_sae, load_texts
+    from utils.presets import get_preset, pick_device
+
+    torch.set_grad_enabled(False)
+    preset = get_preset(name)
+    device = pick_device()
+    sae = load_sae(preset, device)
+    model = load_model(preset, device, **(sae.cfg.metadata.model_from_pretrained_kwargs or {}))
+    texts = load_texts(preset, n=preset.sample_texts)
+    sample = collect_feature_stats(
+        model, sae, texts, context_size=preset.sample_context, progress=False
+    )
+    return preset, device, model, sae, sample
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="tiny")
@@ -83,20 +101,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from utils import interventions as I
-    from utils.features import collect_feature_stats
-    from utils.loading import load_model, load_sae, load_texts
-    from utils.presets import get_preset, pick_device
 
-    torch.set_grad_enabled(False)
-    preset = get_preset(args.preset)
+    preset, device, model, sae, sample = load_preset_sample(args.preset)
     sizes = preset.interventions
-    device = pick_device()
-    sae = load_sae(preset, device)
-    model = load_model(preset, device, **(sae.cfg.metadata.model_from_pretrained_kwargs or {}))
-    texts = load_texts(preset, n=preset.sample_texts)
-    sample = collect_feature_stats(
-        model, sae, texts, context_size=preset.sample_context, progress=False
-    )
     n_contexts = args.contexts or sizes.attribution_contexts
     tokens, _ = I.sample_contexts(sample, sizes.context_size, n_contexts)
     target = sizes.context_size - 2

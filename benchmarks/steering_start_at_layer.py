@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
-from ablation_start_at_layer import load_average
+from ablation_start_at_layer import load_average, load_preset_sample
 
 
 def main() -> None:
@@ -45,20 +45,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from utils import interventions as I
-    from utils.features import collect_feature_stats, sae_hook_name
-    from utils.loading import load_model, load_sae, load_texts
-    from utils.presets import get_preset, pick_device
+    from utils.features import sae_hook_name
 
-    torch.set_grad_enabled(False)
-    preset = get_preset(args.preset)
+    preset, device, model, sae, sample = load_preset_sample(args.preset)
     sizes = preset.interventions
-    device = pick_device()
-    sae = load_sae(preset, device)
-    model = load_model(preset, device, **(sae.cfg.metadata.model_from_pretrained_kwargs or {}))
-    texts = load_texts(preset, n=preset.sample_texts)
-    sample = collect_feature_stats(
-        model, sae, texts, context_size=preset.sample_context, progress=False
-    )
     contexts, counted = I.sample_contexts(sample, sizes.context_size, sizes.steering_contexts)
     hook = sae_hook_name(sae)
     directions = [I.random_unit_direction(model.cfg.d_model, s) for s in range(args.directions)]
