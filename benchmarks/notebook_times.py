@@ -14,6 +14,9 @@ claims that random weights cannot meet print a line and go on. The stand-in's ru
 preset's own unless you set ``SAE_BOOK_SCALE`` (then the result is not the preset's cost, and the
 row's ``scale`` column says so).
 
+Each notebook's line is followed by its three slowest cells (index, seconds, first line), from
+the times Jupyter records as it runs them: where a long notebook spends its time.
+
 Peak memory is the largest resident set size (RSS) of the kernel and its child processes,
 sampled every 0.2 s. The machine's load average is recorded before and after each notebook, since
 other work on the machine inflates the times.
@@ -34,6 +37,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # for utils (the presets) and tests (the stand-in Hub)
@@ -125,11 +129,12 @@ class PeakMemory:
 
 def run_notebook(
     path: Path, env: dict[str, str], cell_timeout: int | None = None
-) -> tuple[float, int, float]:
+) -> tuple[float, int, float, Any]:
     """Execute ``path`` in a new kernel (cwd = its folder) with environment ``env``.
 
-    Returns (wall time in seconds, peak RSS of the kernel in bytes, kernel CPU seconds). The
-    per-cell time limit is the notebook's own (metadata.execution.timeout) unless given.
+    Returns (wall time in seconds, peak RSS of the kernel in bytes, kernel CPU seconds, the
+    executed notebook). The per-cell time limit is the notebook's own
+    (metadata.execution.timeout) unless given.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -146,7 +151,30 @@ def run_notebook(
         start = time.perf_counter()
         client.execute(env=env)
         seconds = time.perf_counter() - start
-    return seconds, memory.peak_bytes, sum(memory.cpu_seconds.values())
+    return seconds, memory.peak_bytes, sum(memory.cpu_seconds.values()), notebook
+
+
+def slowest_cells(notebook: Any, n: int = 3) -> list[tuple[int, float, str]]:
+    """The ``n`` code cells that took longest, slowest first: (cell index, seconds, first line).
+
+    From the times nbclient records in each executed cell's ``metadata.execution`` (from the
+    kernel starting the cell to its reply); cells without both times are left out."""
+    times = []
+    for index, cell in enumerate(notebook["cells"]):
+        stamps = cell.get("metadata", {}).get("execution", {})
+        began, ended = stamps.get("iopub.execute_input"), stamps.get("shell.execute_reply")
+        if cell.get("cell_type") != "code" or not (began and ended):
+            continue
+        seconds = (_timestamp(ended) - _timestamp(began)).total_seconds()
+        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        first = next((line.strip() for line in source.splitlines() if line.strip()), "")
+        times.append((index, seconds, first))
+    return sorted(times, key=lambda t: -t[1])[:n]
+
+
+def _timestamp(text: str) -> dt.datetime:
+    """Jupyter's message time (ISO 8601, 'Z' or an offset, microseconds) as a datetime."""
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def write_rows(rows: list[dict], preset: str) -> Path:
@@ -329,12 +357,17 @@ def main(argv: list[str]) -> int:
         for path in paths:
             before = os.getloadavg()[0]
             try:
-                seconds, peak, cpu = run_notebook(path, env, args.cell_timeout)
+                seconds, peak, cpu, executed = run_notebook(path, env, args.cell_timeout)
                 status = "ok"
             except Exception as error:  # report and carry on with the next notebook
                 what = f"{getattr(error, 'ename', type(error).__name__)}: "
                 what += f"{getattr(error, 'evalue', error)}"
                 print(f"{path.name}: FAILED ({what.strip()[:300]})")
+                if type(error).__name__ == "CellTimeoutError":
+                    print(
+                        "  A cell ran past the notebook's time limit: time it with a larger "
+                        "one, e.g. --cell-timeout 3600."
+                    )
                 failed = True
                 continue
             after = os.getloadavg()[0]
@@ -344,6 +377,8 @@ def main(argv: list[str]) -> int:
                 f"(load average {before:.2f} before, {after:.2f} after)",
                 flush=True,
             )
+            for index, cell_seconds, first in slowest_cells(executed):
+                print(f"  cell {index}: {cell_seconds:7.1f} s  {first[:70]}")
             rows.append(
                 {
                     "notebook": path.stem,

@@ -79,3 +79,31 @@ def test_teaching_page_is_in_the_toc_and_lists_no_notebook_by_hand():
 def test_unknown_notebook_names_are_refused(name):
     with pytest.raises(SystemExit, match="No notebook"):
         notebook_times.find_notebooks([name])
+
+
+def test_slowest_cells_from_jupyters_times():
+    """Seconds from each code cell's recorded start and reply, slowest first; cells that did not
+    run (no times) and markdown cells are left out."""
+
+    def code(source, began=None, ended=None):
+        stamps = {}
+        if began:
+            stamps = {"iopub.execute_input": began, "shell.execute_reply": ended}
+        return {"cell_type": "code", "source": source, "metadata": {"execution": stamps}}
+
+    notebook = {
+        "cells": [
+            {"cell_type": "markdown", "source": "# Title", "metadata": {}},
+            code("\nimport torch\n", "2026-12-03T06:00:00.000000Z", "2026-12-03T06:00:02.500000Z"),
+            code(["# steer\n", "x = 1"], "2026-12-03T06:00:03Z", "2026-12-03T06:10:04.250000Z"),
+            code("y = 2", "2026-12-03T07:59:59+01:00", "2026-12-03T07:00:10.000000Z"),
+            code("not run"),
+        ]
+    }
+    # 2.5 s; 10 min 1.25 s; 07:59:59 at +01:00 is 06:59:59 UTC, 11 s before 07:00:10 UTC
+    assert notebook_times.slowest_cells(notebook) == [
+        (2, 601.25, "# steer"),
+        (3, 11.0, "y = 2"),
+        (1, 2.5, "import torch"),
+    ]
+    assert notebook_times.slowest_cells(notebook, n=1) == [(2, 601.25, "# steer")]
