@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import yaml
@@ -31,6 +32,10 @@ from sphinx.util.docutils import SphinxDirective
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # for i18n (the toc walk); Sphinx puts only _ext on the path
+    sys.path.insert(0, str(REPO_ROOT))
+from i18n.translations import toc_files  # noqa: E402
+
 GLOSSARY = REPO_ROOT / "i18n" / "glossary.yml"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 ZH = "zh"
@@ -52,22 +57,9 @@ def load_glossary() -> list[dict]:
 
 
 def toc_docnames(toc_path: Path) -> tuple[str, set[str]]:
-    """(root page, every page) of a _toc.yml, as docnames."""
-    toc = yaml.safe_load(toc_path.read_text(encoding="utf-8"))
-    names = {toc["root"]}
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                names.add(entry["file"])
-            walk(entry.get("sections"))
-            walk(entry.get("chapters"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    strip = lambda n: re.sub(r"\.(md|ipynb)$", "", n)  # noqa: E731
-    return strip(toc["root"]), {strip(n) for n in names}
+    """(root page, every page) of a _toc.yml, as docnames (the walk is i18n.translations')."""
+    names = toc_files(toc_path)
+    return names[0], set(names)
 
 
 def switch_link(pagename: str, this_edition: str, other_root: str, other_pages: set[str]) -> str:

@@ -567,3 +567,8 @@ def test_language_switch_links_are_relative_twins():
     assert book_i18n.switch_link("intro", "en", "intro", pages) == "zh/intro.html"
     assert book_i18n.switch_link("search", "zh", "intro", pages) == "../search.html"
     assert book_i18n.switch_link("notebooks/99_new", "en", "intro", pages) == "../zh/intro.html"
+    # the pages the switch links to: the other edition's toc, root first, without suffixes
+    root, zh_pages = book_i18n.toc_docnames(REPO_ROOT / "zh" / "_toc.yml")
+    assert root == "intro"
+    assert "notebooks/01_analysing_a_pretrained_sae" in zh_pages and "glossary" in zh_pages
+    assert not [name for name in zh_pages if name.endswith((".md", ".ipynb"))]
