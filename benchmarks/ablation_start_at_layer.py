@@ -88,17 +88,29 @@ def load_preset_sample(name: str):
     return preset, device, model, sae, sample
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def benchmark_parser(doc: str) -> argparse.ArgumentParser:
+    """The options both start_at_layer benchmarks take: --preset, --repeats, --threads."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--contexts", type=int, default=None, help="default: the preset's")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each path")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
     )
+    return parser
+
+
+def parse_benchmark_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse, and set torch's thread count if --threads was given."""
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    return args
+
+
+def main() -> None:
+    parser = benchmark_parser(__doc__)
+    parser.add_argument("--contexts", type=int, default=None, help="default: the preset's")
+    args = parse_benchmark_args(parser)
 
     from utils import interventions as I
 

@@ -20,7 +20,6 @@ average (on a shared machine, times are only comparable within one invocation).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -29,20 +28,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
-from ablation_start_at_layer import load_average, load_preset_sample
+from ablation_start_at_layer import (
+    benchmark_parser,
+    load_average,
+    load_preset_sample,
+    parse_benchmark_args,
+)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="tiny")
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--directions", type=int, default=3, help="random directions timed")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each path")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: torch's)"
-    )
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_benchmark_args(parser)
 
     from utils import interventions as I
     from utils.features import sae_hook_name
