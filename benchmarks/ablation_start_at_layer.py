@@ -40,12 +40,13 @@ import torch
 def before_ablation_effects(model, sae, tokens, target_position, pairs, batch_size=16):
     """``utils.interventions.ablation_effects`` before it started at the SAE's layer (input
     checks left out): full forward passes from the tokens, logits at every position."""
-    from utils import interventions as I
+    from utils.interventions.attribution import _correct_logprob
+    from utils.interventions.checks import _acts_post_name, _check_tokens
 
-    tokens = I._check_tokens(tokens).to(model.cfg.device)
-    acts_name = I._acts_post_name(sae)
+    tokens = _check_tokens(tokens).to(model.cfg.device)
+    acts_name = _acts_post_name(sae)
     with model.saes(saes=[sae], use_error_term=True):
-        clean = I._correct_logprob(model(tokens), tokens, torch.tensor([target_position]))[0]
+        clean = _correct_logprob(model(tokens), tokens, torch.tensor([target_position]))[0]
         changes = []
         for start in range(0, len(pairs), batch_size):
             chunk = torch.tensor(pairs[start : start + batch_size], dtype=torch.long)
@@ -59,7 +60,7 @@ def before_ablation_effects(model, sae, tokens, target_position, pairs, batch_si
             batch = tokens.expand(len(chunk), -1)
             logits = model.run_with_hooks(batch, fwd_hooks=[(acts_name, remove)])
             positions = torch.full((len(chunk),), target_position)
-            changes.append(I._correct_logprob(logits, batch, positions) - clean)
+            changes.append(_correct_logprob(logits, batch, positions) - clean)
     return torch.cat(changes).cpu()
 
 

@@ -87,7 +87,17 @@ PARTS: dict[str, dict[str, list[str]]] = {
         "tests": ["tests/test_exercises.py", "tests/test_exercises_language.py"],
     },
     "t3": {
-        "modules": ["utils/interventions.py", "utils/exercises/t3_using_features.py"],
+        "modules": [
+            "utils/interventions/__init__.py",
+            "utils/interventions/ablation.py",
+            "utils/interventions/attribution.py",
+            "utils/interventions/checks.py",
+            "utils/interventions/choosing.py",
+            "utils/interventions/directions.py",
+            "utils/interventions/figures.py",
+            "utils/interventions/steering.py",
+            "utils/exercises/t3_using_features.py",
+        ],
         "tests": [
             "tests/test_interventions.py",
             "tests/test_exercises_t3.py",

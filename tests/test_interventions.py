@@ -19,6 +19,7 @@ from random_models import (
 
 from utils import features as F
 from utils import interventions as I
+from utils.interventions import checks, choosing, figures
 
 CTX = 24
 
@@ -235,7 +236,7 @@ def test_scored_mask_by_hand():
         [[False, True, True, False, False, False], [True, False, False, True, False, False]]
     )
     tokens = torch.zeros(counted.shape, dtype=torch.long)
-    assert torch.equal(I._scored_mask(tokens, counted), expected)
+    assert torch.equal(checks._scored_mask(tokens, counted), expected)
 
 
 def test_steering_hook_adds_a_fraction_of_each_norm(model):
@@ -638,7 +639,7 @@ def test_attribution_regime_and_signed_log():
     # sign(v) log10(1 + |v| / t), by hand for t = 0.01
     values = I.signed_log(pd.Series([0.0, 0.09, -0.99, 9.99]), 0.01)
     assert values.tolist() == pytest.approx([0.0, 1.0, -2.0, 3.0])
-    ticks, labels = I._signed_log_ticks(2.0, 0.1)
+    ticks, labels = figures._signed_log_ticks(2.0, 0.1)
     assert labels == ["-10", "-1", "-0.1", "0", "0.1", "1", "10"]
     assert ticks[3] == 0 and ticks[4] == pytest.approx(math.log10(2))
 
@@ -694,13 +695,13 @@ def test_preset_intervention_sizes(name):
 def test_density_band_edges(sample):
     # both ends are inclusive: a zero lower end and an empty-width band are valid ranges
     density = sample.density
-    assert torch.equal(I._band(sample, 0.0, 1.0), torch.arange(len(density)))
+    assert torch.equal(choosing._band(sample, 0.0, 1.0), torch.arange(len(density)))
     some = float(density[density > 0][0])
-    assert torch.equal(I._band(sample, some, some), (density == some).nonzero()[:, 0])
+    assert torch.equal(choosing._band(sample, some, some), (density == some).nonzero()[:, 0])
     with pytest.raises(ValueError, match="got 0.5 and 0.1"):
-        I._band(sample, 0.5, 0.1)
+        choosing._band(sample, 0.5, 0.1)
     with pytest.raises(ValueError, match="got -0.1 and 0.1"):
-        I._band(sample, -0.1, 0.1)
+        choosing._band(sample, -0.1, 0.1)
 
 
 def test_steering_controls_defaults_sizes_and_the_cache(model, sae, sample, monkeypatch):
@@ -712,7 +713,7 @@ def test_steering_controls_defaults_sizes_and_the_cache(model, sae, sample, monk
     pd.testing.assert_frame_equal(one.table, explicit.table)
     assert torch.equal(one.directions[0], I.random_unit_direction(D_MODEL, 0))
     # a small band draws the floor of MIN_RANDOM_DRAWS, not n * band / picked
-    in_band = I._band(sample, lo, hi)
+    in_band = choosing._band(sample, lo, hi)
     assert math.ceil(1 * len(in_band) / 2) < I.MIN_RANDOM_DRAWS
     assert one.n_draws == I.MIN_RANDOM_DRAWS
     with pytest.raises(ValueError, match="n must be at least 1, got 0"):
@@ -729,7 +730,7 @@ def test_steering_controls_defaults_sizes_and_the_cache(model, sae, sample, monk
     scored = []
     real = I.logit_effect_concentration
     monkeypatch.setattr(
-        I, "logit_effect_concentration", lambda *a, **kw: scored.append(1) or real(*a, **kw)
+        choosing, "logit_effect_concentration", lambda *a, **kw: scored.append(1) or real(*a, **kw)
     )
     I.steering_controls(model, sae, sample, picked, lo, hi, n=1)
     assert scored == []
@@ -773,8 +774,8 @@ def test_tokens_losing_most_by_hand():
 
 
 def test_transparent_colour_by_hand():
-    assert I._transparent("#1f77b4", 0.15) == "rgba(31,119,180,0.15)"
-    assert I._transparent("#ff0a00", 1) == "rgba(255,10,0,1)"
+    assert figures._transparent("#1f77b4", 0.15) == "rgba(31,119,180,0.15)"
+    assert figures._transparent("#ff0a00", 1) == "rgba(255,10,0,1)"
 
 
 def test_agreement_edges_by_hand():
@@ -793,14 +794,14 @@ def test_agreement_edges_by_hand():
 
 def test_pick_features_and_promoted_tokens_edges(model, sae, sample):
     lo, hi = 0.01, 0.5
-    in_band = I._band(sample, lo, hi)
+    in_band = choosing._band(sample, lo, hi)
     assert len(I.pick_features(model, sae, sample, n=1, min_density=lo, max_density=hi)) == 1
     every = I.pick_features(model, sae, sample, n=len(in_band), min_density=lo, max_density=hi)
     assert sorted(every["feature"]) == in_band.tolist()
     with pytest.raises(ValueError, match="n must be at least 1, got 0"):
         I.pick_features(model, sae, sample, n=0, min_density=lo, max_density=hi)
     with pytest.raises(ValueError, match=r"got 0.1 and 1.5"):
-        I._band(sample, 0.1, 1.5)
+        choosing._band(sample, 0.1, 1.5)
     direction = I.unit_direction(sae, int(in_band[0]))
     assert len(I.promoted_token_ids(model, direction)) == 10
     assert len(I.promoted_token_ids(model, direction, k=1)) == 1
@@ -940,7 +941,7 @@ def test_attribution_scatter_by_hand():
     assert list(neither.x) == pytest.approx(list(I.signed_log(pd.Series([0.0, -0.02]), 0.001)))
     assert list(neither.y) == pytest.approx(list(I.signed_log(pd.Series([0.001, -0.01]), 0.001)))
     assert [row[0] for row in neither.customdata] == [1, 2]
-    ticks, labels = I._signed_log_ticks(2.0, 0.001)
+    ticks, labels = figures._signed_log_ticks(2.0, 0.001)
     assert list(fig.layout.xaxis.tickvals) == ticks and list(fig.layout.yaxis.ticktext) == labels
     assert fig.layout.xaxis.zeroline is True
     assert fig.layout.title.text == "the title"

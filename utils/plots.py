@@ -54,9 +54,22 @@ def configure_plotly_renderer() -> str:
 configure_plotly_renderer()
 
 TEMPLATE = "plotly_white"  # every figure of the book, wherever it is drawn
-#: One colour per run, SAE or series, in order (every figure that needs several colours).
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
-_LAYOUT = dict(template=TEMPLATE, margin=dict(l=60, r=20, t=60, b=50))
+#: One colour per run, SAE or series, in order (every figure that needs several colours): the
+#: first five serve most figures; tutorial 3's steering figure needs up to eight.
+PALETTE = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#9467bd",
+    "#ff7f0e",
+    "#17becf",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+)
+#: The template and margins every figure starts from: ``fig.update_layout(**LAYOUT, title=...)``.
+LAYOUT = dict(template=TEMPLATE, margin=dict(l=60, r=20, t=60, b=50))
 
 
 def _as_1d(values: torch.Tensor | Sequence[float], name: str) -> list[float]:
@@ -124,7 +137,7 @@ def top_features_heatmap(
         title=title,
         xaxis_title="feature",
         yaxis_title="token",
-        **_LAYOUT,
+        **LAYOUT,
         xaxis=dict(
             type="category",
             tickmode="array",
@@ -180,7 +193,7 @@ def histogram(
         )
     )
     fig.update_layout(
-        title=title, xaxis_title=xaxis_title, yaxis_title=yaxis_title, bargap=0.05, **_LAYOUT
+        title=title, xaxis_title=xaxis_title, yaxis_title=yaxis_title, bargap=0.05, **LAYOUT
     )
     if log_y:
         fig.update_yaxes(type="log")
@@ -196,7 +209,7 @@ def feature_activation_histogram(
     """
     if torch.as_tensor(values).numel() == 0:
         fig = go.Figure()
-        fig.update_layout(title=f"Feature {feature} never fired in the sample", **_LAYOUT)
+        fig.update_layout(title=f"Feature {feature} never fired in the sample", **LAYOUT)
         return fig
     n = torch.as_tensor(values).numel()
     freq = f", fires on {n:,} of {n_tokens:,} tokens ({n / n_tokens:.3%})" if n_tokens else ""
@@ -241,7 +254,7 @@ def feature_density_histogram(density: torch.Tensor, n_tokens: int | None = None
     title = f"Feature density: {dead:,} of {dens.numel():,} features never fired{sample}"
     if alive.numel() == 0:
         fig = go.Figure()
-        fig.update_layout(title=title, **_LAYOUT)
+        fig.update_layout(title=title, **LAYOUT)
         return fig
     fig = histogram(
         alive.log10(),
@@ -280,7 +293,7 @@ def ce_loss_bar(losses_table) -> go.Figure:
         xaxis_title="condition",
         yaxis_title="cross-entropy (nats per token)",
         yaxis=dict(range=[0, max(values) * 1.15]),
-        **_LAYOUT,
+        **LAYOUT,
     )
     return fig
 

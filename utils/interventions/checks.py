@@ -1,0 +1,63 @@
+"""Argument checks and small shared pieces of tutorial 3's interventions: a steering scale, a batch
+of tokens, a direction, the positions whose prediction can be scored, and the names of the hooks
+an attached SAE adds."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import torch
+
+from .. import features as F
+
+
+def check_scale(scale: float, name: str = "scale") -> float:
+    """Return ``scale`` as a float if it is a finite number; otherwise raise ``ValueError``."""
+    try:
+        value = float(scale)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {scale!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(
+            f"{name} must be a finite number (e.g. 0.5 for half the activation's norm), got {value}"
+        )
+    return value
+
+
+def _check_tokens(tokens: torch.Tensor) -> torch.Tensor:
+    if tokens.ndim == 1:
+        tokens = tokens[None]
+    if tokens.ndim != 2 or tokens.shape[1] == 0:
+        raise ValueError(
+            f"tokens must have shape [batch, pos] with pos >= 1, got {tuple(tokens.shape)}"
+        )
+    return tokens
+
+
+def _check_direction(direction: torch.Tensor, d_in: int) -> torch.Tensor:
+    if direction.ndim != 1 or direction.shape[0] != d_in:
+        raise ValueError(
+            f"direction must have shape [d_in] = [{d_in}], got {tuple(direction.shape)}"
+        )
+    if not torch.isfinite(direction).all() or direction.norm() == 0:
+        raise ValueError("direction must be a finite, non-zero vector")
+    return direction
+
+
+def _scored_mask(tokens: torch.Tensor, counted: torch.Tensor) -> torch.Tensor:
+    """Positions whose prediction can be scored: counted, and followed by a counted token."""
+    scored = torch.zeros_like(counted)
+    scored[:, :-1] = counted[:, :-1] & counted[:, 1:]
+    return scored
+
+
+def _acts_post_name(sae: Any) -> str:
+    return F.sae_hook_name(sae) + ".hook_sae_acts_post"
+
+
+def _resid_pre_layer(hook_name: str) -> int | None:
+    """``L`` for ``blocks.L.hook_resid_pre``, else ``None``."""
+    match = re.fullmatch(r"blocks\.(\d+)\.hook_resid_pre", hook_name)
+    return int(match.group(1)) if match else None
