@@ -103,17 +103,17 @@ def _t3_inputs(request):
 
 def _ablated(request, which):
     model, sae, tokens = _t3_inputs(request)
-    _, feature = most_active_latent(model, sae, tokens)
+    _, latent = most_active_latent(model, sae, tokens)
     right = right_ablated
 
     def no_error_term(x, sae, f):
-        feats = sae.encode(x)
-        feats[:, f] = 0
-        return sae.decode(feats)
+        latent_acts = sae.encode(x)
+        latent_acts[:, f] = 0
+        return sae.decode(latent_acts)
 
     answer = {"right": right, "wrong": no_error_term, "blank": _unfinished}[which]
     with torch.no_grad():
-        return E.check_ablated_activation(answer, model, sae, tokens, feature)
+        return E.check_ablated_activation(answer, model, sae, tokens, latent)
 
 
 def _attribution(request, which):

@@ -22,10 +22,10 @@ def unfinished(*args):
 
 def right_ablated(x, sae, f):
     """The right answer to exercise 2: latent f removed, the error term kept."""
-    feats = sae.encode(x)
-    error = x - sae.decode(feats)
-    feats[:, f] = 0
-    return sae.decode(feats) + error
+    latent_acts = sae.encode(x)
+    error = x - sae.decode(latent_acts)
+    latent_acts[:, f] = 0
+    return sae.decode(latent_acts) + error
 
 
 def most_active_latent(model, sae, tokens):
@@ -69,25 +69,25 @@ def test_check_steering_hook_rejects_common_mistakes(wrong):
 
 
 def test_check_ablated_activation(model, sae, tokens):
-    _, feature = most_active_latent(model, sae, tokens)
+    _, latent = most_active_latent(model, sae, tokens)
     right = right_ablated
 
     def no_error_term(x, sae, f):
-        feats = sae.encode(x)
-        feats[:, f] = 0
-        return sae.decode(feats)
+        latent_acts = sae.encode(x)
+        latent_acts[:, f] = 0
+        return sae.decode(latent_acts)
 
-    def wrong_feature(x, sae, f):
+    def wrong_latent(x, sae, f):
         return right(x, sae, (f + 1) % sae.cfg.d_sae) - 0.5 * sae.W_dec[f]
 
     with torch.no_grad():
-        assert E.check_ablated_activation(right, model, sae, tokens, feature)
-        assert E.check_ablated_activation(None, model, sae, tokens, feature) is None
-        assert E.check_ablated_activation(unfinished, model, sae, tokens, feature) is None
+        assert E.check_ablated_activation(right, model, sae, tokens, latent)
+        assert E.check_ablated_activation(None, model, sae, tokens, latent) is None
+        assert E.check_ablated_activation(unfinished, model, sae, tokens, latent) is None
         with pytest.raises(AssertionError, match="You returned the SAE's reconstruction"):
-            E.check_ablated_activation(no_error_term, model, sae, tokens, feature)
+            E.check_ablated_activation(no_error_term, model, sae, tokens, latent)
         with pytest.raises(AssertionError, match="differs"):
-            E.check_ablated_activation(wrong_feature, model, sae, tokens, feature)
+            E.check_ablated_activation(wrong_latent, model, sae, tokens, latent)
 
 
 def test_check_ablated_activation_refuses_tokens_where_the_latent_is_silent(model, sae, tokens):
@@ -136,17 +136,17 @@ def test_check_attribution(model, sae, tokens):
 def test_checkers_print_their_counts_and_reminders(model, sae, tokens, capsys):
     from utils.interventions import next_token_attribution
 
-    x, feature = most_active_latent(model, sae, tokens)
-    n_firing = int((sae.encode(x)[:, feature] > 0).sum())
+    x, latent = most_active_latent(model, sae, tokens)
+    n_firing = int((sae.encode(x)[:, latent] > 0).sum())
 
     with torch.no_grad():
-        assert E.check_ablated_activation(right_ablated, model, sae, tokens, feature)
+        assert E.check_ablated_activation(right_ablated, model, sae, tokens, latent)
     assert (
-        f"matches the spliced model's at all {x.shape[0]} positions (latent {feature} fires at "
+        f"matches the spliced model's at all {x.shape[0]} positions (latent {latent} fires at "
         f"{n_firing} of them)" in capsys.readouterr().out
     )
     with torch.no_grad():
-        assert E.check_ablated_activation(None, model, sae, tokens[0], feature) is None
+        assert E.check_ablated_activation(None, model, sae, tokens[0], latent) is None
     assert "Not answered yet" in capsys.readouterr().out
 
     target = tokens.shape[1] - 3
@@ -179,18 +179,18 @@ def test_check_steering_hook_is_strict():
 
 
 def test_check_ablated_activation_takes_one_dimensional_tokens(model, sae, tokens, capsys):
-    _, feature = most_active_latent(model, sae, tokens)
+    _, latent = most_active_latent(model, sae, tokens)
 
     with torch.no_grad():
-        assert E.check_ablated_activation(right_ablated, model, sae, tokens[0], feature)
+        assert E.check_ablated_activation(right_ablated, model, sae, tokens[0], latent)
     assert f"at all {tokens.shape[1]} positions" in capsys.readouterr().out
 
 
 def test_check_ablated_activation_takes_any_float_dtype(model, sae, tokens):
-    _, feature = most_active_latent(model, sae, tokens)
+    _, latent = most_active_latent(model, sae, tokens)
 
     def right_in_double(x, sae, f):
         return right_ablated(x, sae, f).double()
 
     with torch.no_grad():
-        assert E.check_ablated_activation(right_in_double, model, sae, tokens, feature)
+        assert E.check_ablated_activation(right_in_double, model, sae, tokens, latent)

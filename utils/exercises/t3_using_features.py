@@ -65,15 +65,15 @@ def check_steering_hook(my_steering_hook: Callable[..., Any] | None) -> bool | N
 
 
 @torch.no_grad()
-def _ablated_sae_output(model: Any, sae: Any, tokens: torch.Tensor, feature: int) -> torch.Tensor:
-    """What flows on from the SAE's hook with ``feature`` removed and the error term kept:
+def _ablated_sae_output(model: Any, sae: Any, tokens: torch.Tensor, latent: int) -> torch.Tensor:
+    """What flows on from the SAE's hook with ``latent`` removed and the error term kept:
     ``[pos, d_in]``."""
     hook_name = F.sae_hook_name(sae)
     store: dict[str, torch.Tensor] = {}
 
     def remove(acts: torch.Tensor, hook: Any) -> torch.Tensor:
         acts = acts.clone()
-        acts[..., feature] = 0
+        acts[..., latent] = 0
         return acts
 
     def keep(acts: torch.Tensor, hook: Any) -> torch.Tensor:
@@ -96,39 +96,39 @@ def check_ablated_activation(
     model: Any,
     sae: Any,
     tokens: torch.Tensor,
-    feature: int,
+    latent: int,
 ) -> bool | None:
-    """Check ``my_ablated_activation(x [pos, d_in], sae, feature) -> [pos, d_in]``: the activation
-    that flows on from the SAE's hook when latent ``feature`` is set to zero with the error term
+    """Check ``my_ablated_activation(x [pos, d_in], sae, latent) -> [pos, d_in]``: the activation
+    that flows on from the SAE's hook when ``latent`` is set to zero with the error term
     kept.
 
     ``tokens`` (``[pos]`` or ``[1, pos]``) must include a position where the latent fires: where it
     is silent, removing it changes nothing, and returning ``x`` unchanged would pass. Raises
     ``ValueError`` for such tokens.
     """
-    feature = F.check_feature_index(feature, sae.cfg.d_sae)
+    latent = F.check_feature_index(latent, sae.cfg.d_sae)
     tokens = tokens if tokens.ndim == 2 else tokens[None]
     x = F.hook_activations(model, tokens, F.sae_hook_name(sae))[0]
     with torch.no_grad():
-        n_firing = int((sae.encode(x)[:, feature] > 0).sum())
+        n_firing = int((sae.encode(x)[:, latent] > 0).sum())
     if n_firing == 0:
         raise ValueError(
             choose(
-                f"Latent {feature} does not fire on any of these {len(x)} tokens, so removing it "
+                f"Latent {latent} does not fire on any of these {len(x)} tokens, so removing it "
                 "changes nothing and this check could not tell a right answer from x itself. Pass "
                 "tokens where the latent fires (e.g. the sample's text where its activation is "
                 "largest).",
-                f"潜变量 {feature} 在这 {len(x)} 个 token 上都没有激活，移除它不会改变任何东西，"
+                f"潜变量 {latent} 在这 {len(x)} 个 token 上都没有激活，移除它不会改变任何东西，"
                 "这个检查无法区分正确答案和 x 本身。请传入该潜变量会激活的 token"
                 "（例如样本中它激活最强的那段文本）。",
             )
         )
-    answer = _call(my_ablated_activation, x.clone(), sae, feature)
+    answer = _call(my_ablated_activation, x.clone(), sae, latent)
     if answer is None:
         print(_not_done())
         return None
     answer = torch.as_tensor(answer).to(x.device, x.dtype)
-    expected = _ablated_sae_output(model, sae, tokens, feature)
+    expected = _ablated_sae_output(model, sae, tokens, latent)
     assert answer.shape == expected.shape, choose(
         f"Your function returned shape {tuple(answer.shape)}; expected {tuple(expected.shape)} "
         "(one activation vector per position).",
@@ -137,16 +137,16 @@ def check_ablated_activation(
     )
     with torch.no_grad():
         acts = sae.encode(x)
-        acts[:, feature] = 0
+        acts[:, latent] = 0
         without_error = sae.decode(acts)
     scale = expected.norm(dim=-1).max().item()
     right = torch.allclose(answer, expected, atol=1e-4 * scale)
     if not right and torch.allclose(answer, x, atol=1e-4 * scale):
         raise AssertionError(
             choose(
-                f"You returned x unchanged, but latent {feature} fires at {n_firing} of these "
+                f"You returned x unchanged, but latent {latent} fires at {n_firing} of these "
                 f"{len(x)} positions: removing it must subtract its contribution there.",
-                f"你原样返回了 x，但潜变量 {feature} 在这 {len(x)} 个位置中的 {n_firing} 个上"
+                f"你原样返回了 x，但潜变量 {latent} 在这 {len(x)} 个位置中的 {n_firing} 个上"
                 "激活：移除它必须在这些位置减去它的贡献。",
             )
         )
@@ -161,16 +161,16 @@ def check_ablated_activation(
         )
     assert right, choose(
         "Your activation differs from what the model sees. Hint: with the error term kept, "
-        "removing a latent subtracts only its own contribution, activation * W_dec[feature].",
+        "removing a latent subtracts only its own contribution, activation * W_dec[latent].",
         "你的激活与模型实际看到的不一致。提示：保留误差项时，移除一个潜变量只减去它自己的贡献，"
-        "即 activation * W_dec[feature]。",
+        "即 activation * W_dec[latent]。",
     )
     print(
         choose(
             f"Correct: your ablated activation matches the spliced model's at all {len(x)} positions "
-            f"(latent {feature} fires at {n_firing} of them).",
+            f"(latent {latent} fires at {n_firing} of them).",
             f"正确：你的消融后激活在全部 {len(x)} 个位置上都与接入 SAE 的模型一致"
-            f"（潜变量 {feature} 在其中 {n_firing} 个位置上激活）。",
+            f"（潜变量 {latent} 在其中 {n_firing} 个位置上激活）。",
         )
     )
     return True
