@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -82,9 +86,72 @@ def test_explicit_name_beats_env_var(clean_env):
 
 
 def test_auto_with_unreachable_hub_picks_tiny(clean_env, capsys):
-    clean_env.setattr(presets, "HUB_URL", "http://127.0.0.1:9")  # discard port: nothing answers
+    from huggingface_hub import constants
+
+    clean_env.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # discard port: no answer
     assert choose_preset().name == "tiny"
-    assert "did not answer" in capsys.readouterr().out
+    assert "http://127.0.0.1:9 did not answer" in capsys.readouterr().out
+
+
+def _choose_in_a_fresh_python(endpoint: str) -> str:
+    """What choose_preset prints in a new Python whose environment sets ``HF_ENDPOINT`` (read by
+    huggingface_hub when it is imported, as in a reader's kernel)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in (PRESET_ENV_VAR, "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "SAE_BOOK_SCALE")
+    }
+    env["HF_ENDPOINT"] = endpoint
+    proc = subprocess.run(
+        [sys.executable, "-c", "from utils.presets import choose_preset; choose_preset()"],
+        cwd=Path(presets.__file__).parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_auto_asks_the_mirror_in_hf_endpoint():
+    """A reader behind a mirror sets HF_ENDPOINT: "auto" probes that host (a local server here,
+    never the real Hub), picks gpt2-small when it answers and names it."""
+    import http.server
+    import threading
+
+    asked = []
+
+    class Mirror(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            asked.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Mirror)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        mirror = f"http://127.0.0.1:{server.server_port}"
+        out = _choose_in_a_fresh_python(mirror + "/")  # huggingface_hub drops the trailing slash
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out == (
+        f"Preset: gpt2-small (auto: {mirror} is reachable). "
+        f"Set {PRESET_ENV_VAR}=gpt2-small|tiny to override.\n"
+    )
+    assert asked == ["/"]
+
+
+def test_auto_names_the_mirror_that_did_not_answer():
+    out = _choose_in_a_fresh_python("http://127.0.0.1:9")  # the discard port: nothing answers
+    assert out.startswith(
+        "Preset: tiny (auto: http://127.0.0.1:9 did not answer within 2 s (HF_ENDPOINT sets "
+    ), out
+    assert "huggingface.co" not in out
 
 
 def test_auto_with_reachable_hub_picks_gpt2(clean_env, capsys):

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from .presets import HUB_URL, PRESET_ENV_VAR, Preset
+from .presets import PRESET_ENV_VAR, Preset, hub_endpoint
 
 # SAELens warns, on every SAE whose registry entry names model loading options, to load the model
 # with them; load_model is given exactly those options (see its docstring), so the advice is
@@ -64,7 +64,7 @@ def _from_the_hub(preset: Preset, what: str) -> Iterator[None]:
         if not _is_hub_failure(error):
             raise
         offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in ("", "0", "false")
-        why = "HF_HUB_OFFLINE is set" if offline else f"{HUB_URL} could not be reached"
+        why = "HF_HUB_OFFLINE is set" if offline else f"{hub_endpoint()} could not be reached"
         raise HubUnavailableError(
             f"Could not download {what}: {why}, and it is not in the local Hugging Face cache. "
             f"The '{preset.name}' preset needs the Hugging Face Hub. To run the book offline, "

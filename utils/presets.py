@@ -8,6 +8,8 @@ Choosing a preset
 1. The environment variable ``SAE_BOOK_PRESET`` wins (``gpt2-small``, ``tiny`` or ``auto``).
 2. Otherwise (or with ``auto``): ``gpt2-small`` when the Hugging Face Hub answers within a couple of
    seconds and ``HF_HUB_OFFLINE`` is not set, else ``tiny``. One line is printed saying which and why.
+   "The Hub" is the endpoint huggingface_hub downloads from: ``HF_ENDPOINT`` when set (a mirror,
+   e.g. ``https://hf-mirror.com``), else ``https://huggingface.co`` (:func:`hub_endpoint`).
 
 Smaller runs (for tests)
 ------------------------
@@ -41,7 +43,6 @@ SCALE_ENV_VAR = "SAE_BOOK_SCALE"
 # The smallest held-out sample a scaled run collects (texts): enough for tutorial 1's dashboard
 # feature (20 firings) and tutorial 3's contexts.
 MIN_SAMPLE_TEXTS = 64
-HUB_URL = "https://huggingface.co"
 TINY_ASSETS = Path(__file__).resolve().parent / "tiny" / "assets"
 
 
@@ -401,8 +402,20 @@ def run_scale() -> float:
     return scale
 
 
-def hub_reachable(url: str = HUB_URL, timeout: float = 2.0) -> bool:
-    """True when ``url`` answers an HTTP request within ``timeout`` seconds."""
+def hub_endpoint() -> str:
+    """The Hub address models, SAEs and datasets are downloaded from: huggingface_hub's own
+    ``ENDPOINT`` (``HF_ENDPOINT`` as it was when huggingface_hub was first imported, without a
+    trailing slash; ``https://huggingface.co`` when unset), so the probe asks the host that the
+    downloads will use, a mirror included."""
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def hub_reachable(url: str | None = None, timeout: float = 2.0) -> bool:
+    """True when ``url`` (default :func:`hub_endpoint`) answers an HTTP request within
+    ``timeout`` seconds."""
+    url = url or hub_endpoint()
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
             return True
@@ -425,8 +438,8 @@ def choose_preset(name: str | None = None, *, verbose: bool = True) -> Preset:
     """Pick the preset for this run.
 
     ``name`` (if given) wins, then the ``SAE_BOOK_PRESET`` environment variable, then "auto":
-    GPT-2 small when the Hub answers and ``HF_HUB_OFFLINE`` is unset, else the bundled tiny model.
-    Prints one line saying which preset was chosen and why (unless ``verbose=False``).
+    GPT-2 small when the Hub (:func:`hub_endpoint`, a mirror if ``HF_ENDPOINT`` names one) answers
+    and ``HF_HUB_OFFLINE`` is unset, else the bundled tiny model. Prints one line saying which preset was chosen and why (unless ``verbose=False``).
     """
     requested = name or os.environ.get(PRESET_ENV_VAR, "").strip() or "auto"
     if requested != "auto":
@@ -434,10 +447,13 @@ def choose_preset(name: str | None = None, *, verbose: bool = True) -> Preset:
         reason = f"asked for by {'the caller' if name else PRESET_ENV_VAR}"
     elif hub_offline():
         preset, reason = PRESETS["tiny"], "auto: HF_HUB_OFFLINE is set"
-    elif hub_reachable():
-        preset, reason = PRESETS["gpt2-small"], f"auto: {HUB_URL} is reachable"
+    elif hub_reachable(endpoint := hub_endpoint()):
+        preset, reason = PRESETS["gpt2-small"], f"auto: {endpoint} is reachable"
     else:
-        preset, reason = PRESETS["tiny"], f"auto: {HUB_URL} did not answer within 2 s"
+        preset, reason = (
+            PRESETS["tiny"],
+            f"auto: {endpoint} did not answer within 2 s (HF_ENDPOINT sets the Hub or a mirror)",
+        )
     scale = run_scale()
     if scale != 1:
         preset = scale_preset(preset, scale)
