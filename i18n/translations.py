@@ -1,5 +1,5 @@
-"""The Chinese edition's bookkeeping: what is untranslated or stale, and the commands that keep
-the Chinese tree (``zh/``) in step with the English one.
+"""The Chinese edition's bookkeeping commands: what is untranslated or stale, and the commands that
+keep the Chinese tree (``zh/``) in step with the English one.
 
     python -m i18n.translations status                  # per Chinese file: what is left to do
     python -m i18n.translations stale [ZH_FILE ...]     # each stale translation, with the English diff
@@ -25,565 +25,91 @@ The record (CONTRIBUTING.md, "Translating"):
 A translation is *stale* when the English source no longer hashes to the recorded sha256.
 ``stale`` finds the English text that was translated in the git history of the English file (the
 version whose cell, or file, hashes to the record) and prints the diff to today's text.
+
+One module per job, their names handed on here (``from i18n import translations as tr``):
+``twins`` (which English file pairs with which Chinese one), ``records`` (notebooks, pages and the
+sha256 records they carry), ``code_identity`` (code that counts as the same), ``sync`` (scaffold
+and sync), ``issues`` (what is left to do), ``history`` (the translated English in git); this
+module holds the commands.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
-import difflib
-import hashlib
-import io
-import json
-import re
-import subprocess
 import sys
-import tokenize
-from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ZH = "zh"
-FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*\n", re.DOTALL)
-# A MyST code cell in a .md page: ```{code-cell} ... ``` (its fence may be longer than three).
-CODE_CELL_BLOCK = re.compile(
-    r"^(?P<fence>`{3,})\{code-cell\}[^\n]*\n.*?^(?P=fence)[ \t]*$", re.DOTALL | re.MULTILINE
+from .chinese import has_chinese
+from .code_identity import code_tokens
+from .history import (
+    english_versions,
+    stale_report,
+    translated_english_cell,
+    translated_english_page,
 )
-
-
-CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def cell_source(cell: dict) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else source
-
-
-# --- the book's pages ------------------------------------------------------------------------------
-
-
-def toc_files(toc_path: Path) -> list[str]:
-    """The pages of a _toc.yml, root first, without suffix, as written there."""
-    toc = yaml.safe_load(toc_path.read_text(encoding="utf-8"))
-    names = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                names.append(entry["file"])
-            walk(entry.get("sections"))
-            walk(entry.get("chapters"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return [re.sub(r"\.(md|ipynb)$", "", n) for n in names]
-
-
-def source_path(base: Path, docname: str) -> Path | None:
-    for suffix in (".ipynb", ".md"):
-        if (base / f"{docname}{suffix}").is_file():
-            return base / f"{docname}{suffix}"
-    return None
-
-
-@dataclass(frozen=True)
-class Pair:
-    """An English page and where its Chinese twin lives (which may not exist yet)."""
-
-    english: Path
-    chinese: Path
-
-    @property
-    def is_notebook(self) -> bool:
-        return self.english.suffix == ".ipynb"
-
-    def rel(self, path: Path, root: Path) -> str:
-        return path.relative_to(root).as_posix()
-
-
-def pairs(root: Path = REPO_ROOT) -> list[Pair]:
-    """Every English page of the table of contents with its Chinese twin's path."""
-    found = []
-    for docname in toc_files(root / "_toc.yml"):
-        english = source_path(root, docname)
-        if english is None:
-            continue  # tests/test_site_config.py reports toc entries without a source
-        found.append(Pair(english, root / ZH / english.relative_to(root)))
-    return found
-
-
-def english_of(chinese: Path, root: Path = REPO_ROOT) -> Path:
-    """The English source of a file in zh/."""
-    rel = chinese.resolve().relative_to((root / ZH).resolve())
-    return root / rel
-
-
-# --- notebooks -------------------------------------------------------------------------------------
-
-
-def read_notebook(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def write_notebook(path: Path, nb: dict) -> None:
-    """Write like nbformat does (indent 1, sorted keys, sources as lists of lines)."""
-    nb = copy.deepcopy(nb)
-    for cell in nb["cells"]:
-        cell["source"] = cell_source(cell).splitlines(keepends=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # As Jupyter saves a notebook (nbformat): so a save in JupyterLab changes nothing.
-    text = json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True)
-    path.write_text(text + "\n", encoding="utf-8")
-
-
-def untranslated_cell(english_cell: dict) -> dict:
-    """A markdown cell for the Chinese notebook that still holds the English text."""
-    metadata = copy.deepcopy(english_cell.get("metadata", {}))
-    metadata["translation"] = {"source": english_cell["id"], "sha256": None}
-    return {
-        "cell_type": "markdown",
-        "id": english_cell["id"],
-        "metadata": metadata,
-        "source": cell_source(english_cell),
-    }
-
-
-def copied_cell(english_cell: dict) -> dict:
-    """A code (or raw) cell copied verbatim, without outputs."""
-    cell = {
-        "cell_type": english_cell["cell_type"],
-        "id": english_cell["id"],
-        "metadata": copy.deepcopy(english_cell.get("metadata", {})),
-        "source": cell_source(english_cell),
-    }
-    if cell["cell_type"] == "code":
-        cell["execution_count"] = None
-        cell["outputs"] = []
-    return cell
-
-
-def scaffold_notebook(english: dict) -> dict:
-    return {
-        "cells": [
-            untranslated_cell(c) if c["cell_type"] == "markdown" else copied_cell(c)
-            for c in english["cells"]
-        ],
-        "metadata": copy.deepcopy(english["metadata"]),
-        "nbformat": english["nbformat"],
-        "nbformat_minor": english["nbformat_minor"],
-    }
-
-
-def synced_notebook(english: dict, chinese: dict) -> tuple[dict, list[str]]:
-    """The Chinese notebook rebuilt on the English one's cells; and what changed, in words.
-
-    Code and raw cells and the notebook metadata come from English. Markdown cells keep their
-    Chinese text and record; an English markdown cell new to the Chinese notebook arrives
-    untranslated (and an untranslated one with no Chinese in it yet gets today's English text); a Chinese markdown cell whose English cell is gone is dropped (and named).
-    """
-    by_id = {}
-    for cell in chinese["cells"]:
-        if cell["cell_type"] == "markdown":
-            key = cell.get("metadata", {}).get("translation", {}).get("source") or cell.get("id")
-            by_id[key] = cell
-    changes = []
-    cells = []
-    used = set()
-    for index, en_cell in enumerate(english["cells"]):
-        if en_cell["cell_type"] != "markdown":
-            cells.append(copied_cell(en_cell))
-            continue
-        zh_cell = by_id.get(en_cell["id"])
-        if zh_cell is None:
-            cells.append(untranslated_cell(en_cell))
-            changes.append(f"cell {index} ({en_cell['id']}): new English markdown, untranslated")
-            continue
-        used.add(en_cell["id"])
-        record = zh_cell.get("metadata", {}).get("translation", {})
-        if record.get("sha256") is None and not CJK.search(cell_source(zh_cell)):
-            # Untranslated and still English (no Chinese begun): today's English text.
-            cells.append(untranslated_cell(en_cell))
-            continue
-        metadata = copy.deepcopy(en_cell.get("metadata", {}))
-        metadata["translation"] = {"source": en_cell["id"], "sha256": record.get("sha256")}
-        cells.append(
-            {
-                "cell_type": "markdown",
-                "id": en_cell["id"],
-                "metadata": metadata,
-                "source": cell_source(zh_cell),
-            }
-        )
-    for key, cell in by_id.items():
-        if key not in used:
-            changes.append(
-                f"dropped Chinese cell {cell.get('id')} (its English cell {key} is gone)"
-            )
-    synced = {
-        "cells": cells,
-        "metadata": copy.deepcopy(english["metadata"]),
-        "nbformat": english["nbformat"],
-        "nbformat_minor": english["nbformat_minor"],
-    }
-    old_code = [
-        (c.get("id"), cell_source(c), c.get("metadata"))
-        for c in chinese["cells"]
-        if c["cell_type"] != "markdown"
-    ]
-    new_code = [
-        (c["id"], cell_source(c), c["metadata"]) for c in cells if c["cell_type"] != "markdown"
-    ]
-    if old_code != new_code:
-        changes.append("code cells copied from English")
-    if chinese.get("metadata") != english["metadata"]:
-        changes.append("notebook metadata copied from English")
-    if [c.get("id") for c in chinese["cells"]] != [c["id"] for c in cells]:
-        changes.append("cells put in the English order")
-    old_untranslated = {
-        c.get("id"): cell_source(c)
-        for c in chinese["cells"]
-        if c["cell_type"] == "markdown"
-        and (c.get("metadata", {}).get("translation") or {}).get("sha256") is None
-    }
-    renewed = [
-        c["id"]
-        for c in cells
-        if c["id"] in old_untranslated and cell_source(c) != old_untranslated[c["id"]]
-    ]
-    if renewed:
-        changes.append(f"untranslated cells given today's English text: {renewed}")
-    return synced, changes
-
-
-# --- pages (.md) -----------------------------------------------------------------------------------
-
-# The record of a page: one MyST comment line (invisible on the site), right after the front matter.
-PAGE_RECORD = re.compile(
-    r"^% translation: source=(?P<source>\S+) sha256=(?P<sha256>\S+)[ \t]*$", re.M
+from .issues import Issue, file_issues, notebook_issues, page_issues
+from .records import (
+    CODE_CELL_BLOCK,
+    FRONT_MATTER,
+    PAGE_RECORD,
+    UNTRANSLATED,
+    cell_source,
+    page_body,
+    page_code_cells,
+    page_record,
+    read_notebook,
+    set_page_record,
+    sha256,
+    write_notebook,
 )
-UNTRANSLATED = "untranslated"
+from .sync import (
+    copied_cell,
+    scaffold_notebook,
+    scaffold_page,
+    synced_notebook,
+    synced_page,
+    untranslated_cell,
+)
+from .twins import REPO_ROOT, ZH, Pair, english_of, pairs, source_path, toc_files
 
-
-def page_record(text: str) -> dict | None:
-    """{"source": ..., "sha256": ... (None when untranslated)} from a page's record line."""
-    match = PAGE_RECORD.search(text)
-    if match is None:
-        return None
-    digest = match["sha256"]
-    return {"source": match["source"], "sha256": None if digest == UNTRANSLATED else digest}
-
-
-def set_page_record(text: str, source: str, digest: str | None) -> str:
-    """``text`` with its record line set (added after the front matter if it has none)."""
-    line = f"% translation: source={source} sha256={digest or UNTRANSLATED}"
-    if PAGE_RECORD.search(text):
-        return PAGE_RECORD.sub(line, text, count=1)
-    match = FRONT_MATTER.match(text)
-    if not match:
-        return f"{line}\n\n{text}"
-    return text[: match.end()] + f"\n{line}\n" + text[match.end() :]
-
-
-def page_body(text: str) -> str:
-    """The text after the front matter, without the record line."""
-    match = FRONT_MATTER.match(text)
-    body = text[match.end() :] if match else text
-    return PAGE_RECORD.sub("", body, count=1)
-
-
-def page_code_cells(text: str) -> list[str]:
-    """The ```{code-cell} blocks of a MyST page, in order, as written."""
-    return [m.group(0) for m in CODE_CELL_BLOCK.finditer(page_body(text))]
-
-
-def synced_page(english: str, chinese: str) -> tuple[str, list[str]]:
-    """The Chinese page with its code-cell blocks replaced by the English ones (same count)."""
-    en_blocks = page_code_cells(english)
-    zh_blocks = list(CODE_CELL_BLOCK.finditer(chinese))
-    if len(en_blocks) != len(zh_blocks):
-        return chinese, [
-            f"NOT synced: {len(zh_blocks)} code cells here, {len(en_blocks)} in English; "
-            "copy them by hand"
-        ]
-    out, last = [], 0
-    for match, block in zip(zh_blocks, en_blocks):
-        out += [chinese[last : match.start()], block]
-        last = match.end()
-    out.append(chinese[last:])
-    synced = "".join(out)
-    return synced, (["code cells copied from English"] if synced != chinese else [])
-
-
-def scaffold_page(english_text: str, source: str) -> str:
-    return set_page_record(english_text, source, None)
-
-
-# --- code identity ---------------------------------------------------------------------------------
-
-_SKIPPED_TOKENS = {
-    tokenize.COMMENT,
-    tokenize.NL,
-    tokenize.ENCODING,
-    tokenize.ENDMARKER,
-}
-
-
-def code_tokens(source: str) -> list[tuple[str, str]]:
-    """A code cell as Python tokens, comments and blank lines left out.
-
-    Indentation counts by its structure (INDENT/DEDENT), not its text. A cell Python cannot
-    tokenize (an IPython magic with an unclosed quote, say) falls back to its lines with
-    ``#`` comments and blank lines removed.
-    """
-    try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    except (tokenize.TokenError, IndentationError, SyntaxError):
-        lines = [re.sub(r"\s+#.*$|^\s*#.*$", "", line).rstrip() for line in source.splitlines()]
-        return [("line", line) for line in lines if line.strip()]
-    out = []
-    for tok in tokens:
-        if tok.type in _SKIPPED_TOKENS:
-            continue
-        name = tokenize.tok_name[tok.type]
-        text = (
-            "" if tok.type in (tokenize.INDENT, tokenize.DEDENT, tokenize.NEWLINE) else tok.string
-        )
-        out.append((name, text))
-    return out
-
-
-# --- what is left to do ----------------------------------------------------------------------------
-
-
-@dataclass
-class Issue:
-    """One thing a Chinese file needs. kind: missing | structure | code | metadata | untranslated
-    | stale | no-record."""
-
-    kind: str
-    cell: str | None  # cell id (notebooks), None for the whole file
-    index: int | None
-    detail: str
-
-    def where(self) -> str:
-        return "" if self.cell is None else f"cell {self.index} (id {self.cell})"
-
-
-def notebook_issues(english: dict, chinese: dict) -> list[Issue]:
-    issues = []
-    en_ids = [(c["cell_type"], c["id"]) for c in english["cells"]]
-    zh_ids = [(c["cell_type"], c.get("id")) for c in chinese["cells"]]
-    if en_ids != zh_ids:
-        matcher = difflib.SequenceMatcher(a=en_ids, b=zh_ids, autojunk=False)
-        ops = [op for op in matcher.get_opcodes() if op[0] != "equal"]
-        detail = "; ".join(
-            f"English cells {i1}-{i2 - 1} {[i for _, i in en_ids[i1:i2]]} are not in the Chinese"
-            if tag == "delete"
-            else f"Chinese cells {j1}-{j2 - 1} {[i for _, i in zh_ids[j1:j2]]} are not in the English"
-            if tag == "insert"
-            else f"English {en_ids[i1:i2]} where the Chinese has {zh_ids[j1:j2]}"
-            for tag, i1, i2, j1, j2 in ops[:5]
-        )
-        issues.append(Issue("structure", None, None, f"cells differ from English ({detail})"))
-    if chinese.get("metadata") != english.get("metadata"):
-        issues.append(Issue("metadata", None, None, "notebook metadata differs from English"))
-    zh_by_id = {c.get("id"): c for c in chinese["cells"]}
-    for index, en_cell in enumerate(english["cells"]):
-        zh_cell = zh_by_id.get(en_cell["id"])
-        if zh_cell is None or zh_cell["cell_type"] != en_cell["cell_type"]:
-            if en_cell["cell_type"] == "markdown":
-                issues.append(Issue("untranslated", en_cell["id"], index, "no Chinese cell"))
-            continue
-        if en_cell["cell_type"] != "markdown":
-            if code_tokens(cell_source(en_cell)) != code_tokens(cell_source(zh_cell)):
-                issues.append(Issue("code", en_cell["id"], index, "code differs from English"))
-            if zh_cell.get("metadata", {}) != en_cell.get("metadata", {}):
-                issues.append(
-                    Issue("metadata", en_cell["id"], index, "cell metadata differs from English")
-                )
-            continue
-        record = zh_cell.get("metadata", {}).get("translation")
-        if not isinstance(record, dict) or record.get("source") != en_cell["id"]:
-            issues.append(
-                Issue("no-record", en_cell["id"], index, "no translation record for this cell")
-            )
-            continue
-        if record.get("sha256") is None:
-            issues.append(Issue("untranslated", en_cell["id"], index, "not translated yet"))
-        elif record["sha256"] != sha256(cell_source(en_cell)):
-            issues.append(Issue("stale", en_cell["id"], index, "the English cell changed since"))
-        extra = {
-            k: v for k, v in zh_cell.get("metadata", {}).items() if k != "translation"
-        } != en_cell.get("metadata", {})
-        if extra:
-            issues.append(
-                Issue("metadata", en_cell["id"], index, "cell metadata differs from English")
-            )
-    return issues
-
-
-def page_issues(english_text: str, chinese_text: str, source: str) -> list[Issue]:
-    issues = []
-    record = page_record(chinese_text)
-    if record is None or record.get("source") != source:
-        issues.append(
-            Issue(
-                "no-record",
-                None,
-                None,
-                f"no record line `% translation: source={source} sha256=...`",
-            )
-        )
-    elif record.get("sha256") is None:
-        issues.append(Issue("untranslated", None, None, "not translated yet"))
-    elif record["sha256"] != sha256(english_text):
-        issues.append(Issue("stale", None, None, "the English page changed since"))
-    en_code, zh_code = page_code_cells(english_text), page_code_cells(chinese_text)
-    if len(en_code) != len(zh_code):
-        issues.append(
-            Issue("code", None, None, f"{len(zh_code)} code cells, English has {len(en_code)}")
-        )
-    else:
-        for index, (a, b) in enumerate(zip(en_code, zh_code)):
-            if code_tokens(_cell_body(a)) != code_tokens(_cell_body(b)) or _cell_head(
-                a
-            ) != _cell_head(b):
-                issues.append(Issue("code", f"code-cell {index}", index, "differs from English"))
-    return issues
-
-
-def _cell_head(block: str) -> str:
-    """A ```{code-cell} block's directive line and its :option: lines."""
-    lines = block.splitlines()
-    head = [lines[0]]
-    for line in lines[1:]:
-        if not line.startswith(":"):
-            break
-        head.append(line)
-    return "\n".join(head)
-
-
-def _cell_body(block: str) -> str:
-    lines = block.splitlines()[1:-1]
-    while lines and lines[0].startswith(":"):
-        lines.pop(0)
-    return "\n".join(lines) + "\n"
-
-
-def file_issues(pair: Pair, root: Path = REPO_ROOT) -> list[Issue]:
-    if not pair.chinese.is_file():
-        return [
-            Issue(
-                "missing",
-                None,
-                None,
-                f"no Chinese twin: python -m i18n.translations scaffold {pair.rel(pair.english, root)}",
-            )
-        ]
-    if pair.is_notebook:
-        return notebook_issues(read_notebook(pair.english), read_notebook(pair.chinese))
-    return page_issues(
-        pair.english.read_text(encoding="utf-8"),
-        pair.chinese.read_text(encoding="utf-8"),
-        pair.rel(pair.english, root),
-    )
-
-
-# --- the English text that was translated (git history) --------------------------------------------
-
-
-def _git(root: Path, *args: str) -> str | None:
-    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    return proc.stdout if proc.returncode == 0 else None
-
-
-def english_versions(root: Path, english: Path):
-    """(commit, text) of each committed version of an English file, newest first."""
-    rel = english.relative_to(root).as_posix()
-    log = _git(root, "log", "--format=%H", "--name-only", "--follow", "--", rel)
-    if not log:
-        return
-    commit = None
-    for line in log.splitlines():
-        if re.fullmatch(r"[0-9a-f]{40}", line):
-            commit = line
-        elif line.strip() and commit:
-            text = _git(root, "show", f"{commit}:{line.strip()}")
-            if text is not None:
-                yield commit, text
-            commit = None
-
-
-def translated_english_cell(root: Path, english: Path, cell_id: str, digest: str):
-    """(commit, source) of the English cell that hashes to ``digest``, or None."""
-    for commit, text in english_versions(root, english):
-        try:
-            cells = json.loads(text)["cells"]
-        except (ValueError, KeyError):
-            continue
-        same_id = [c for c in cells if c.get("id") == cell_id]
-        for cell in same_id + cells:
-            if sha256(cell_source(cell)) == digest:
-                return commit, cell_source(cell)
-    return None
-
-
-def translated_english_page(root: Path, english: Path, digest: str):
-    for commit, text in english_versions(root, english):
-        if sha256(text) == digest:
-            return commit, text
-    return None
-
-
-def stale_report(pair: Pair, root: Path = REPO_ROOT) -> list[str]:
-    """Each stale translation of a file with the English diff since it was translated."""
-    out = []
-    zh_rel, en_rel = pair.rel(pair.chinese, root), pair.rel(pair.english, root)
-    for issue in file_issues(pair, root):
-        if issue.kind != "stale":
-            continue
-        if pair.is_notebook:
-            en_cell = next(c for c in read_notebook(pair.english)["cells"] if c["id"] == issue.cell)
-            zh_cell = next(c for c in read_notebook(pair.chinese)["cells"] if c["id"] == issue.cell)
-            digest = zh_cell["metadata"]["translation"]["sha256"]
-            found = translated_english_cell(root, pair.english, issue.cell, digest)
-            now = cell_source(en_cell)
-            label = f"{en_rel} cell {issue.index} (id {issue.cell})"
-        else:
-            digest = page_record(pair.chinese.read_text(encoding="utf-8"))["sha256"]
-            found = translated_english_page(root, pair.english, digest)
-            now = pair.english.read_text(encoding="utf-8")
-            label = en_rel
-        head = f"== {zh_rel}: {issue.where() or 'page'} is stale"
-        if found is None:
-            out.append(
-                f"{head}\n   The translated English text (sha256 {digest[:12]}...) is in no "
-                f"committed version of {en_rel}; today's English text:\n" + _indent(now)
-            )
-            continue
-        commit, old = found
-        diff = difflib.unified_diff(
-            old.splitlines(keepends=True),
-            now.splitlines(keepends=True),
-            fromfile=f"{label} as translated (commit {commit[:10]})",
-            tofile=f"{label} now",
-        )
-        out.append(f"{head}; English diff since it was translated:\n" + "".join(diff))
-    return out
-
-
-def _indent(text: str) -> str:
-    return "".join(f"   | {line}" for line in text.splitlines(keepends=True)) + "\n"
-
-
-# --- commands --------------------------------------------------------------------------------------
+__all__ = [
+    "CODE_CELL_BLOCK",
+    "FRONT_MATTER",
+    "PAGE_RECORD",
+    "REPO_ROOT",
+    "UNTRANSLATED",
+    "ZH",
+    "Issue",
+    "Pair",
+    "cell_source",
+    "code_tokens",
+    "copied_cell",
+    "english_of",
+    "english_versions",
+    "file_issues",
+    "has_chinese",
+    "main",
+    "notebook_issues",
+    "page_body",
+    "page_code_cells",
+    "page_issues",
+    "page_record",
+    "pairs",
+    "read_notebook",
+    "scaffold_notebook",
+    "scaffold_page",
+    "set_page_record",
+    "sha256",
+    "source_path",
+    "stale_report",
+    "synced_notebook",
+    "synced_page",
+    "toc_files",
+    "translated_english_cell",
+    "translated_english_page",
+    "untranslated_cell",
+    "write_notebook",
+]
 
 
 def _pair_for(path: str, root: Path) -> Pair:

@@ -27,6 +27,8 @@ import pytest
 import yaml
 
 from i18n import translations as tr
+from i18n import twins
+from i18n.chinese import has_chinese
 
 REPO_ROOT = tr.REPO_ROOT
 PAIRS = tr.pairs()
@@ -35,7 +37,6 @@ PAGES = [p for p in PAIRS if not p.is_notebook]
 GLOSSARY = yaml.safe_load((REPO_ROOT / "i18n" / "glossary.yml").read_text(encoding="utf-8"))[
     "terms"
 ]
-CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
 
 
 def zh_name(pair: tr.Pair) -> str:
@@ -318,9 +319,22 @@ def chinese_in_math(markdown: str) -> list[str]:
     bad = []
     for tex in math_spans(markdown):
         outside_text = re.sub(r"\\(?:text|textrm|textbf|textit|mbox)\s*\{[^{}]*\}", "", tex)
-        if CJK.search(outside_text):
+        if has_chinese(outside_text, punctuation=True):
             bad.append(tex.strip())
     return bad
+
+
+def test_what_counts_as_chinese():
+    # one character of each range, and its neighbours just outside (by code point, by hand)
+    for char in ("\u4e00", "字", "\u9fff", "\u3400", "\u4dbf", "\uf900", "\ufaff"):
+        assert has_chinese(f"a{char}b"), hex(ord(char))
+    for char in ("\u33ff", "\u4dc0", "\ua000", "\uf8ff", "\ufb00", "é", "ア", "한"):
+        assert not has_chinese(f"a{char}b", punctuation=True), hex(ord(char))
+    # punctuation and full-width forms count only when asked for
+    for char in ("，", "。", "\u3000", "\u303f", "（", "\uff00", "\uffef"):
+        assert not has_chinese(char), hex(ord(char))
+        assert has_chinese(char, punctuation=True), hex(ord(char))
+    assert not has_chinese("") and not has_chinese("plain ASCII, (brackets).", punctuation=True)
 
 
 def test_math_check_on_examples():
@@ -395,7 +409,7 @@ def test_chinese_config_is_the_english_one_but_for_language_and_paths():
     assert chinese["logo"] == f"../{english['logo']}"
     assert chinese["html"]["favicon"] == f"../{english['html']['favicon']}"
     assert chinese["sphinx"]["config"]["language"] == "zh_CN"
-    assert CJK.search(chinese["sphinx"]["config"]["html_theme_options"]["search_bar_text"])
+    assert has_chinese(chinese["sphinx"]["config"]["html_theme_options"]["search_bar_text"])
     cache = chinese["execute"]["cache"]
     assert Path(cache) == Path("_build/.jupyter_cache"), "share the English execution cache"
     en_rest, zh_rest = copy.deepcopy(english), copy.deepcopy(chinese)
@@ -459,6 +473,18 @@ def scratch_book(tmp_path) -> Path:
     _git(root, "add", "-A")
     _git(root, "commit", "-q", "-m", "English")
     return root
+
+
+def test_files_outside_the_toc_are_paired_after_the_pages(scratch_book, monkeypatch):
+    pages = [tr.Pair.rel(p, p.chinese, scratch_book) for p in tr.pairs(scratch_book)]
+    assert pages == ["zh/intro.md", "zh/notebooks/t.ipynb"]
+    monkeypatch.setattr(twins, "OUTSIDE_THE_TOC", (("README.md", "README.zh-CN.md"),))
+    last = tr.pairs(scratch_book)[-1]
+    assert (last.english, last.chinese) == (
+        scratch_book / "README.md",
+        scratch_book / "README.zh-CN.md",
+    )
+    assert len(tr.pairs(scratch_book)) == 3
 
 
 def _issues(root: Path) -> dict[str, list[tuple[str, str | None]]]:
