@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # for i18n (the toc walk); Sphinx puts only _ext on the path
     sys.path.insert(0, str(REPO_ROOT))
-from i18n.translations import toc_files  # noqa: E402
+from i18n.chinese import has_chinese  # noqa: E402
+from i18n.twins import toc_files  # noqa: E402
 
 GLOSSARY = REPO_ROOT / "i18n" / "glossary.yml"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -57,7 +58,7 @@ def load_glossary() -> list[dict]:
 
 
 def toc_docnames(toc_path: Path) -> tuple[str, set[str]]:
-    """(root page, every page) of a _toc.yml, as docnames (the walk is i18n.translations')."""
+    """(root page, every page) of a _toc.yml, as docnames (the walk is i18n.twins')."""
     names = toc_files(toc_path)
     return names[0], set(names)
 
@@ -156,7 +157,7 @@ def jieba_words(terms: list[dict]) -> list[str]:
         zh = str(term.get("zh") or "")
         for word in (re.sub(r"[（(].*?[）)]", "", zh), re.sub(r"[（()）]", "", zh)):
             word = word.strip()
-            if re.search(r"[\u4e00-\u9fff]", word) and " " not in word and word not in words:
+            if has_chinese(word) and " " not in word and word not in words:
                 words.append(word)
     return words
 
