@@ -21,7 +21,9 @@ factor and kept at a floor that keeps the run valid:
   sizes, evaluation batches and texts, warm-up steps, the dead-latent window);
 - the sample of held-out texts that tutorials 1 and 3 collect (``sample_texts``, at least 64);
 - tutorial 3's :class:`InterventionSizes` (:func:`scale_interventions`: contexts, random
-  directions, ablated pairs, generated tokens).
+  directions, ablated pairs, generated tokens);
+- tutorial 5's :class:`CircuitSizes` (:func:`scale_circuits`: the graph's layers, the replaced
+  MLPs and the faithfulness prompts).
 
 Learning rate, L1 coefficient, k, expansion factor, context sizes, steering scales and the feature
 picking rule do not change, nor do tutorial 4's synthetic sizes. The notebooks run the same cells
@@ -121,6 +123,24 @@ class SyntheticSizes:
 
 
 @dataclass(frozen=True)
+class CircuitSizes:
+    """What tutorial 5 (transcoders, attribution graphs) loads and how much it measures.
+
+    Exactly one transcoder source is set: ``transcoder_path``, a local folder with one SAELens
+    transcoder folder per layer, or ``transcoder_repo``, a Hub repository of Dunefsky et al.'s
+    per-layer ``.pt`` files (``utils.circuits.loading`` reads both).
+    """
+
+    transcoder_path: Path | None = None
+    transcoder_repo: str | None = None
+    layers: tuple[int, ...] = (0, 1)  # the MLPs replaced by transcoders (the replacement model)
+    graph_layers: tuple[int, ...] = (0, 1)  # layers whose latents are graph nodes (a subset)
+    graph_positions: int | None = None  # only the last n positions get latent nodes; None: all
+    faithfulness_prompts: int = 30  # prompts whose graphs are checked against real ablations
+    ablated_per_prompt: int = 10  # top latents of each graph ablated in the real model
+
+
+@dataclass(frozen=True)
 class Preset:
     """Everything a tutorial needs to know about the model, SAE and data it runs on.
 
@@ -152,6 +172,8 @@ class Preset:
     interventions: InterventionSizes = field(default_factory=InterventionSizes)
     # tutorial 4: the synthetic model with known features and its SAE runs (the last field)
     synthetic: SyntheticSizes | None = None
+    # tutorial 5: the transcoders and the attribution graphs' sizes
+    circuits: CircuitSizes | None = None
 
     @property
     def is_local(self) -> bool:
@@ -225,6 +247,16 @@ PRESETS: dict[str, Preset] = {
             sweep_k=(2, 4, 8),
             sweep_l1=(0.03, 0.1, 0.3, 1.0),
         ),
+        circuits=CircuitSizes(
+            transcoder_repo="pchlenski/gpt2-transcoders",  # Dunefsky et al., 24,576 latents
+            layers=tuple(range(12)),
+            # Provisional until tutorial 5's CPU time is measured: every layer, the last 4
+            # positions (earlier positions' MLP outputs are held fixed, like error nodes).
+            graph_layers=tuple(range(12)),
+            graph_positions=4,
+            faithfulness_prompts=30,
+            ablated_per_prompt=10,
+        ),
     ),
     "tiny": Preset(
         name="tiny",
@@ -276,6 +308,7 @@ PRESETS: dict[str, Preset] = {
             sweep_k=(2, 4, 8),
             sweep_l1=(0.03, 0.1, 0.3, 1.0),
         ),
+        circuits=CircuitSizes(transcoder_path=TINY_ASSETS / "transcoders"),
     ),
 }
 
@@ -371,6 +404,27 @@ def scale_interventions(sizes: InterventionSizes, scale: float) -> InterventionS
     )
 
 
+def scale_circuits(sizes: CircuitSizes, scale: float) -> CircuitSizes:
+    """``sizes`` for a run ``scale`` (0 < scale <= 1) times as big, kept valid.
+
+    The graph keeps the last ``round(n * scale)`` of its ``n`` layers, at least 2 (a path from one
+    layer's latents to the next); only those MLPs are replaced (``layers``), so a scaled run loads
+    fewer transcoders. Faithfulness prompts shrink with a floor of 3. Positions, the ablations per
+    prompt and the source do not change.
+    """
+    _check_scale(scale)
+    if scale == 1:
+        return sizes
+    keep = _shrink_count(len(sizes.graph_layers), scale, min(2, len(sizes.graph_layers)))
+    graph_layers = tuple(sorted(sizes.graph_layers)[len(sizes.graph_layers) - keep :])
+    return replace(
+        sizes,
+        graph_layers=graph_layers,
+        layers=graph_layers,
+        faithfulness_prompts=_shrink_count(sizes.faithfulness_prompts, scale, 3),
+    )
+
+
 def scale_preset(preset: Preset, scale: float) -> Preset:
     """``preset`` with its training sizes, sample and tutorial 3's measurements scaled by ``scale``
     (see the module's docstring); ``scale`` 1 returns it unchanged."""
@@ -382,6 +436,7 @@ def scale_preset(preset: Preset, scale: float) -> Preset:
         training=scale_training(preset.training, scale),
         sample_texts=_shrink_count(preset.sample_texts, scale, MIN_SAMPLE_TEXTS),
         interventions=scale_interventions(preset.interventions, scale),
+        circuits=preset.circuits and scale_circuits(preset.circuits, scale),
     )
 
 
