@@ -9,7 +9,9 @@ already installed, and PIP_NO_INDEX forbids downloads, so pip only checks), then
 ``import utils.presets`` from the clone. A second run finds the clone and does not clone again.
 Torch must be neither named to pip nor touched by it. The local path (JupyterLab) is run too, from
 notebooks/ and from zh/notebooks/ (the Chinese edition's notebooks, two folders below the book),
-and the Chinese notebooks' Colab address is the one their launch button opens.
+and the Chinese notebooks' Colab address is the one their launch button opens. In Colab the
+exercise checkers answer in the language of the notebook the Colab page shows (a stand-in page
+answers ``get_ipynb`` with the notebook file), with nothing for the reader to set.
 """
 
 from __future__ import annotations
@@ -279,3 +281,52 @@ def _run_local(tmp_path: Path, cwd: Path, check: bool = True):
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(out for out in proc.stdout.splitlines() if out.startswith("RESULT "))
     return json.loads(line[len("RESULT ") :])
+
+
+# Colab with a page that shows the notebook given as argv[2]: the setup cell runs (the book is
+# already in SAE_BOOK_DIR, so no clone), then an exercise checker is called unanswered.
+LANGUAGE_DRIVER = textwrap.dedent(
+    """
+    import importlib.machinery, json, sys, types
+    colab = types.ModuleType("google.colab")
+    colab.__spec__ = importlib.machinery.ModuleSpec("google.colab", None)  # for find_spec()
+    def blocking_request(request_type, request="", timeout_sec=None):
+        assert request_type == "get_ipynb", request_type
+        return {"ipynb": json.load(open(sys.argv[2], encoding="utf-8"))}
+    colab._message = types.SimpleNamespace(blocking_request=blocking_request)
+    sys.modules["google.colab"] = colab
+    sys.modules["google.colab._message"] = colab._message
+    cell = open(sys.argv[1], encoding="utf-8").read()
+    exec(compile(cell, "<setup cell>", "exec"), {"__name__": "__main__"})
+    from utils.exercises import check_l0
+    check_l0(None)
+    """
+)
+
+
+@pytest.mark.parametrize("edition", ["en", "zh"])
+def test_in_colab_a_notebooks_checkers_speak_its_language(tmp_path, edition):
+    """Opened in Colab (the kernel in /content, outside the book, SAE_BOOK_LANG unset), tutorial
+    1's checker answers in the language of the notebook on the page."""
+    notebook = REPO_ROOT / ("zh/notebooks" if edition == "zh" else "notebooks") / NOTEBOOKS[0].name
+    driver = tmp_path / "language_driver.py"
+    driver.write_text(LANGUAGE_DRIVER)
+    workdir = tmp_path / "content"
+    workdir.mkdir()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "SAE_BOOK_REPO", "SAE_BOOK_LANG")
+    }
+    env.update(SAE_BOOK_DIR=str(REPO_ROOT), PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    proc = subprocess.run(
+        [sys.executable, str(driver), str(SETUP_CELL), str(notebook)],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    expected = "还没有作答" if edition == "zh" else "Not answered yet"
+    assert expected in proc.stdout, proc.stdout[-2000:]

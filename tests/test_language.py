@@ -1,11 +1,15 @@
 """utils/language.py: which edition runs, and the Teaching page's table in each language."""
 
+import importlib.machinery
+import json
 import sys
+import types
 from pathlib import Path
 
 import pytest
 
-from utils.language import book_language, choose
+from utils import language
+from utils.language import book_language, choose, notebook_language
 
 BOOK = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BOOK / "benchmarks"))
@@ -15,6 +19,7 @@ import notebook_times  # noqa: E402  (benchmarks/ is not a package)
 @pytest.fixture(autouse=True)
 def _no_language_env(monkeypatch):
     monkeypatch.delenv("SAE_BOOK_LANG", raising=False)
+    monkeypatch.setattr(language, "_colab_answer", [])  # each test asks "Colab" afresh
 
 
 @pytest.mark.parametrize(
@@ -72,3 +77,71 @@ def test_the_teaching_table_speaks_the_pages_language():
     assert chinese.loc["01_a", ("tiny", "内存峰值")] == "2.0 GB"
     assert "2 个 CPU 核心" in notebook_times.measured_on(rows, language="zh")
     assert "2 CPU cores" in notebook_times.measured_on(rows, language="en")
+
+
+def _fake_colab(monkeypatch, reply):
+    """A stand-in ``google.colab`` whose page answers ``get_ipynb`` with ``reply`` (an exception
+    is raised instead); returns the list of requests it saw."""
+    asked = []
+
+    def blocking_request(request_type, request="", timeout_sec=5):
+        asked.append((request_type, timeout_sec))
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    colab = types.ModuleType("google.colab")
+    colab.__spec__ = importlib.machinery.ModuleSpec("google.colab", None)
+    colab._message = types.SimpleNamespace(blocking_request=blocking_request)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setitem(sys.modules, "google.colab._message", colab._message)
+    return asked
+
+
+def _ipynb(path: str) -> dict:
+    return json.loads((BOOK / path).read_text(encoding="utf-8"))
+
+
+NB1 = "notebooks/01_analysing_a_pretrained_sae.ipynb"
+
+
+def test_in_colab_the_open_chinese_notebook_decides(monkeypatch, tmp_path):
+    """Colab starts the kernel in /content (outside the book): the notebook the page shows says
+    which edition runs, asked once."""
+    asked = _fake_colab(monkeypatch, {"ipynb": _ipynb("zh/" + NB1)})
+    assert book_language(tmp_path) == "zh"
+    assert choose("Correct", "正确") == "正确"
+    assert asked == [("get_ipynb", language.COLAB_TIMEOUT)]
+
+
+def test_in_colab_the_english_notebook_stays_english(monkeypatch):
+    _fake_colab(monkeypatch, {"ipynb": _ipynb(NB1)})
+    assert book_language(BOOK / "zh" / "notebooks") == "en"  # the page wins over the folder
+
+
+def test_in_colab_the_environment_still_wins(monkeypatch):
+    asked = _fake_colab(monkeypatch, {"ipynb": _ipynb("zh/" + NB1)})
+    monkeypatch.setenv("SAE_BOOK_LANG", "en")
+    assert book_language() == "en"
+    assert asked == []
+
+
+def test_in_colab_without_an_answer_the_folder_decides(monkeypatch, tmp_path):
+    _fake_colab(monkeypatch, TimeoutError("no reply"))
+    assert book_language(tmp_path) == "en"
+    assert book_language(BOOK / "zh") == "zh"
+
+
+@pytest.mark.parametrize("path", [NB1, "zh/" + NB1])
+def test_a_notebook_is_chinese_by_its_records_or_its_prose(path):
+    notebook = _ipynb(path)
+    expected = "zh" if path.startswith("zh/") else "en"
+    assert notebook_language(notebook) == expected
+    for cell in notebook["cells"]:  # a platform that drops cell metadata: the prose decides
+        cell["metadata"] = {}
+    assert notebook_language(notebook) == expected
+    markdown = [c for c in notebook["cells"] if c["cell_type"] == "markdown"]
+    for cell in markdown[: len(markdown) // 2 + 1]:  # most of its prose English: English
+        cell["source"] = "English prose."
+    assert notebook_language(notebook) == "en"
+    assert notebook_language({"cells": []}) == "en"

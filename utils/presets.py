@@ -33,12 +33,13 @@ shapes in a few minutes on a CPU (tests/test_gpt2_standin_notebooks.py). Readers
 
 from __future__ import annotations
 
-import os
 import urllib.request
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+
+from .environment import book_setting, hub_offline
 
 PRESET_ENV_VAR = "SAE_BOOK_PRESET"
 SCALE_ENV_VAR = "SAE_BOOK_SCALE"
@@ -442,7 +443,7 @@ def scale_preset(preset: Preset, scale: float) -> Preset:
 
 def run_scale() -> float:
     """The factor in ``SAE_BOOK_SCALE`` (1 when unset); anything else raises ValueError."""
-    raw = os.environ.get(SCALE_ENV_VAR, "").strip()
+    raw = book_setting(SCALE_ENV_VAR)
     if not raw:
         return 1.0
     try:
@@ -478,17 +479,6 @@ def hub_reachable(url: str | None = None, timeout: float = 2.0) -> bool:
         return False
 
 
-def hub_offline() -> bool:
-    """True when ``HF_HUB_OFFLINE`` (or, unset, ``TRANSFORMERS_OFFLINE``) asks for offline mode,
-    read exactly as huggingface_hub reads it: ``1``, ``on``, ``yes`` or ``true`` in any case, and
-    anything else (``0``, ``false``, empty) means online. Read now, not at import, so a notebook
-    or test that sets it later is heard. The book's one reading of the variable."""
-    from huggingface_hub.constants import ENV_VARS_TRUE_VALUES
-
-    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE")
-    return value is not None and value.upper() in ENV_VARS_TRUE_VALUES
-
-
 def choose_preset(name: str | None = None, *, verbose: bool = True) -> Preset:
     """Pick the preset for this run.
 
@@ -496,7 +486,7 @@ def choose_preset(name: str | None = None, *, verbose: bool = True) -> Preset:
     GPT-2 small when the Hub (:func:`hub_endpoint`, a mirror if ``HF_ENDPOINT`` names one) answers
     and ``HF_HUB_OFFLINE`` is unset, else the bundled tiny model. Prints one line saying which preset was chosen and why (unless ``verbose=False``).
     """
-    requested = name or os.environ.get(PRESET_ENV_VAR, "").strip() or "auto"
+    requested = name or book_setting(PRESET_ENV_VAR) or "auto"
     if requested != "auto":
         preset = get_preset(requested)
         reason = f"asked for by {'the caller' if name else PRESET_ENV_VAR}"
