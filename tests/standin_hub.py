@@ -12,6 +12,11 @@ preset downloads, at the real repository ids, paths, formats and shapes:
   pre-6.0 SAELens format (24,576 latents on 768 dimensions), with random weights whose encoder bias
   is calibrated on the stand-in model's activations so that about ``TARGET_L0`` latents fire per
   token (a random SAE is not sparse: half its latents fire, and tutorial 1 runs out of memory).
+- ``pchlenski/gpt2-transcoders``: Dunefsky et al.'s MLP transcoders in their own format (a
+  ``torch.save`` of ``{"cfg": <sae_training.config.LanguageModelSAERunnerConfig>, "state_dict":
+  {W_enc, b_enc, W_dec, b_dec, b_dec_out}}``, 24,576 latents on 768 dimensions), at their real file
+  names, for ``TRANSCODER_LAYERS`` only (151 MB a layer): random weights whose encoder bias is
+  calibrated, like the SAE's, so that about ``TARGET_L0`` latents fire per token.
 - ``monology/pile-uncopyrighted``: a prepared datasets-cache folder with ``train`` and
   ``validation`` splits made from the book's own corpus (its train and held-out documents, which
   are disjoint). With ``HF_HUB_OFFLINE=1``, ``load_dataset(..., streaming=True)`` reads it.
@@ -61,9 +66,15 @@ D_SAE = 24576
 TARGET_L0 = 60  # the registry's figure for this SAE
 DATASET_REPO = "monology/pile-uncopyrighted"
 SEED = 0
+TRANSCODER_REPO = "pchlenski/gpt2-transcoders"
+TRANSCODER_FILE = "final_sparse_autoencoder_gpt2-small_blocks.{layer}.ln2.hook_normalized_24576.pt"
+# The MLPs a scaled run replaces: scale_circuits keeps the graph's last 2 of GPT-2's 12 layers at
+# the stand-in notebooks' scale (tests/test_circuits_loading.py checks the preset asks for no other).
+TRANSCODER_LAYERS = (10, 11)
 # Revisions: any 40-hex string works for an offline cache; these are fixed so paths are stable.
 MODEL_REVISION = "0" * 39 + "1"
 SAE_REVISION = "0" * 39 + "2"
+TRANSCODER_REVISION = "0" * 39 + "3"
 
 # GPT-2's published config.json on the Hub (GPT2Config().to_dict() lacks n_ctx, which TL reads).
 GPT2_CONFIG = {
@@ -329,6 +340,146 @@ def write_sae(folder: Path, model, tokenizer_folder: Path) -> dict[str, float]:
     return {"calibration_l0": l0, "calibration_tokens": acts.shape[0]}
 
 
+# The transcoders ---------------------------------------------------------------------------------
+
+
+class LanguageModelSAERunnerConfig:
+    """Stands in for the authors' config class when pickling: it is saved as
+    ``sae_training.config.LanguageModelSAERunnerConfig``, the name the published files carry."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+LanguageModelSAERunnerConfig.__module__ = "sae_training.config"
+
+
+def save_authors_checkpoint(path: Path, state_dict: dict, **cfg_fields) -> None:
+    """``torch.save({"cfg": <sae_training.config.LanguageModelSAERunnerConfig>, "state_dict":
+    state_dict})`` to ``path``, as the authors' ``SparseAutoencoder.save_model`` writes it (the
+    config class is made importable under its real name only while pickling)."""
+    import types
+    from collections import OrderedDict
+
+    import torch
+
+    added = [name for name in ("sae_training", "sae_training.config") if name not in sys.modules]
+    for name in added:
+        sys.modules[name] = types.ModuleType(name)
+    config_module = sys.modules["sae_training.config"]
+    previous = getattr(config_module, "LanguageModelSAERunnerConfig", None)
+    config_module.LanguageModelSAERunnerConfig = LanguageModelSAERunnerConfig
+    try:
+        cfg = LanguageModelSAERunnerConfig(**cfg_fields)
+        torch.save({"cfg": cfg, "state_dict": OrderedDict(state_dict)}, str(path))
+    finally:
+        if previous is None:
+            del config_module.LanguageModelSAERunnerConfig
+        else:
+            config_module.LanguageModelSAERunnerConfig = previous
+        for name in added:
+            del sys.modules[name]
+
+
+def authors_cfg(layer: int, d_in: int = 768, d_sae: int = D_SAE) -> dict:
+    """The fields of a published transcoder's cfg that matter here (values as the authors'
+    ``train_transcoder.py`` sets them; ``device`` and ``dtype`` as their ``__post_init__`` leaves
+    them)."""
+    import torch
+
+    return {
+        "model_name": "gpt2-small",
+        "hook_point": f"blocks.{layer}.ln2.hook_normalized",
+        "hook_point_layer": layer,
+        "hook_point_head_index": None,
+        "is_transcoder": True,
+        "out_hook_point": f"blocks.{layer}.hook_mlp_out",
+        "out_hook_point_layer": layer,
+        "d_in": d_in,
+        "d_out": d_in,
+        "d_sae": d_sae,
+        "expansion_factor": d_sae // d_in,
+        "dataset_path": "Skylion007/openwebtext",
+        "context_size": 128,
+        "b_dec_init_method": "mean",
+        "lr": 0.0004,
+        "l1_coefficient": 0.00014,
+        "train_batch_size": 4096,
+        "total_training_tokens": 60_000_000,
+        "device": torch.device("cuda"),
+        "dtype": torch.float32,
+    }
+
+
+def _mlp_io(model, tokens, layers):
+    """``{layer: (x, y)}``: each layer's ``ln2.hook_normalized`` (the ln_2 input, centred and
+    scaled, before its weight and bias) and ``hook_mlp_out`` with centred writing weights (the MLP
+    output minus its mean over d_model), as TransformerLens computes them; ``[tokens, 768]``."""
+    import torch
+
+    captured: dict = {}
+    handles = []
+    for layer in layers:
+        block = model.transformer.h[layer]
+
+        def grab_in(module, args, layer=layer):
+            resid = args[0] - args[0].mean(-1, keepdim=True)
+            scale = (resid.pow(2).mean(-1, keepdim=True) + module.eps).sqrt()
+            captured[(layer, "in")] = resid / scale
+
+        def grab_out(module, args, output, layer=layer):
+            captured[(layer, "out")] = output - output.mean(-1, keepdim=True)
+
+        handles.append(block.ln_2.register_forward_pre_hook(grab_in))
+        handles.append(block.mlp.register_forward_hook(grab_out))
+    try:
+        with torch.no_grad():
+            model(tokens)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {
+        layer: (captured[(layer, "in")].flatten(0, 1), captured[(layer, "out")].flatten(0, 1))
+        for layer in layers
+    }
+
+
+def write_transcoders(snapshot: Path, model, tokenizer_folder: Path, layers=TRANSCODER_LAYERS):
+    """One ``.pt`` per layer in ``layers``, in the authors' format (module docstring): decoder rows
+    random unit vectors, encoder their transpose, input bias ``b_dec`` the mean input (their
+    ``b_dec_init_method="mean"``), ``b_dec_out`` the mean output, and ``b_enc`` calibrated so each
+    latent fires on its top ``TARGET_L0 / D_SAE`` share of calibration tokens. Returns each
+    layer's calibration L0."""
+    import torch
+
+    io = _mlp_io(model, calibration_tokens(tokenizer_folder), layers)
+    summary = {}
+    for layer in layers:
+        x, y = io[layer]
+        generator = torch.Generator().manual_seed(SEED + 1 + layer)
+        w_dec = torch.randn(D_SAE, x.shape[-1], generator=generator)
+        w_dec /= w_dec.norm(dim=-1, keepdim=True)
+        w_enc = w_dec.T.contiguous()
+        b_dec = x.mean(dim=0)
+        pre = (x - b_dec) @ w_enc
+        k = max(1, round(x.shape[0] * TARGET_L0 / D_SAE))
+        top = pre.topk(k + 1, dim=0).values
+        b_enc = -(top[k - 1] + top[k]) / 2
+        summary[f"transcoder_{layer}_calibration_l0"] = (
+            ((pre + b_enc) > 0).sum(-1).float().mean().item()
+        )
+        state = {
+            "W_enc": w_enc,
+            "b_enc": b_enc,
+            "W_dec": w_dec,
+            "b_dec": b_dec,
+            "b_dec_out": y.mean(dim=0),
+        }
+        path = snapshot / TRANSCODER_FILE.format(layer=layer)
+        save_authors_checkpoint(path, state, **authors_cfg(layer, x.shape[-1]))
+    return summary
+
+
 # The dataset -------------------------------------------------------------------------------------
 
 
@@ -384,6 +535,8 @@ def build_standin_hub(hf_home: Path) -> dict:
     model = write_model(model_snapshot)
     sae_snapshot = _snapshot(hf_home, SAE_REPO, SAE_REVISION)
     summary = write_sae(sae_snapshot / SAE_FOLDER, model, model_snapshot)
+    transcoder_snapshot = _snapshot(hf_home, TRANSCODER_REPO, TRANSCODER_REVISION)
+    summary.update(write_transcoders(transcoder_snapshot, model, model_snapshot))
     with tempfile.TemporaryDirectory() as work:
         summary.update(write_dataset(hf_home, Path(work)))
     (hf_home / "standin.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
