@@ -963,3 +963,52 @@ def test_attribution_metric_by_hand_and_target_zero(model, sae, contexts):
         logp = model(tokens[:2]).float().log_softmax(-1)
     by_hand = [logp[0, 0, tokens[0, 1]].item(), logp[1, 5, tokens[1, 6]].item()]
     assert result.metric.tolist() == pytest.approx(by_hand, rel=1e-4, abs=1e-5)
+
+
+def test_steering_curves_by_hand_and_in_shared_passes(model, contexts):
+    """Three directions, each with its own token sets, steered in shared passes: every number
+    equals one computed by hand from plain hooked passes from the tokens (steering_hooks), the
+    unsteered pass runs once per batch of contexts, not once per direction, and the steered
+    (direction, scale) pairs share passes (block 1, after the hook, counts the passes)."""
+    tokens, counted = contexts
+    counted = counted.clone()
+    counted[1, 7:] = False
+    directions = [I.random_unit_direction(D_MODEL, s) for s in (5, 6, 7)]
+    sets = [
+        {"own": I.promoted_token_ids(model, d, 4), "other": torch.tensor([3, 9])}
+        for d in directions
+    ]
+    sets[2] = {"own": I.promoted_token_ids(model, directions[2], 2)}
+    scales = [0.0, 0.5, -2.0]
+    calls = []
+    handle = model.blocks[1].register_forward_hook(lambda *args: calls.append(1))
+    try:
+        # 4 contexts, 12 rows a pass: 3 (direction, scale) pairs per pass, so one pass mixes
+        # two directions; 6 pairs -> 2 passes, plus one unsteered pass
+        frame = I.steering_curves(
+            model, HOOK, tokens, counted, directions, scales, sets, batch_size=12
+        )
+        assert len(calls) == 1 + 2
+    finally:
+        handle.remove()
+    scored = counted[:, :-1] & counted[:, 1:]
+    for i, (direction, named) in enumerate(zip(directions, sets)):
+        mine = frame[frame["direction"] == i]
+        assert sorted(set(mine["scored"])) == sorted(named)
+        for c in scales:
+            with model.hooks(fwd_hooks=I.steering_hooks(model, HOOK, direction, c, 1)):
+                logp = model(tokens).log_softmax(-1)[:, :-1][scored]  # [n_scored, d_vocab]
+            loss = -logp.gather(1, tokens[:, 1:][scored][:, None]).mean().item()
+            for name, ids in named.items():
+                row = mine[(mine["scale"] == c) & (mine["scored"] == name)].iloc[0]
+                assert row["logprob"] == pytest.approx(logp[:, ids].mean().item(), abs=1e-5)
+                assert row["loss"] == pytest.approx(loss, abs=1e-5)
+    gains = frame[frame["scale"] != 0]["logprob_gain"]
+    assert gains.abs().min() > 1e-3  # every push moved something, so the comparison means it
+    # one direction at a time (steering_curve) gives the same rows
+    one = I.steering_curve(model, HOOK, tokens, counted, directions[1], scales, sets[1])
+    assert one["logprob"].tolist() == pytest.approx(
+        frame[frame["direction"] == 1]["logprob"].tolist(), abs=1e-5
+    )
+    with pytest.raises(ValueError, match="one dict of token sets per direction"):
+        I.steering_curves(model, HOOK, tokens, counted, directions, scales, sets[:2])

@@ -21,7 +21,8 @@ One module per job; this package hands their names on, so the notebook imports t
     latents and contexts to work on: :func:`pick_features`, the steering controls
     (:func:`steering_controls` -> :class:`SteeringControls`), :func:`sample_contexts`
 ``steering`` (the SAE detached: a plain hook adds to the model's activation)
-    :func:`steering_hooks`, :func:`generate_steered`, :func:`steering_curve`
+    :func:`steering_hooks`, :func:`generate_steered`, :func:`steering_curve`,
+    :func:`steering_curves` (many directions in shared passes)
 ``ablation`` (the SAE attached with its error term, so only the removed latent changes anything)
     :func:`ablate_feature` -> :class:`AblationEffect`
 ``attribution`` (gradient x activation, one backward pass) and its check against real ablations
@@ -75,7 +76,7 @@ from .figures import (
     steering_gain_scatter,
     steering_spread_figure,
 )
-from .steering import Hook, generate_steered, steering_curve, steering_hooks
+from .steering import Hook, generate_steered, steering_curve, steering_curves, steering_hooks
 
 __all__ = [
     "CONTROL_DIRECTIONS",
@@ -108,6 +109,7 @@ __all__ = [
     "signed_log",
     "steering_controls",
     "steering_curve",
+    "steering_curves",
     "steering_gain_scatter",
     "steering_hooks",
     "steering_spread_figure",
