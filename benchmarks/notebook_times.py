@@ -42,14 +42,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # for utils (the presets) and tests (the stand-in Hub)
     sys.path.insert(0, str(ROOT))
+
+from utils import environment  # noqa: E402
+
 NOTEBOOKS = ROOT / "notebooks"
 RESULTS = ROOT / "benchmarks" / "results"
-OFFLINE_ENV = {
-    "SAE_BOOK_PRESET": "tiny",
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "WANDB_MODE": "disabled",
-}
+OFFLINE_ENV = {"SAE_BOOK_PRESET": "tiny", **environment.OFFLINE_ENV}
 COLUMNS = [
     "notebook",
     "preset",

@@ -29,13 +29,10 @@ REPO_ROOT = Path(__file__).parent.parent
 if str(REPO_ROOT) not in sys.path:  # the test imports utils (the explorer's error message)
     sys.path.insert(0, str(REPO_ROOT))
 
+from utils.environment import OFFLINE_ENV  # noqa: E402
+
 # Environment of the server and so of its kernels: the tiny preset, offline, as in `make test`.
-KERNEL_ENV = {
-    "SAE_BOOK_PRESET": "tiny",
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "WANDB_MODE": "disabled",
-}
+KERNEL_ENV = {"SAE_BOOK_PRESET": "tiny", **OFFLINE_ENV}
 
 # User settings of the test's JupyterLab (settings id -> values).
 LAB_SETTINGS = {

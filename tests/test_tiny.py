@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("WANDB_MODE", "disabled")
+from utils.environment import OFFLINE_ENV
+
+# the offline defaults, before huggingface_hub and datasets are imported (they read them then)
+os.environ.update({**OFFLINE_ENV, **os.environ})
 
 import dataclasses
 import shutil

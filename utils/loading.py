@@ -8,11 +8,11 @@ whether they run on GPT-2 small or on the bundled tiny model.
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
+from .environment import hub_offline
 from .presets import PRESET_ENV_VAR, Preset, hub_endpoint
 
 # SAELens warns, on every SAE whose registry entry names model loading options, to load the model
@@ -63,8 +63,7 @@ def _from_the_hub(preset: Preset, what: str) -> Iterator[None]:
     except Exception as error:
         if not _is_hub_failure(error):
             raise
-        offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in ("", "0", "false")
-        why = "HF_HUB_OFFLINE is set" if offline else f"{hub_endpoint()} could not be reached"
+        why = "HF_HUB_OFFLINE is set" if hub_offline() else f"{hub_endpoint()} could not be reached"
         raise HubUnavailableError(
             f"Could not download {what}: {why}, and it is not in the local Hugging Face cache. "
             f"The '{preset.name}' preset needs the Hugging Face Hub. To run the book offline, "

@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 
+from ..environment import set_offline_defaults
 from . import (
     ASSETS,
     MODEL_CONFIG_FILE,
@@ -690,9 +691,7 @@ def main(argv: list[str] | None = None) -> None:
             [sys.executable, "-m", "utils.tiny.build", *(sys.argv[1:] if argv is None else argv)],
         )
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("WANDB_MODE", "disabled")
+    set_offline_defaults()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     torch.set_num_threads(args.threads)
     # Bit-for-bit reproducible builds: without this the embedding's backward pass sums in a
