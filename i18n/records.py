@@ -42,9 +42,11 @@ def write_notebook(path: Path, nb: dict) -> None:
     path.write_text(text + "\n", encoding="utf-8")
 
 
-# The record of a page: one MyST comment line (invisible on the site), right after the front matter.
+# The record of a page: one MyST comment line (invisible on the site), right after the front matter;
+# or, in a file GitHub shows rather than the site (README.zh-CN.md), an HTML comment line.
 PAGE_RECORD = re.compile(
-    r"^% translation: source=(?P<source>\S+) sha256=(?P<sha256>\S+)[ \t]*$", re.M
+    r"^(?P<open>% |<!-- )translation: source=(?P<source>\S+) sha256=(?P<sha256>\S+)(?: -->)?[ \t]*$",
+    re.M,
 )
 UNTRANSLATED = "untranslated"
 
@@ -60,9 +62,11 @@ def page_record(text: str) -> dict | None:
 
 def set_page_record(text: str, source: str, digest: str | None) -> str:
     """``text`` with its record line set (added after the front matter if it has none)."""
-    line = f"% translation: source={source} sha256={digest or UNTRANSLATED}"
-    if PAGE_RECORD.search(text):
-        return PAGE_RECORD.sub(line, text, count=1)
+    line = f"translation: source={source} sha256={digest or UNTRANSLATED}"
+    if found := PAGE_RECORD.search(text):
+        line = f"<!-- {line} -->" if found["open"] == "<!-- " else f"% {line}"
+        return PAGE_RECORD.sub(lambda _: line, text, count=1)
+    line = f"% {line}"
     match = FRONT_MATTER.match(text)
     if not match:
         return f"{line}\n\n{text}"

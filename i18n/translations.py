@@ -39,6 +39,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import twins
 from .chinese import has_chinese
 from .code_identity import code_tokens
 from .history import (
@@ -115,6 +116,9 @@ __all__ = [
 def _pair_for(path: str, root: Path) -> Pair:
     full = (root / path).resolve() if not Path(path).is_absolute() else Path(path)
     zh_root = (root / ZH).resolve()
+    for english, chinese in twins.OUTSIDE_THE_TOC:  # README.md and README.zh-CN.md
+        if full in ((root / english).resolve(), (root / chinese).resolve()):
+            return Pair(root / english, root / chinese)
     if full.is_relative_to(zh_root):
         return Pair(english_of(full, root), full)
     return Pair(full, zh_root / full.relative_to(root.resolve()))

@@ -56,7 +56,7 @@ class Pair:
 
 # Files outside the table of contents whose Chinese twin keeps a record too, as (English, Chinese)
 # paths from the repository root; pairs() lists them after the book's pages.
-OUTSIDE_THE_TOC: tuple[tuple[str, str], ...] = ()
+OUTSIDE_THE_TOC: tuple[tuple[str, str], ...] = (("README.md", "README.zh-CN.md"),)
 
 
 def pairs(root: Path = REPO_ROOT) -> list[Pair]:

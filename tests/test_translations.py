@@ -443,8 +443,10 @@ def _git(root: Path, *args: str) -> None:
 
 
 @pytest.fixture
-def scratch_book(tmp_path) -> Path:
-    """A git repository with a two-page book: a notebook and a page, committed."""
+def scratch_book(tmp_path, monkeypatch) -> Path:
+    """A git repository with a two-page book: a notebook and a page, committed (no README twin:
+    the book's own OUTSIDE_THE_TOC is emptied)."""
+    monkeypatch.setattr(twins, "OUTSIDE_THE_TOC", ())
     root = tmp_path / "book"
     (root / "notebooks").mkdir(parents=True)
     (root / "_toc.yml").write_text(
