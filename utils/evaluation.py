@@ -1,7 +1,8 @@
 """Evaluating an SAE: the three explained variances in circulation, and ``run_evals``' numbers.
 
-:func:`explained_variances` and :func:`sample_explained_variances` compute, on the same tokens,
-the three figures published under the name "explained variance" (tutorial 1, section 8):
+:func:`explained_variances` and :func:`sample_explained_variances` give, on the same tokens,
+the three figures published under the name "explained variance" (tutorial 1, section 8), all
+computed by :class:`utils.features.ReconstructionSums`:
 
 - ``explained_variance``: the ratio of averages, 1 - E||x - x_hat||^2 / E||x - E[x]||^2 (the
   book's, and SAELens' ``explained_variance`` since its PR 443);
@@ -16,7 +17,7 @@ the three figures published under the name "explained variance" (tutorial 1, sec
 (:func:`utils.training_config.book_eval_config`) on a fresh ``ActivationsStore``, so that several SAEs
 are compared on the same tokens; :func:`headline_metrics` flattens ``run_evals``' nested output
 into the numbers the book reports (:data:`METRIC_LABELS` says which figure each one is);
-:func:`dead_latents` finds the latents that never fired.
+:func:`dead_latents` finds the latents that never fired and :func:`dead_fraction` their share.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from .features.reconstruction import ReconstructionSums
 from .training_config import book_eval_config
 
 __all__ = [
     "EXPLAINED_VARIANCES",
     "HEADLINE_METRICS",
     "METRIC_LABELS",
+    "dead_fraction",
     "dead_latents",
     "evaluate_sae",
     "explained_variances",
@@ -81,39 +84,14 @@ def labelled(metrics: Mapping[str, float]) -> dict[str, float]:
     return {label(name): value for name, value in metrics.items()}
 
 
-class _VarianceSums:
-    """Running sums for the three explained variances over batches of ``[n, d_in]`` vectors."""
+_VARIANCE_KEYS = (*EXPLAINED_VARIANCES, "n_tokens")
 
-    def __init__(self) -> None:
-        self.n = 0
-        self.sum_x: torch.Tensor | None = None
-        self.sum_sq = 0.0
-        self.sum_resid = 0.0
-        self.sum_token_ratios = 0.0
 
-    def add(self, x: torch.Tensor, x_hat: torch.Tensor) -> None:
-        x = x.detach().double().cpu()
-        x_hat = x_hat.detach().double().cpu()
-        resid = (x - x_hat).pow(2).sum(-1)  # [n]
-        about_batch_mean = (x - x.mean(0)).pow(2).sum(-1)  # [n]
-        self.sum_token_ratios += (resid / about_batch_mean).sum().item()
-        self.sum_x = x.sum(0) if self.sum_x is None else self.sum_x + x.sum(0)
-        self.sum_sq += x.pow(2).sum().item()
-        self.sum_resid += resid.sum().item()
-        self.n += x.shape[0]
-
-    def result(self) -> dict[str, float]:
-        if self.n < 2 or self.sum_x is None:
-            raise ValueError(f"Need at least two activation vectors, got {self.n}.")
-        mean_sq = self.sum_sq / self.n
-        variance = mean_sq - (self.sum_x / self.n).pow(2).sum().item()
-        mse = self.sum_resid / self.n
-        return {
-            "explained_variance": 1 - mse / variance,
-            "explained_variance_legacy": 1 - self.sum_token_ratios / self.n,
-            "explained_variance_about_zero": 1 - mse / mean_sq,
-            "n_tokens": float(self.n),
-        }
+def _explained_variances(sums: ReconstructionSums) -> dict[str, float]:
+    if sums.n < 2:
+        raise ValueError(f"Need at least two activation vectors, got {sums.n}.")
+    result = sums.result()
+    return {name: result[name] for name in _VARIANCE_KEYS}
 
 
 def explained_variances(x: torch.Tensor, x_hat: torch.Tensor) -> dict[str, float]:
@@ -131,9 +109,9 @@ def explained_variances(x: torch.Tensor, x_hat: torch.Tensor) -> dict[str, float
         raise ValueError(
             f"x and x_hat must both be [n, d_in]; got {tuple(x.shape)} and {tuple(x_hat.shape)}"
         )
-    sums = _VarianceSums()
+    sums = ReconstructionSums()
     sums.add(x, x_hat)
-    return sums.result()
+    return _explained_variances(sums)
 
 
 @torch.no_grad()
@@ -157,7 +135,7 @@ def sample_explained_variances(
             f"The sample has {sample.d_sae} latents but the SAE has d_sae={sae.cfg.d_sae}: "
             "collect the sample with this SAE."
         )
-    sums = _VarianceSums()
+    sums = ReconstructionSums()
     n_texts, ctx = sample.tokens.shape
     valid = torch.arange(ctx)[None, :] < sample.lengths[:, None]
     for start in range(0, n_texts, batch_size):
@@ -169,7 +147,7 @@ def sample_explained_variances(
         if x.shape[0] < 2:
             continue
         sums.add(x, sae.decode(sae.encode(x)))
-    return sums.result()
+    return _explained_variances(sums)
 
 
 def headline_metrics(
@@ -202,9 +180,8 @@ def headline_metrics(
             "compute_featurewise_density_statistics=True in the EvalConfig"
         )
     density = torch.as_tensor(feature_metrics["feature_density"], dtype=torch.float64)
-    dead = dead_latents(density)
-    out["dead_latents"] = float(len(dead))
-    out["dead_fraction"] = len(dead) / max(len(density), 1)
+    out["dead_latents"] = float(len(dead_latents(density)))
+    out["dead_fraction"] = dead_fraction(density)
     return out
 
 
@@ -275,3 +252,10 @@ def dead_latents(feature_density: torch.Tensor | np.ndarray | Sequence[float]) -
     if bool((density < 0).any()) or bool((density > 1).any()):
         raise ValueError("feature_density holds fractions of tokens, so values must lie in [0, 1]")
     return torch.nonzero(density == 0).flatten().to(torch.int64)
+
+
+def dead_fraction(feature_density: torch.Tensor | np.ndarray | Sequence[float]) -> float:
+    """The share of latents that are dead (:func:`dead_latents`) on the sample ``feature_density``
+    ([d_sae]) was measured on; 0 for an empty density."""
+    density = torch.as_tensor(np.asarray(feature_density), dtype=torch.float64)
+    return len(dead_latents(density)) / max(len(density), 1)

@@ -11,11 +11,14 @@ One module per job; this package hands their names on, so notebooks import them 
 ``utils.features``:
 
 ``checks``
-    the hook an SAE reads and argument checks: :func:`sae_hook_name`, :func:`check_feature_index`,
-    :func:`check_prompt`, ...
+    the hook an SAE reads and argument checks: :func:`sae_hook_name`, :func:`hook_layer` (the block
+    a hook belongs to), :func:`check_feature_index`, :func:`check_prompt`, ...
 ``prompt``
-    one prompt: :func:`hook_activations`, :func:`encode_prompt`, :func:`l0_per_token`,
-    :func:`top_features_per_token`, :func:`reconstruction_metrics`
+    one prompt: :func:`hook_activations` (the model run up to a hook), :func:`encode_prompt`,
+    :func:`l0_per_token`, :func:`top_features_per_token`
+``reconstruction``
+    how well an SAE reconstructs activations, the book's one implementation of MSE, cosine and the
+    three explained variances: :class:`ReconstructionSums`, :func:`reconstruction_metrics`
 ``sample``
     the feature-sample store, a sample of a dataset streamed in batches (never a dense
     ``[tokens, d_sae]`` matrix): :func:`collect_feature_stats` -> :class:`FeatureSample`, then
@@ -26,13 +29,17 @@ One module per job; this package hands their names on, so notebooks import them 
     :func:`feature_logit_effects` (the tokens a feature promotes and suppresses)
 ``splicing``
     the SAE inside the model: :func:`splice_losses` (next-token loss: original, SAE spliced in,
-    zero- and mean-ablated) and :func:`loss_recovered` (the book's one "CE loss recovered")
+    zero- and mean-ablated, on texts), :func:`spliced_losses` (the same on tokens already laid
+    out, the tiny model's packed contexts included) and :func:`loss_recovered` (the book's one
+    "CE loss recovered")
 """
 
 from .checks import (
     check_feature_index,
     check_hook_name,
     check_prompt,
+    hook_layer,
+    resid_pre_layer,
     sae_hook_name,
     sae_prepend_bos,
 )
@@ -42,9 +49,9 @@ from .prompt import (
     encode_prompt,
     hook_activations,
     l0_per_token,
-    reconstruction_metrics,
     top_features_per_token,
 )
+from .reconstruction import ReconstructionSums, reconstruction_metrics
 from .sample import (
     FeatureSample,
     choose_feature,
@@ -59,11 +66,12 @@ from .sample import (
 from .sample import (
     _tokenize_for_sae as _tokenize_for_sae,  # tests/test_zero_ablation.py uses it
 )
-from .splicing import SpliceLosses, loss_recovered, splice_losses
+from .splicing import SpliceLosses, loss_recovered, splice_losses, spliced_losses
 
 __all__ = [
     "FeatureSample",
     "PromptFeatures",
+    "ReconstructionSums",
     "SpliceLosses",
     "check_feature_index",
     "check_hook_name",
@@ -77,12 +85,15 @@ __all__ = [
     "features_for_token",
     "final_norm_direction",
     "hook_activations",
+    "hook_layer",
     "l0_per_token",
     "loss_recovered",
     "reconstruction_metrics",
     "sae_hook_name",
+    "resid_pre_layer",
     "sae_prepend_bos",
     "splice_losses",
+    "spliced_losses",
     "token_concentrated_features",
     "tokenize_texts",
     "top_activating_contexts",

@@ -83,6 +83,15 @@ def _check_last_dim(tensor: torch.Tensor, size: int, what: str, name: str) -> No
         )
 
 
-def _hook_layer(hook_name: str) -> int | None:
+def hook_layer(hook_name: str) -> int | None:
+    """The block a hook belongs to: ``L`` for ``blocks.L.<anything>``, ``None`` for a hook outside
+    the blocks (``hook_embed``, ``ln_final.hook_normalized``). The book's one reading of it."""
     match = re.match(r"blocks\.(\d+)\.", hook_name)
     return int(match.group(1)) if match else None
+
+
+def resid_pre_layer(hook_name: str) -> int | None:
+    """``L`` when ``hook_name`` is ``blocks.L.hook_resid_pre`` (the residual stream entering block
+    ``L``, where a run can start with TransformerLens' ``start_at_layer=L``), else ``None``."""
+    layer = hook_layer(hook_name)
+    return layer if hook_name == f"blocks.{layer}.hook_resid_pre" else None

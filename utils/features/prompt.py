@@ -1,5 +1,6 @@
-"""One prompt through the model and the SAE: activations at the hook, the SAE's features per token,
-and how well the SAE reconstructs them.
+"""One prompt through the model and the SAE: activations at the hook (the book's one way to run the
+model up to a hook, :func:`hook_activations`) and the SAE's features per token. How well the SAE
+reconstructs them: :mod:`.reconstruction`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import torch
 
 from .checks import (
     _check_last_dim,
-    _hook_layer,
     check_hook_name,
     check_prompt,
+    hook_layer,
     sae_hook_name,
     sae_prepend_bos,
 )
@@ -48,7 +49,7 @@ def hook_activations(
         raise ValueError(
             f"tokens must have shape [batch, pos] with pos >= 1, got {tuple(tokens.shape)}"
         )
-    layer = _hook_layer(hook_name)
+    layer = hook_layer(hook_name)
     # Blocks 0..layer are all that is needed for a hook inside block `layer` (and no unembedding).
     stop_at_layer = layer + 1 if layer is not None else None
     kwargs: dict[str, Any] = {}
@@ -178,38 +179,3 @@ def top_features_per_token(
             column[row.position] = f"{row.feature} ({row.activation:.2f})"
         wide_table[f"top {rank}"] = column
     return wide_table
-
-
-def reconstruction_metrics(x: torch.Tensor, x_hat: torch.Tensor) -> dict[str, float]:
-    """How well ``x_hat`` reconstructs ``x``.
-
-    Args:
-        x: ``[..., d_in]`` activations (at least two vectors).
-        x_hat: ``[..., d_in]`` their reconstructions, same shape.
-
-    Returns:
-        ``mse``: mean squared error over every element (the seed tutorial's number);
-        ``explained_variance``: 1 - E||x - x_hat||^2 / E||x - mean(x)||^2 (1 is perfect, 0 is no
-        better than always predicting the mean vector, negative is worse);
-        ``cosine_similarity``: mean over vectors of cos(x, x_hat) (1 means same direction).
-    """
-    if x.shape != x_hat.shape:
-        raise ValueError(
-            f"x has shape {tuple(x.shape)} but x_hat has shape {tuple(x_hat.shape)}: they must match."
-        )
-    if x.ndim == 0:
-        raise ValueError("x must have a last dimension d_in, got a scalar")
-    x2 = x.detach().reshape(-1, x.shape[-1]).double().cpu()
-    x_hat2 = x_hat.detach().reshape(-1, x.shape[-1]).double().cpu()
-    if x2.shape[0] < 2:
-        raise ValueError(
-            f"Need at least two activation vectors to measure variance, got {x2.shape[0]}."
-        )
-    residual = (x2 - x_hat2).pow(2).sum(-1).mean()
-    variance = (x2 - x2.mean(0)).pow(2).sum(-1).mean()
-    cos = torch.nn.functional.cosine_similarity(x2, x_hat2, dim=-1)
-    return {
-        "mse": (x2 - x_hat2).pow(2).mean().item(),
-        "explained_variance": (1 - residual / variance).item() if variance > 0 else float("nan"),
-        "cosine_similarity": cos.mean().item(),
-    }

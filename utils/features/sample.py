@@ -21,6 +21,7 @@ from .checks import (
     sae_prepend_bos,
 )
 from .prompt import hook_activations
+from .reconstruction import ReconstructionSums
 
 
 def vocabulary_strings(model: Any) -> list[str]:
@@ -260,8 +261,7 @@ def collect_feature_stats(
     l0 = torch.zeros(n_texts, ctx, dtype=torch.int32)
     firing_counts = torch.zeros(d_sae, dtype=torch.long)
     max_activation = torch.zeros(d_sae)
-    sum_x = torch.zeros(sae.cfg.d_in, dtype=torch.float64)
-    sum_sq = sum_resid = sum_cos = 0.0
+    reconstruction = ReconstructionSums()
     nz_pos: list[torch.Tensor] = []
     nz_feat: list[torch.Tensor] = []
     nz_val: list[torch.Tensor] = []
@@ -290,11 +290,7 @@ def collect_feature_stats(
         l0[batch][mask.cpu()] = active.sum(-1).int().cpu()
         firing_counts += active.sum(0).cpu()
         max_activation = torch.maximum(max_activation, f.max(0).values.float().cpu())
-        xd, xhd = x.double(), x_hat.double()
-        sum_x += xd.sum(0).cpu()
-        sum_sq += xd.pow(2).sum().item()
-        sum_resid += (xd - xhd).pow(2).sum().item()
-        sum_cos += torch.nn.functional.cosine_similarity(xd, xhd, dim=-1).sum().item()
+        reconstruction.add(x, x_hat)
 
     n = int(counted.sum().item())
     if n == 0:
@@ -305,13 +301,8 @@ def collect_feature_stats(
     order = torch.argsort(features, stable=True)
     offsets = torch.zeros(d_sae + 1, dtype=torch.long)
     offsets[1:] = torch.cumsum(torch.bincount(features, minlength=d_sae), 0)
-    mean_x = sum_x / n
-    variance = sum_sq / n - mean_x.pow(2).sum().item()
-    metrics = {
-        "mse": sum_resid / (n * sae.cfg.d_in),
-        "explained_variance": 1 - (sum_resid / n) / variance if variance > 0 else float("nan"),
-        "cosine_similarity": sum_cos / n,
-    }
+    measured = reconstruction.result()
+    metrics = {name: measured[name] for name in ("mse", "explained_variance", "cosine_similarity")}
     return FeatureSample(
         tokens=tokens,
         lengths=lengths,
@@ -319,7 +310,7 @@ def collect_feature_stats(
         l0=l0,
         firing_counts=firing_counts,
         max_activation=max_activation,
-        mean_activation_vector=mean_x.float(),
+        mean_activation_vector=reconstruction.mean.float(),
         metrics=metrics,
         vocab=vocabulary_strings(model),
         hook_name=hook_name,

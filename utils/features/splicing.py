@@ -92,17 +92,73 @@ def splice_losses(
             ``sample.mean_activation_vector`` from :func:`collect_feature_stats`. If ``None`` it is
             the mean over the counted positions of ``texts``.
     """
-    from tqdm.auto import tqdm
-
-    hook_name, tokens, lengths, valid, counted = _tokenize_for_sae(
+    hook_name, tokens, _, valid, counted = _tokenize_for_sae(
         model, sae, texts, context_size, exclude_bos
     )
-    n_texts, ctx = tokens.shape
+    return spliced_losses(
+        model,
+        sae,
+        tokens,
+        counted,
+        valid,
+        batch_size=batch_size,
+        mean_activation=mean_activation,
+        zero_ablate_all=zero_ablate_bos,
+        progress=progress,
+    )
+
+
+@torch.no_grad()
+def spliced_losses(
+    model: Any,
+    sae: Any,
+    tokens: torch.Tensor,
+    counted: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    batch_size: int = 16,
+    mean_activation: torch.Tensor | None = None,
+    zero_ablate_all: bool = False,
+    progress: bool = True,
+) -> SpliceLosses:
+    """The four losses of :func:`splice_losses` on tokens already laid out, the book's one
+    implementation of "the loss with the SAE spliced in".
+
+    The rule: the SAE's reconstruction (or the mean, or zeros) replaces the activations at the
+    ``counted`` positions (real tokens, never a BOS token); a prediction is scored when it is made
+    at a counted position and the token it predicts is real (``valid``). So all four numbers are
+    on the same tokens. Where BOS sits depends on the layout: at position 0 of each text
+    (:func:`splice_losses`), or at the start of each packed context and between documents (the
+    tiny model's evaluation, :func:`utils.tiny.metrics.ce_loss_recovered`, which passes
+    ``counted = tokens != bos``).
+
+    Args:
+        tokens: ``[n, ctx]`` token ids; ``counted``: ``[n, ctx]`` bool, the positions replaced;
+        valid: ``[n, ctx]`` bool, the real tokens (``False`` at padding; default: all real),
+            also the attention mask.
+        mean_activation: ``[d_in]``, the vector mean-ablation puts in; default the mean of the
+            activations at the counted positions of ``tokens``.
+        zero_ablate_all: zero every real position, BOS included (SAELens' zero-ablation), instead
+            of the counted positions only.
+    """
+    from tqdm.auto import tqdm
+
+    from .checks import sae_hook_name
+
+    hook_name = sae_hook_name(sae)
+    valid = torch.ones_like(counted, dtype=torch.bool) if valid is None else valid.bool()
+    counted = counted.bool()
+    if tokens.ndim != 2 or counted.shape != tokens.shape or valid.shape != tokens.shape:
+        raise ValueError(
+            f"tokens, counted and valid must all be [n, ctx]; got {tuple(tokens.shape)}, "
+            f"{tuple(counted.shape)} and {tuple(valid.shape)}"
+        )
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     # A prediction at position p is scored against token p + 1, so p + 1 must be a real token.
     scored = counted[:, :-1] & valid[:, 1:]
     if not scored.any():
         raise ValueError("The texts are too short: need at least two real tokens after BOS.")
-    batches = [slice(s, s + batch_size) for s in range(0, n_texts, batch_size)]
+    batches = [slice(s, s + batch_size) for s in range(0, tokens.shape[0], batch_size)]
 
     if mean_activation is None:
         total, count = None, 0
@@ -137,8 +193,7 @@ def splice_losses(
     for batch in tqdm(batches, desc="Cross-entropy under 4 conditions", disable=not progress):
         batch_tokens = tokens[batch].to(model.cfg.device)
         mask = counted[batch]
-        # SAELens' zero-ablation: every real position, BOS included (padding is never scored).
-        zero_mask = valid[batch] if zero_ablate_bos else mask
+        zero_mask = valid[batch] if zero_ablate_all else mask  # padding is never scored
         score_mask = scored[batch].to(model.cfg.device)
         n_scored += int(score_mask.sum().item())
         for name, make in conditions.items():

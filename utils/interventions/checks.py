@@ -5,7 +5,6 @@ an attached SAE adds."""
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 import torch
@@ -57,7 +56,5 @@ def _acts_post_name(sae: Any) -> str:
     return F.sae_hook_name(sae) + ".hook_sae_acts_post"
 
 
-def _resid_pre_layer(hook_name: str) -> int | None:
-    """``L`` for ``blocks.L.hook_resid_pre``, else ``None``."""
-    match = re.fullmatch(r"blocks\.(\d+)\.hook_resid_pre", hook_name)
-    return int(match.group(1)) if match else None
+# The block a run can start at for a hook, if any (its one home: utils.features.resid_pre_layer).
+_resid_pre_layer = F.resid_pre_layer

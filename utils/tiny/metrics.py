@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from ..evaluation import HEADLINE_METRICS
-from ..features import loss_recovered
+from ..evaluation import HEADLINE_METRICS, dead_fraction
+from ..features import hook_activations, spliced_losses
 
 
 def tokenize_documents(tokenizer, documents: Sequence[str]) -> list[list[int]]:
@@ -81,66 +81,26 @@ def uniform_cross_entropy(d_vocab: int) -> float:
     return math.log(d_vocab)
 
 
-@torch.no_grad()
 def ce_loss_recovered(model, sae, contexts: torch.Tensor, batch_size: int = 64) -> dict[str, float]:
-    """Cross-entropy with the SAE spliced in, against zero- and mean-ablation baselines.
-
-    The SAE (and the mean) replace the activations at ``sae.cfg.metadata.hook_name`` on every
-    non-BOS position, as SAELens' evals do; zero-ablation zeroes every position (SAELens' baseline).
-    Losses are averaged over predictions made from non-BOS positions. The mean is taken over the
-    non-BOS positions of ``contexts`` themselves. A score is
-    ``(ce_ablated - ce_with_sae) / (ce_ablated - ce_clean)`` (:func:`utils.features.loss_recovered`):
-    1 means the SAE loses nothing.
+    """Cross-entropy with the SAE spliced in, against zero- and mean-ablation baselines, on packed
+    ``contexts`` [n, n_ctx]: :func:`utils.features.spliced_losses` with every non-BOS token counted
+    (a BOS token starts each context and separates documents), and SAELens' zero-ablation (every
+    position, BOS included). The mean is taken over the non-BOS positions of ``contexts``
+    themselves. A score is ``(ce_ablated - ce_with_sae) / (ce_ablated - ce_clean)``
+    (:func:`utils.features.loss_recovered`): 1 means the SAE loses nothing.
     """
-    hook = sae.cfg.metadata.hook_name
-    layer = int(hook.split(".")[1]) if hook.startswith("blocks.") else None
-    bos = model.tokenizer.bos_token_id
-    device = model.cfg.device
-    batches = [contexts[i : i + batch_size].to(device) for i in range(0, len(contexts), batch_size)]
-
-    total = torch.zeros(model.cfg.d_model, dtype=torch.float64, device=device)
-    n = 0
-    for batch in batches:
-        _, cache = model.run_with_cache(
-            batch, names_filter=[hook], stop_at_layer=None if layer is None else layer + 1
-        )
-        keep = batch != bos
-        total += cache[hook][keep].double().sum(0)
-        n += int(keep.sum())
-    mean = (total / n).float()
-
-    def replace(kind: str, keep: torch.Tensor):
-        def hook_fn(acts: torch.Tensor, hook: Any) -> torch.Tensor:
-            if kind == "zero":
-                return torch.zeros_like(acts)
-            new = sae.decode(sae.encode(acts)) if kind == "sae" else mean.expand_as(acts)
-            return torch.where(keep[..., None], new.to(acts.dtype), acts)
-
-        return hook_fn
-
-    sums = {"clean": 0.0, "sae": 0.0, "zero": 0.0, "mean": 0.0}
-    count = 0
-    for current in batches:
-        mask = current[:, :-1] != bos
-        sums["clean"] += model(current, return_type="loss", loss_per_token=True)[mask].sum().item()
-        for kind in ("sae", "zero", "mean"):
-            loss = model.run_with_hooks(
-                current,
-                return_type="loss",
-                loss_per_token=True,
-                fwd_hooks=[(hook, replace(kind, current != bos))],
-            )
-            sums[kind] += loss[mask].sum().item()
-        count += int(mask.sum())
-    ce = {k: v / count for k, v in sums.items()}
+    counted = contexts != model.tokenizer.bos_token_id
+    losses = spliced_losses(
+        model, sae, contexts, counted, batch_size=batch_size, zero_ablate_all=True, progress=False
+    )
     return {
-        "ce_clean": ce["clean"],
-        "ce_with_sae": ce["sae"],
-        "ce_zero_ablation": ce["zero"],
-        "ce_mean_ablation": ce["mean"],
-        "ce_loss_recovered_zero_ablation": loss_recovered(ce["clean"], ce["sae"], ce["zero"]),
-        "ce_loss_recovered_mean_ablation": loss_recovered(ce["clean"], ce["sae"], ce["mean"]),
-        "tokens": count,
+        "ce_clean": losses.original,
+        "ce_with_sae": losses.sae,
+        "ce_zero_ablation": losses.zero_ablated,
+        "ce_mean_ablation": losses.mean_ablated,
+        "ce_loss_recovered_zero_ablation": losses.recovered_vs_zero,
+        "ce_loss_recovered_mean_ablation": losses.recovered_vs_mean,
+        "tokens": losses.n_tokens,
     }
 
 
@@ -192,7 +152,7 @@ def sae_lens_metrics(
         "explained_variance": metrics["reconstruction_quality"]["explained_variance"],
         "mse": metrics["reconstruction_quality"]["mse"],
         "l0": metrics["sparsity"]["l0"],
-        "dead_fraction": (density == 0).float().mean().item(),
+        "dead_fraction": dead_fraction(density),
         "dense_fraction": (density > 0.1).float().mean().item(),
         "tokens_sparsity_variance": n_sparsity_batches * batch_prompts * n_ctx,
     }
@@ -226,15 +186,13 @@ def top_activations(model, sae, contexts: torch.Tensor, k: int = 30, batch_size:
     ``p // n_ctx``, token ``p % n_ctx``. BOS positions are skipped.
     """
     hook = sae.cfg.metadata.hook_name
-    layer = int(hook.split(".")[1])
     bos = model.tokenizer.bos_token_id
     n_ctx = contexts.shape[1]
     best_v = torch.full((sae.cfg.d_sae, k), -1.0)
     best_p = torch.zeros((sae.cfg.d_sae, k), dtype=torch.long)
     for start in range(0, len(contexts), batch_size):
         batch = contexts[start : start + batch_size].to(model.cfg.device)
-        _, cache = model.run_with_cache(batch, names_filter=[hook], stop_at_layer=layer + 1)
-        acts = sae.encode(cache[hook]).float().cpu()  # [b, n_ctx, d_sae]
+        acts = sae.encode(hook_activations(model, batch, hook)).float().cpu()  # [b, n_ctx, d_sae]
         acts[(batch == bos).cpu()] = 0.0
         flat = acts.reshape(-1, sae.cfg.d_sae).T  # [d_sae, b*n_ctx]
         positions = torch.arange(flat.shape[1]) + start * n_ctx
