@@ -175,12 +175,15 @@ def transcoder_from_dunefsky(
         raise TranscoderFileError(
             f"{where}: W_enc must be [d_in, d_sae], got shape {tuple(w_enc.shape)}"
         )
-    sizes = {"d_in": w_enc.shape[0], "d_sae": w_enc.shape[1], "d_out": state["W_dec"].shape[-1]}
+    sizes = {"d_in": w_enc.shape[0], "d_sae": w_enc.shape[1]}
     for name, size in sizes.items():
         if isinstance(cfg.get(name), int) and cfg[name] != size:
             raise TranscoderFileError(
                 f"{where}: its cfg says {name}={cfg[name]} but its tensors give {name}={size}"
             )
+    # the output width: the cfg's when it says, else the decoder's
+    d_out = cfg.get("d_out")
+    sizes["d_out"] = d_out if isinstance(d_out, int) else state["W_dec"].shape[-1]
     for name, dims in DUNEFSKY_TENSORS.items():
         want = tuple(sizes[dim] for dim in dims)
         if tuple(state[name].shape) != want:
