@@ -10,7 +10,9 @@
    neither copies the changed logo or CSS into the site nor runs the changed extension code.
 3. A notebook's own ``metadata.mystnb.mime_priority_overrides`` entries that hide a mime type
    (priority ``null``) are honoured on the website. MyST-NB reads them, but its Sphinx step that
-   picks the shown part of each output uses only the book-wide setting. So a notebook can show
+   picks the shown part of each output uses only the book-wide setting. The book-wide setting
+   (``nb_mime_priority_overrides`` in ``_config.yml``, which hides widget views on every page)
+   is applied the same way. So a notebook can show
    the HTML snapshot that an ipywidgets view carries instead of a widget with no kernel behind it.
    A widget that carries only its text form (a tqdm bar frozen at "0%", "HBox(...)") then shows
    nothing rather than that placeholder.
@@ -88,7 +90,10 @@ class NotebookHiddenMimeTypes(SphinxPostTransform):
         if source.suffix != ".ipynb":
             return
         metadata = json.loads(source.read_text(encoding="utf-8")).get("metadata", {})
-        overrides = metadata.get("mystnb", {}).get("mime_priority_overrides", [])
+        overrides = [
+            *metadata.get("mystnb", {}).get("mime_priority_overrides", []),
+            *(getattr(self.config, "nb_mime_priority_overrides", None) or []),  # _config.yml's
+        ]
         builder = self.app.builder.name
         hidden = {
             mime

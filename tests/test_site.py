@@ -258,10 +258,10 @@ def _copy_first_code_cell(page) -> str | None:
 @pytest.mark.parametrize("docname", PAGES)
 def test_page_loads_cleanly(visit, docname):
     v = visit(docname)
-    if v.external:
-        print(f"\n{docname}: requests to other hosts (blocked; the page must not need them):")
-        for url in sorted(set(v.external)):
-            print(f"  {url}")
+    # Offline, a request to another host fails (and leaves a console error): the site serves
+    # everything a page loads itself (plotly.js, MathJax, circuitsvis; no widget manager, see
+    # test_no_page_shows_a_widget_view).
+    assert not v.external, f"{docname}: requests to other hosts: {sorted(set(v.external))}"
     assert not v.page_errors, f"{docname}: JavaScript exceptions: {v.page_errors}"
     assert not v.console_errors, f"{docname}: console errors: {v.console_errors}"
     assert not v.failed_local, f"{docname}: failed requests to the site: {v.failed_local}"
@@ -639,9 +639,9 @@ def test_chinese_pages_say_they_are_chinese(site):
 
 @pytest.mark.parametrize("docname", tutorial_docnames("zh"))
 def test_chinese_notebook_ran_in_the_build(site, docname):
-    """Each Chinese notebook has a successful run of its current code in the shared execution
-    cache (zh/_config.yml): the English run itself when the code is identical (say so), else its
-    own."""
+    """Each Chinese notebook's current code has a successful run in the shared execution cache
+    (zh/_config.yml), and it is the English notebook's run: the Chinese site shows the English
+    run's outputs and is not executed a second time."""
     from jupyter_cache import get_cache
 
     cache = get_cache(EXECUTION_CACHE)
@@ -656,7 +656,11 @@ def test_chinese_notebook_ran_in_the_build(site, docname):
     except KeyError:
         english = None
     shared = english is not None and english.pk == record.pk
-    print(f"\n{docname}: " + ("the English run's outputs (same code)" if shared else "its own run"))
+    assert shared, (
+        f"{docname}: executed on its own, not with the English run's outputs: its code differs "
+        f"from {twin_of(docname)}.ipynb's (tests/test_translations.py says where; "
+        "`python -m i18n.translations sync` copies it)"
+    )
 
 
 @pytest.mark.parametrize("docname", ["glossary", "zh/glossary"])
@@ -673,3 +677,86 @@ def test_glossary_page_shows_every_term(site, docname):
     column = "zh" if docname.startswith("zh/") else "en"
     missing = [t[column] for t in terms["terms"] if t[column].replace("&", "&amp;") not in body]
     assert not missing, f"{docname}: terms missing from the table: {missing}"
+
+
+# --- on a phone --------------------------------------------------------------------------------------
+
+PHONE_WIDTH = 390  # CSS pixels: an iPhone 12-15 held upright
+
+# The page's width, and the elements that stick out past the right edge of the window without a
+# box of their own that scrolls (the widest first): what makes the whole page scroll sideways.
+OVERFLOW_JS = r"""
+() => {
+  const width = window.innerWidth;
+  const scrolls = el => { for (let e = el.parentElement; e; e = e.parentElement) {
+      const s = getComputedStyle(e);
+      if (['auto', 'scroll', 'hidden'].includes(s.overflowX) && e.clientWidth <= width) return true; }
+    return false; };
+  const wide = [...document.body.querySelectorAll('*')].filter(el => {
+      const r = el.getBoundingClientRect();
+      return r.width > 0 && r.right > width + 1 && !scrolls(el); })
+    .map(el => ({tag: el.tagName.toLowerCase(), cls: String(el.className).slice(0, 60),
+                 right: Math.round(el.getBoundingClientRect().right),
+                 text: (el.innerText || '').slice(0, 40)}))
+    .sort((a, b) => b.right - a.right);
+  return {width, scrollWidth: document.documentElement.scrollWidth, wide: wide.slice(0, 8)};
+}
+"""
+
+
+@pytest.fixture(scope="session")
+def phone_view(browser, server):
+    """phone_view(docname) -> what OVERFLOW_JS measured on the page at 390 px (other hosts
+    blocked, as offline)."""
+    context = browser.new_context(
+        viewport={"width": PHONE_WIDTH, "height": 844}, device_scale_factor=1, is_mobile=True
+    )
+
+    def measure(docname: str) -> dict:
+        page = context.new_page()
+        page.route(
+            "**/*",
+            lambda r: (
+                r.continue_()
+                if is_local_url(r.request.url) or r.request.url.startswith(("data:", "blob:"))
+                else r.abort("blockedbyclient")
+            ),
+        )
+        page.goto(f"{server.base_url}{docname}.html", wait_until="load")
+        try:
+            page.wait_for_function(WAIT_DRAWN_JS, timeout=RENDER_TIMEOUT_MS)
+        except Exception:
+            pass
+        page.wait_for_timeout(300)
+        result = page.evaluate(OVERFLOW_JS)
+        page.close()
+        return result
+
+    yield measure
+    context.close()
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_page_fits_a_phone(phone_view, docname):
+    """At 390 px the page itself never scrolls sideways: wide tables, code, formulas and outputs
+    scroll inside their own box (_static/book.css)."""
+    seen = phone_view(docname)
+    assert seen["scrollWidth"] <= seen["width"], (
+        f"{docname}: {seen['scrollWidth']} px wide at {seen['width']} px; sticking out: "
+        f"{seen['wide']}"
+    )
+
+
+def test_no_page_shows_a_widget_view(site):
+    """The site has no kernel behind its widgets, so no page shows a live widget view (the
+    website shows a widget's HTML snapshot, or nothing: nb_mime_priority_overrides in
+    _config.yml) and none loads a widget manager (require.js, @jupyter-widgets/html-manager;
+    nb_ipywidgets_js is empty): there is nothing for them to draw."""
+    for docname in PAGES:
+        html = (HTML_DIR / f"{docname}.html").read_text(encoding="utf-8")
+        assert "application/vnd.jupyter.widget-view+json" not in html, (
+            f"{docname}: shows a widget view"
+        )
+        scripts = re.findall(r'<script[^>]*\bsrc="([^"]+)"', html)
+        manager = [s for s in scripts if "require" in s or "html-manager" in s or "embed-amd" in s]
+        assert not manager, f"{docname}: loads a widget manager: {manager}"
