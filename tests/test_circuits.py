@@ -1,0 +1,378 @@
+"""utils.circuits against hand computations: a three-node graph whose edges are written down, one
+edge of a real graph worked out through the attention by hand, the replacement model with error
+terms equal to the model, and ablations the frozen model predicts exactly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from random_models import SAMPLE_TEXTS, build_model, build_tokenizer
+
+from utils import circuits as C
+from utils.circuits.graph import AttributionGraph
+
+D_SAE, K = 64, 6
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory):
+    """The random 2-layer model with every LayerNorm weight and bias and the attention and MLP
+    biases made random too, so a hand computation that forgets one of them fails."""
+    model = build_model(build_tokenizer(tmp_path_factory.mktemp("tok")))
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith((".w", ".b", "b_V", "b_O", "b_Q", "b_K", "b_in", "b_out")):
+                if "ln" in name and name.endswith(".w"):
+                    param.copy_(0.5 + torch.rand(param.shape, generator=generator))
+                else:
+                    param.copy_(0.1 * torch.randn(param.shape, generator=generator))
+    return model
+
+
+@pytest.fixture(scope="module")
+def transcoders(lm):
+    """One random TopK transcoder per layer, with non-zero biases."""
+    out = []
+    for layer in range(lm.cfg.n_layers):
+        tc = C.make_transcoder(lm.cfg.d_model, lm.cfg.d_model, D_SAE, K, layer, seed=layer)
+        with torch.no_grad():
+            tc.b_enc.copy_(0.1 * torch.randn(D_SAE, generator=torch.Generator().manual_seed(7)))
+            tc.b_dec.copy_(0.1 * torch.randn(lm.cfg.d_model, generator=torch.Generator()))
+        out.append(tc)
+    return out
+
+
+@pytest.fixture(scope="module")
+def prompt(lm):
+    return lm.to_tokens(SAMPLE_TEXTS[0])[0, :7]
+
+
+# --- transcoders -------------------------------------------------------------------------------
+
+
+def test_fvu_by_hand():
+    x = torch.tensor([[1.0, 0.0], [3.0, 2.0]])  # mean [2, 1]; total variance 1+1+1+1 = 4
+    x_hat = torch.tensor([[1.0, 1.0], [3.0, 2.0]])  # one squared error of 1
+    assert C.fvu(x_hat, x) == pytest.approx(0.25)
+    assert C.fvu(x.mean(0).expand_as(x), x) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="shapes differ"):
+        C.fvu(x[:1], x)
+
+
+def test_token_mask_leaves_out_bos_first_position_and_padding():
+    tokens = torch.tensor([[9, 4, 9, 5, 6], [9, 7, 8, 0, 0]])
+    mask = C.token_mask(tokens, bos_token_id=9, lengths=torch.tensor([5, 3]))
+    assert mask.tolist() == [[False, True, False, True, True], [False, True, True, False, False]]
+
+
+def test_topk_transcoder_forward_and_metrics_by_hand():
+    tc = C.make_transcoder(4, 3, 8, 2, layer=0, seed=1)
+    x = torch.randn(5, 4, generator=torch.Generator().manual_seed(2))
+    pre = x @ tc.W_enc + tc.b_enc
+    top = pre.topk(2, dim=-1)
+    acts = torch.zeros_like(pre).scatter(-1, top.indices, top.values.relu())
+    assert torch.allclose(tc.encode(x), acts, atol=1e-6)
+    assert torch.allclose(tc(x), acts @ tc.W_dec + tc.b_dec, atol=1e-6)
+    metrics = C.transcoder_metrics(tc, x, tc(x))
+    assert metrics.fvu == pytest.approx(0.0, abs=1e-6)
+    assert metrics.l0 == pytest.approx(float((acts != 0).sum()) / 5)
+    assert metrics.dead == int((acts != 0).any(0).logical_not().sum())
+
+
+def test_use_topk_survives_save_and_load(tmp_path):
+    from sae_lens import SAE
+
+    tc = C.make_transcoder(4, 4, 8, 3, layer=1, seed=0)
+    tc.save_model(tmp_path / "tc")
+    loaded = SAE.load_from_disk(str(tmp_path / "tc"))
+    x = torch.randn(6, 4)
+    assert not torch.allclose(loaded(x), tc(x))  # a plain load has SAELens' ReLU
+    C.use_topk(loaded)
+    assert torch.allclose(loaded(x), tc(x), atol=1e-6)
+    loaded.cfg.metadata.activation_fn = None
+    with pytest.raises(ValueError, match="pass k"):
+        C.use_topk(loaded)
+    with pytest.raises(ValueError, match="1..8"):
+        C.use_topk(loaded, 9)
+
+
+def test_training_lowers_the_loss_and_checks_shapes():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(4096, 8, generator=generator)
+    y = torch.relu(x @ torch.randn(8, 8, generator=generator))
+    tc = C.make_transcoder(8, 8, 32, 4, layer=0, seed=0)
+    before = C.transcoder_metrics(tc, x, y).fvu
+    run = C.train_transcoder(
+        tc, x, y, n_tokens=256 * 60, batch_size=256, lr=1e-2, progress=False, unit_decoder=True
+    )
+    assert run.n_steps == 60 and run.n_tokens == 256 * 60
+    assert C.transcoder_metrics(tc, x, y).fvu < 0.5 * before
+    assert torch.allclose(tc.W_dec.norm(dim=-1), torch.ones(32), atol=1e-5)
+    with pytest.raises(ValueError, match="d_in=8"):
+        C.train_transcoder(tc, x[:, :4], y, n_tokens=512, progress=False)
+    with pytest.raises(ValueError, match="at least one batch"):
+        C.train_transcoder(tc, x, y, n_tokens=100, batch_size=256, progress=False)
+
+
+# --- replacement model -------------------------------------------------------------------------
+
+
+def test_with_error_terms_the_replacement_model_is_the_model(lm, transcoders, prompt):
+    tokens = prompt[None]
+    clean = lm(tokens)
+    errors = C.mlp_errors(lm, transcoders, tokens)
+    spliced = lm.run_with_hooks(tokens, fwd_hooks=C.replacement_hooks(transcoders, errors))
+    assert torch.allclose(spliced, clean, atol=1e-4)
+    replaced = lm.run_with_hooks(tokens, fwd_hooks=C.replacement_hooks(transcoders))
+    assert not torch.allclose(replaced, clean, atol=1e-2)
+    mask = C.token_mask(tokens, None)
+    losses = C.replacement_losses(lm, transcoders, tokens, mask)
+    assert losses.with_errors == pytest.approx(losses.clean, abs=1e-4)
+    logprobs = clean[0, :-1].log_softmax(-1)
+    by_hand = -logprobs[torch.arange(len(prompt) - 1), prompt[1:]][mask[0, 1:]].mean().detach()
+    assert losses.clean == pytest.approx(float(by_hand), abs=1e-5)
+    assert losses.recovered == pytest.approx(
+        (losses.zero_ablated - losses.replaced) / (losses.zero_ablated - losses.clean)
+    )
+
+
+def test_transcoders_must_match_the_layers(lm, transcoders):
+    with pytest.raises(ValueError, match="one transcoder per layer"):
+        C.replacement_losses(
+            lm,
+            transcoders[:1],
+            torch.zeros(1, 3, dtype=torch.long),
+            torch.ones(1, 3, dtype=torch.bool),
+        )
+    with pytest.raises(ValueError, match="layer order"):
+        C.mlp_errors(lm, transcoders[::-1], torch.zeros(1, 3, dtype=torch.long))
+
+
+# --- a hand-made three-node graph --------------------------------------------------------------
+
+
+def hand_graph() -> AttributionGraph:
+    """bias, embedding e, latent l (value 2), error r, target T. Edges: e -> l 2, bias -> l 0;
+    l -> T 3, r -> T 1, e -> T -1, bias -> T 0.5."""
+    nodes = pd.DataFrame(
+        [
+            dict(kind="bias", layer=-1, position=0, latent=-1, value=1.0, label="bias"),
+            dict(kind="embedding", layer=-1, position=1, latent=-1, value=1.0, label="e"),
+            dict(kind="latent", layer=0, position=1, latent=5, value=2.0, label="l"),
+            dict(kind="error", layer=0, position=1, latent=-1, value=1.0, label="r"),
+            dict(kind="target", layer=1, position=1, latent=-1, value=3.5, label="T"),
+        ]
+    )
+    adjacency = torch.zeros(5, 5)
+    adjacency[2, 1] = 2.0
+    adjacency[4, 2], adjacency[4, 3], adjacency[4, 1], adjacency[4, 0] = 3.0, 1.0, -1.0, 0.5
+    return AttributionGraph(
+        tokens=torch.tensor([0, 1]),
+        str_tokens=["<bos>", "a"],
+        nodes=nodes,
+        adjacency=adjacency,
+        target="logit_diff",
+        target_tokens=(1, 2),
+        target_str=("x", "y"),
+        n_layers=1,
+        node_input=torch.tensor([0, 0, 2.0, 0, 3.5]),
+    )
+
+
+def test_influence_and_scores_by_hand():
+    graph = hand_graph()
+    assert C.edge_sum_error(graph) == pytest.approx(0.0)
+    # T's inputs normalised: l 3/5.5, r 1/5.5, e 1/5.5, bias 0.5/5.5; l's input all from e
+    got = C.node_influence(graph)
+    expected = torch.tensor([0.5, 1 + 3, 3, 1, 0]) / 5.5
+    assert torch.allclose(got, expected, atol=1e-6)
+    scores = C.graph_scores(graph)
+    inputs = (0.5 + 4) / 5.5
+    assert scores.replacement == pytest.approx(inputs / (inputs + 1 / 5.5))
+    # completeness over l (no error input, weight 3/5.5) and T (1 - 1/5.5, weight 1)
+    assert scores.completeness == pytest.approx((3 / 5.5 + (1 - 1 / 5.5)) / (3 / 5.5 + 1))
+
+
+def test_total_effects_by_hand():
+    effects = C.total_effects(hand_graph())
+    # l: 2 * (3 / 2) = 3; e: -1 directly plus 2 * 3/2 through l; r: 1; bias 0.5
+    assert torch.allclose(effects, torch.tensor([0.5, 2.0, 3.0, 1.0, 0.0]), atol=1e-6)
+
+
+def test_pruning_by_hand():
+    graph = hand_graph()
+    pruned = C.prune_graph(graph, node_threshold=0.5, edge_threshold=0.98)
+    # influences: e 4/5.5, l 3/5.5, r 1/5.5, bias 0.5/5.5 (total 8.5/5.5). Half of it is reached
+    # after e (kept, an input) and l; r is beyond it, so it goes, and with it its edge.
+    kept = set(pruned.kept_nodes()["label"])
+    assert "r" not in kept
+    assert {"e", "l", "T", "bias"} <= kept
+    assert pruned.edge_mask[4, 3].item() is False
+    everything = C.prune_graph(graph, node_threshold=1.0, edge_threshold=1.0)
+    assert "r" in set(everything.kept_nodes()["label"]) and everything.n_edges == 5
+    with pytest.raises(ValueError, match="node_threshold"):
+        C.prune_graph(graph, node_threshold=0)
+
+
+def test_influence_refuses_a_graph_out_of_order():
+    adjacency = torch.tensor([[0.0, 1.0], [0.0, 0.0]])
+    with pytest.raises(ValueError, match="lower triangular"):
+        C.influence(adjacency, torch.tensor([1.0, 0.0]))
+
+
+# --- a real graph ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def graph(lm, transcoders, prompt):
+    return C.build_graph(lm, transcoders, prompt, batch_size=16)
+
+
+@pytest.mark.parametrize("target", C.TARGETS)
+def test_edges_into_every_node_add_up_to_it(lm, transcoders, prompt, target):
+    graph = C.build_graph(lm, transcoders, prompt, target=target, batch_size=7)
+    assert C.edge_sum_error(graph) < 1e-4
+    assert torch.triu(graph.adjacency).eq(0).all()
+    latents = graph.nodes["kind"] == "latent"
+    # a TopK latent's input (pre-activation) is its activation
+    values = torch.tensor(graph.nodes["value"].to_numpy().copy(), dtype=torch.float32)
+    assert torch.allclose(
+        graph.node_input[latents.to_numpy()], values[latents.to_numpy()], atol=1e-5
+    )
+    logits = lm(prompt[None])[0, -1]
+    top, second = logits.topk(2).indices.tolist()
+    expected = logits[top] - (logits[second] if target == "logit_diff" else logits.mean())
+    assert graph.nodes.iloc[-1]["value"] == pytest.approx(float(expected), abs=1e-5)
+    n_pos = len(prompt) - 1
+    counts = graph.nodes["kind"].value_counts()
+    assert counts["embedding"] == n_pos and counts["error"] == 2 * n_pos
+    assert counts["latent"] == 2 * K * n_pos  # random TopK latents: all k positive
+
+
+def test_one_edge_through_attention_by_hand(lm, transcoders, prompt, graph):
+    """The edge from the embedding at position q to a layer-0 latent at a later position p goes
+    only through layer 0's attention (frozen pattern and LayerNorm scales)."""
+    _, cache = lm.run_with_cache(prompt[None])
+    nodes = graph.nodes
+    p = len(prompt) - 1
+    q = 2
+    j = int(
+        nodes[(nodes["kind"] == "latent") & (nodes["layer"] == 0) & (nodes["position"] == p)].iloc[
+            0
+        ]["latent"]
+    )
+    e = lm.W_E[prompt[q]]
+    # through ln1 at q (centre, divide by the frozen scale, times w; the bias is a constant)
+    ln1 = (e - e.mean()) / cache["blocks.0.ln1.hook_scale"][0, q, 0] * lm.blocks[0].ln1.w
+    pattern = cache["blocks.0.attn.hook_pattern"][0, :, p, q]  # [heads]
+    v = torch.einsum("d,hde->he", ln1, lm.blocks[0].attn.W_V)
+    written = torch.einsum("h,he,hed->d", pattern, v, lm.blocks[0].attn.W_O)
+    into_mlp = (written - written.mean()) / cache["blocks.0.ln2.hook_scale"][0, p, 0]
+    by_hand = float(into_mlp @ transcoders[0].W_enc[:, j])
+    src = int(nodes.index[(nodes["kind"] == "embedding") & (nodes["position"] == q)][0])
+    dst = graph.latent_node(0, p, j)
+    assert float(graph.adjacency[dst, src]) == pytest.approx(by_hand, rel=1e-4, abs=1e-6)
+
+
+def test_freezing_the_final_layernorm_makes_last_layer_ablations_exact(lm, transcoders, graph):
+    """A layer-1 latent reaches the target directly: with the final LayerNorm's scale frozen, its
+    ablation changes the target by minus its edge, exactly; left free, not exactly."""
+    latents = graph.index("latent")
+    end = len(graph.tokens) - 1
+    last = [
+        int(i)
+        for i in latents
+        if graph.nodes.at[int(i), "layer"] == 1 and graph.nodes.at[int(i), "position"] == end
+    ][:5]
+    assert len(last) == 5
+    where = [
+        (1, int(graph.nodes.at[i, "position"]), int(graph.nodes.at[i, "latent"])) for i in last
+    ]
+    real = C.ablate_latents(lm, transcoders, graph, where, freeze=("ln_final",))
+    direct = graph.adjacency[graph.target_index, last]
+    assert torch.allclose(real, -direct, atol=1e-4)
+    free = C.ablate_latents(lm, transcoders, graph, where)
+    assert not torch.allclose(free, -direct, atol=1e-4)
+    with pytest.raises(ValueError, match="freeze"):
+        C.ablate_latents(lm, transcoders, graph, where, freeze=("mlp",))
+
+
+def test_ablation_check_and_agreement(lm, transcoders, graph):
+    top, control = C.pick_ablations(graph, 4, seed=0)
+    assert len(top) == 4 and len(control) == 4 and not set(top) & set(control)
+    effects = C.total_effects(graph).abs()
+    latents = graph.index("latent")
+    assert effects[top].min() >= effects[[i for i in latents.tolist() if i not in top]].max()
+    frame = C.ablation_check(lm, transcoders, [graph, graph], 4)
+    assert set(frame["group"]) == {"top", "random"} and len(frame) == 16
+    stats = C.agreement(frame[frame.group == "top"], n_boot=50)
+    assert stats["n"] == 8 and -1 <= stats["pearson"] <= 1
+
+
+def test_agreement_by_hand():
+    frame = pd.DataFrame(
+        dict(prompt=[0, 0, 1, 1], predicted=[1.0, 2.0, -1.0, 4.0], real=[2.0, 4.0, -2.0, 8.0])
+    )
+    stats = C.agreement(frame, n_boot=20)
+    assert stats["pearson"] == pytest.approx(1.0)
+    assert stats["slope"] == pytest.approx(2.0)
+    assert stats["median_ratio"] == pytest.approx(2.0)
+    assert stats["same_sign"] == 1.0 and stats["n"] == 4 and stats["prompts"] == 2
+    frame.loc[3, "real"] = -8.0
+    assert C.agreement(frame, n_boot=20)["same_sign"] == 0.75
+    with pytest.raises(ValueError, match="at least 3"):
+        C.agreement(frame.head(2))
+
+
+# --- weights, figures, export ------------------------------------------------------------------
+
+
+def test_virtual_weights_and_de_embedding_by_hand(lm, transcoders):
+    low, high = transcoders
+    w = C.virtual_weights(low, high, scale=2.0)
+    d = low.W_dec[3] - low.W_dec[3].mean()
+    assert float(w[3, 5]) == pytest.approx(float(d @ high.W_enc[:, 5]) / 2, rel=1e-5)
+    table = C.de_embedding(lm, low, 4, k=3)
+    e = lm.W_E[table["token_id"][0]]
+    e = (e - e.mean()) / ((e - e.mean()).pow(2).mean() + 1e-5).sqrt()
+    assert table["score"][0] == pytest.approx(float(e @ low.W_enc[:, 4]), rel=1e-5)
+    assert table["score"].is_monotonic_decreasing
+    with pytest.raises(ValueError, match="0..63"):
+        C.de_embedding(lm, low, 64)
+
+
+def test_figures_and_export(graph, tmp_path):
+    pruned = C.prune_graph(graph)
+    fig = C.graph_figure(pruned, hover={int(pruned.node_mask.nonzero()[0]): "extra"})
+    assert fig.layout.title.text and fig.layout.xaxis.title.text
+    path = C.write_graph_json(pruned, tmp_path, "tiny-test", scan="random")
+    data = json.loads(path.read_text())
+    assert set(data) == {"metadata", "qParams", "nodes", "links"}
+    ids = {n["node_id"] for n in data["nodes"]}
+    assert all(link["source"] in ids and link["target"] in ids for link in data["links"])
+    assert sum(n["is_target_logit"] for n in data["nodes"]) == 1
+    kinds = {n["feature_type"] for n in data["nodes"]}
+    assert "embedding" in kinds and "logit" in kinds
+    latent = next(n for n in data["nodes"] if n["feature_type"] == "cross layer transcoder")
+    layer, j, pos = (int(v) for v in latent["node_id"].split("_"))
+    assert latent["feature"] == (layer + j) * (layer + j + 1) // 2 + j
+    with pytest.raises(ValueError, match="slug"):
+        C.graph_json(pruned, "a/b", scan="x")
+    frame = pd.DataFrame(
+        dict(
+            prompt=[0, 0],
+            group=["top", "random"],
+            layer=[0, 1],
+            position=[1, 2],
+            latent=[3, 4],
+            predicted=[0.1, -0.2],
+            real=[0.2, -0.1],
+        )
+    )
+    assert len(C.ablation_figure(frame, "t").data) == 3
+    assert np.isfinite(pruned.influence.numpy()).all()
