@@ -50,7 +50,7 @@ def _standin() -> dict:
 
     import torch
 
-    from utils.circuits.loading import load_transcoders, read_checkpoint
+    from utils.circuits.loading import load_transcoders, model_kwargs_for, read_checkpoint
     from utils.loading import load_model
     from utils.presets import choose_preset
 
@@ -61,7 +61,7 @@ def _standin() -> dict:
     layer = min(transcoders)
     transcoder = transcoders[layer]
     meta = transcoder.cfg.metadata
-    model = load_model(preset, "cpu", **meta.model_from_pretrained_kwargs)
+    model = load_model(preset, "cpu", **model_kwargs_for(transcoders))
     tokens = model.to_tokens("The capital of France is Paris, and the capital of Italy is Rome")
     from huggingface_hub import hf_hub_download
 
@@ -129,6 +129,7 @@ from utils.circuits.loading import (  # noqa: E402
     PickledRecord,
     TranscoderFileError,
     load_transcoders,
+    model_kwargs_for,
     read_checkpoint,
     transcoder_from_dunefsky,
 )
@@ -311,6 +312,54 @@ def test_it_reads_ln2_normalized_and_writes_mlp_out_in_a_real_model(tmp_path):
     # hook_normalized is not the MLP's input (mlp.hook_in) in this unprocessed model: LayerNorm's
     # weight and bias come between them, so a transcoder reading the MLP's input would differ
     assert (by_hand(state, clean["blocks.1.mlp.hook_in"][0]) - expected).abs().max() > 1e-2
+
+
+def test_the_loading_options_rest_on_what_weight_processing_does_to_the_two_hooks():
+    """Why the converted transcoders ask for center_writing_weights only: on the tiny model
+    (trained LayerNorm weights, so folding them changes the weights), ln2.hook_normalized is the
+    same with and without processing, and hook_mlp_out loses only its mean over d_model."""
+    from utils.loading import load_model
+
+    tiny = get_preset("tiny")
+    raw = load_model(tiny)
+    assert not torch.allclose(raw.blocks[0].ln2.w, torch.ones_like(raw.blocks[0].ln2.w))
+    tokens = raw.to_tokens("Return a new list containing the items of the iterable")
+    with torch.no_grad():
+        _, plain = raw.run_with_cache(tokens)
+        for options in (
+            {"center_writing_weights": True},
+            {"fold_ln": True, **DUNEFSKY_MODEL_KWARGS},
+        ):
+            _, done = load_model(tiny, **options).run_with_cache(tokens)
+            for layer in (0, 1):
+                x = f"blocks.{layer}.ln2.hook_normalized"
+                assert torch.allclose(done[x], plain[x], atol=1e-4), (options, x)
+                y, y_raw = (
+                    done[f"blocks.{layer}.hook_mlp_out"],
+                    plain[f"blocks.{layer}.hook_mlp_out"],
+                )
+                assert y.mean(-1).abs().max() < 1e-5
+                assert torch.allclose(y, y_raw - y_raw.mean(-1, keepdim=True), atol=1e-4)
+
+
+def transcoder_with_options(options):
+    from sae_lens.saes.transcoder import Transcoder, TranscoderConfig
+
+    cfg = TranscoderConfig(d_in=4, d_sae=8, d_out=4, apply_b_dec_to_input=False)
+    if options is not None:
+        cfg.metadata.model_from_pretrained_kwargs = options
+    return Transcoder(cfg)
+
+
+def test_model_kwargs_for_one_set_of_transcoders():
+    same = {0: transcoder_with_options({"center_writing_weights": True})}
+    same[1] = transcoder_with_options({"center_writing_weights": True})
+    assert model_kwargs_for(same) == {"center_writing_weights": True}
+    assert model_kwargs_for({0: transcoder_with_options(None)}) == {}
+    assert model_kwargs_for({}) == {}
+    mixed = {0: transcoder_with_options(None), 3: transcoder_with_options({"fold_ln": True})}
+    with pytest.raises(ValueError, match="different model loading options"):
+        model_kwargs_for(mixed)
 
 
 # The tiny preset: SAELens folders -----------------------------------------------------------------

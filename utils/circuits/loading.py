@@ -287,6 +287,24 @@ def _load_hub(preset: Preset, layers: Iterable[int], device: str) -> dict[int, A
     return transcoders
 
 
+def model_kwargs_for(transcoders: dict[int, Any]) -> dict[str, Any]:
+    """The model loading options (``load_model(preset, **options)``) the transcoders were
+    trained with: their ``cfg.metadata.model_from_pretrained_kwargs``, ``{}`` when they name none.
+    Transcoders that ask for different options raise ``ValueError`` (one model cannot serve both).
+    """
+    options = {
+        layer: dict(transcoder.cfg.metadata.get("model_from_pretrained_kwargs") or {})
+        for layer, transcoder in transcoders.items()
+    }
+    distinct = {json.dumps(kwargs, sort_keys=True) for kwargs in options.values()}
+    if len(distinct) > 1:
+        raise ValueError(
+            f"these transcoders ask for different model loading options: {options}; "
+            "load transcoders that were trained on the same model"
+        )
+    return next(iter(options.values()), {})
+
+
 def load_transcoders(
     preset: Preset, layers: Iterable[int] | None = None, device: str = "cpu"
 ) -> dict[int, Any]:
@@ -296,7 +314,7 @@ def load_transcoders(
     ``layers`` defaults to ``preset.circuits.layers`` (the MLPs tutorial 5 replaces). Each
     transcoder reads ``cfg.metadata.hook_name`` (``blocks.L.ln2.hook_normalized``) and predicts
     ``cfg.metadata.hook_name_out`` (``blocks.L.hook_mlp_out``); load the model with
-    ``cfg.metadata.model_from_pretrained_kwargs`` (the same for every layer). A layer the source
+    ``load_model(preset, **model_kwargs_for(transcoders))``. A layer the source
     does not have raises ``ValueError`` listing the ones it has; a Hub download that fails raises
     :class:`utils.loading.HubUnavailableError`; a malformed file :class:`TranscoderFileError`.
     """
