@@ -106,7 +106,7 @@ lock:
 	@echo "requirements-lock.txt refreshed ($$(grep -c '==' requirements-lock.txt) pins). Now: make clean && make test, then commit it."
 
 # Mutation testing (mutmut 3): each small change to the modules that print numbers is run against
-# their unit tests, one part at a time (benchmarks/mutation.py: PARTS, which must together be
+# their unit tests, one part at a time (tools/mutation.py: PARTS, which must together be
 # pyproject.toml's [tool.mutmut]), each in a copy of utils/ and tests/ under $(VENV)/mutation. The
 # summary (killed/survived per module, date, commit, run time, each survivor's changed line) goes
 # to benchmarks/results/mutation.txt. Not part of `make test`: slow (see that file's run times).
@@ -122,11 +122,11 @@ MUTMUT_VERSION := 3.8.1
 mutation: $(STAMP)
 	$(BIN)/python -m pip install --quiet "mutmut==$(MUTMUT_VERSION)"
 	for part in $(PARTS); do \
-	  $(RUN_ENV) $(BIN)/python benchmarks/mutation.py run $$part --folder $(MUTATION_DIR) \
+	  $(RUN_ENV) $(BIN)/python tools/mutation.py run $$part --folder $(MUTATION_DIR) \
 	    --jobs $(MUTATION_JOBS) $(if $(MUTATION_BUDGET),--budget $(MUTATION_BUDGET)) \
 	    $(if $(SURVIVORS),--survivors) || exit 1; \
 	done
-	$(BIN)/python benchmarks/mutation.py summary --folder $(MUTATION_DIR) > benchmarks/results/mutation.txt
+	$(BIN)/python tools/mutation.py summary --folder $(MUTATION_DIR) > benchmarks/results/mutation.txt
 	@sed -n '/^Part /,/^all parts run/p' benchmarks/results/mutation.txt
 
 benchmarks: $(STAMP)

@@ -8,12 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from utils import language
+from utils import language, timings
 from utils.language import book_language, choose, notebook_language
 
 BOOK = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(BOOK / "benchmarks"))
-import notebook_times  # noqa: E402  (benchmarks/ is not a package)
 
 
 @pytest.fixture(autouse=True)
@@ -69,14 +67,14 @@ def _row(notebook, preset, seconds, scale="1"):
 
 def test_the_teaching_table_speaks_the_pages_language():
     rows = [_row("01_a", "tiny", "75.0"), _row("03_c", "gpt2-small", "600", scale="0.01")]
-    english = notebook_times.times_table(rows, ["01_a", "03_c"], language="en")
-    chinese = notebook_times.times_table(rows, ["01_a", "03_c"], language="zh")
+    english = timings.times_table(rows, ["01_a", "03_c"], language="en")
+    chinese = timings.times_table(rows, ["01_a", "03_c"], language="zh")
     assert english.loc["01_a", ("tiny", "wall time (load)")] == "1 min 15 s (load 0.5)"
     assert chinese.loc["01_a", ("tiny", "墙钟时间（负载）")] == "1 min 15 s (负载 0.5)"
     assert chinese.loc["03_c", ("gpt2-small", "墙钟时间（负载）")] == "仅缩小规模运行（x0.01）"
     assert chinese.loc["01_a", ("tiny", "内存峰值")] == "2.0 GB"
-    assert "2 个 CPU 核心" in notebook_times.measured_on(rows, language="zh")
-    assert "2 CPU cores" in notebook_times.measured_on(rows, language="en")
+    assert "2 个 CPU 核心" in timings.measured_on(rows, language="zh")
+    assert "2 CPU cores" in timings.measured_on(rows, language="en")
 
 
 def _fake_colab(monkeypatch, reply):

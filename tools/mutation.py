@@ -4,8 +4,8 @@
 ``make mutation PARTS="presets t1-t2"`` runs only those (the summary keeps the other parts' last
 results, each with its own date, commit and run time).
 
-    python benchmarks/mutation.py run PART --folder DIR --jobs J   # one part, in DIR/PART
-    python benchmarks/mutation.py summary --folder DIR             # every part found in DIR
+    python tools/mutation.py run PART --folder DIR --jobs J   # one part, in DIR/PART
+    python tools/mutation.py summary --folder DIR             # every part found in DIR
 
 A part is some modules and their unit tests (``PARTS``); together the parts are exactly what
 pyproject.toml's ``[tool.mutmut]`` names (checked). Each runs in a copy of utils/ and tests/ whose
@@ -62,7 +62,7 @@ RULES: list[tuple[re.Pattern[str], str]] = [
         "appearance of a figure (colours, sizes, hover text): tests check a figure's data only",
     ),
 ]
-REASONS_FILE = REPO / "benchmarks" / "mutation_reasons.txt"
+REASONS_FILE = REPO / "tools" / "mutation_reasons.txt"
 STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 PARTS: dict[str, dict[str, list[str]]] = {
     "presets": {
@@ -105,7 +105,13 @@ PARTS: dict[str, dict[str, list[str]]] = {
         ],
     },
     "t4": {
-        "modules": ["utils/ground_truth.py", "utils/exercises/t4_ground_truth.py"],
+        "modules": [
+            "utils/ground_truth/__init__.py",
+            "utils/ground_truth/figures.py",
+            "utils/ground_truth/metrics.py",
+            "utils/ground_truth/training.py",
+            "utils/exercises/t4_ground_truth.py",
+        ],
         "tests": [
             "tests/test_ground_truth.py",
             "tests/test_exercises_t4.py",
@@ -128,7 +134,7 @@ def check_parts_cover_the_configuration() -> None:
     tests = {t for part in PARTS.values() for t in part["tests"]}
     if modules != configured or tests != set(config["pytest_add_cli_args_test_selection"]):
         sys.exit(
-            "benchmarks/mutation.py's PARTS and pyproject.toml's [tool.mutmut] disagree: "
+            "tools/mutation.py's PARTS and pyproject.toml's [tool.mutmut] disagree: "
             f"modules {sorted(modules ^ configured)}, tests "
             f"{sorted(tests ^ set(config['pytest_add_cli_args_test_selection']))}"
         )
@@ -377,7 +383,7 @@ def summary(folder: Path) -> None:
         f" {'killed %':>9}"
     )
     print("Mutation testing (mutmut 3, `make mutation`) of the modules that print numbers, each")
-    print("mutant run against those modules' unit tests (benchmarks/mutation.py).")
+    print("mutant run against those modules' unit tests (tools/mutation.py).")
     print("killed % = killed / (killed + survived); timeouts count as killed; 'other': mutants no")
     print("selected test reaches; 'not run': left when a part stopped at its time budget.")
     print("Parts not listed were not run.")
