@@ -376,3 +376,17 @@ def test_figures_and_export(graph, tmp_path):
     )
     assert len(C.ablation_figure(frame, "t").data) == 3
     assert np.isfinite(pruned.influence.numpy()).all()
+
+
+def test_a_graph_on_some_layers_and_positions_still_adds_up(lm, transcoders, prompt):
+    """Latents of layer 1 only, at the last 2 positions, and no transcoder for layer 0: the rest is
+    held in the error nodes and the edges still add up; a mapping of layers works as a list."""
+    graph = C.build_graph(lm, {1: transcoders[1]}, prompt, positions=2)
+    latents = graph.nodes[graph.nodes["kind"] == "latent"]
+    assert set(latents["layer"]) == {1}
+    assert set(latents["position"]) == {len(prompt) - 2, len(prompt) - 1}
+    assert C.edge_sum_error(graph) < 1e-4
+    full = C.build_graph(lm, transcoders, prompt)
+    assert graph.nodes.iloc[-1]["value"] == pytest.approx(full.nodes.iloc[-1]["value"])
+    with pytest.raises(ValueError, match="no transcoder"):
+        C.build_graph(lm, {1: transcoders[1]}, prompt, layers=[0])

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from .graph import AttributionGraph, _target_from_logits
-from .replacement import check_transcoders, mlp_errors, replacement_hooks
+from .replacement import Transcoders, check_transcoders, mlp_errors, replacement_hooks
 
 FREEZABLE = ("ln_final", "attention", "layernorm")
 
@@ -73,7 +73,7 @@ def _freeze_hooks(model: Any, cache: dict[str, torch.Tensor], freeze: Sequence[s
 @torch.no_grad()
 def ablate_latents(
     model: Any,
-    transcoders: Sequence[Any],
+    transcoders: Transcoders,
     graph: AttributionGraph,
     latents: Sequence[tuple[int, int, int]],
     freeze: Sequence[str] = (),
@@ -103,7 +103,8 @@ def ablate_latents(
                     acts[b, p, j] = 0.0
             return acts
 
-        hooks = replacement_hooks(transcoders, [e.expand(batch, -1, -1) for e in errors], edit)
+        held = {layer: e.expand(batch, -1, -1) for layer, e in errors.items()}
+        hooks = replacement_hooks(transcoders, held, edit)
         out = model.run_with_hooks(tokens.expand(batch, -1), fwd_hooks=frozen + hooks)
         changes.append(_target_from_logits(out, graph.target, top, second) - clean)
     return torch.cat(changes).cpu() if changes else torch.empty(0)
@@ -135,7 +136,7 @@ def pick_ablations(
 
 def ablation_check(
     model: Any,
-    transcoders: Sequence[Any],
+    transcoders: Transcoders,
     graphs: Sequence[AttributionGraph],
     n_top: int,
     freeze: Sequence[str] = (),

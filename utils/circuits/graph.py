@@ -41,7 +41,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .replacement import check_transcoders
+from .replacement import Transcoders, check_transcoders
 from .transcoders import mlp_in_hook, mlp_out_hook
 
 TARGETS = ("logit_diff", "demeaned_logit")
@@ -148,10 +148,12 @@ def prompt_tokens(model: Any, prompt: str | torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def build_graph(
     model: Any,
-    transcoders: Sequence[Any],
+    transcoders: Transcoders,
     prompt: str | torch.Tensor,
     target: str = "logit_diff",
     target_tokens: tuple[int, int] | None = None,
+    layers: Sequence[int] | None = None,
+    positions: int | None = None,
     batch_size: int = 64,
     progress: bool = False,
 ) -> AttributionGraph:
@@ -161,10 +163,23 @@ def build_graph(
     ``target_tokens = (a, b)``) or ``"demeaned_logit"`` (the top token's, or ``a``'s, logit minus
     the mean logit). One backward pass per node with inputs (latents and the target), run
     ``batch_size`` at a time as a batch of copies of the prompt.
+
+    A smaller graph for a bigger model: only the latents of ``layers`` (default: every layer with a
+    transcoder) and of the last ``positions`` positions (default: all after BOS) become nodes. The
+    rest of every MLP's output, and the whole output of an MLP without a transcoder, is held fixed
+    in the error nodes, so the edges still add up exactly.
     """
     transcoders = check_transcoders(model, transcoders)
     target = _check_target(target)
     tokens = prompt_tokens(model, prompt)
+    graph_layers = sorted(transcoders) if layers is None else sorted(int(i) for i in layers)
+    missing = [i for i in graph_layers if i not in transcoders]
+    if missing:
+        raise ValueError(f"layers {missing} have no transcoder (given for {sorted(transcoders)})")
+    if positions is not None and positions < 1:
+        raise ValueError(
+            f"positions must be a positive number of positions or None, got {positions}"
+        )
     device = model.cfg.device
     n_layers, n_pos = model.cfg.n_layers, len(tokens)
     frozen_names = _frozen_hook_names(model)
@@ -178,9 +193,15 @@ def build_graph(
         top, second = int(top2[0]), int(top2[1])
     else:
         top, second = (int(t) for t in target_tokens)
-    acts = [tc.encode(cache[mlp_in_hook(i)][0]) for i, tc in enumerate(transcoders)]
-    errors = [cache[mlp_out_hook(i)][0] - tc.decode(acts[i]) for i, tc in enumerate(transcoders)]
+    first = 1 if positions is None else max(1, n_pos - positions)  # first position with latents
     embed, mlp_out = cache["hook_embed"][0], [cache[mlp_out_hook(i)][0] for i in range(n_layers)]
+    acts: dict[int, torch.Tensor] = {}  # the node latents' activations, [pos, d_sae]
+    errors = list(mlp_out)  # what the nodes leave out of each MLP's output (all of it by default)
+    for layer in graph_layers:
+        tc = transcoders[layer]
+        acts[layer] = tc.encode(cache[mlp_in_hook(layer)][0])
+        acts[layer][:first] = 0.0
+        errors[layer] = mlp_out[layer] - tc.decode(acts[layer])
 
     # The nodes
     str_tokens = [str(t) for t in model.to_str_tokens(tokens)]
@@ -198,11 +219,12 @@ def build_graph(
                 label=f"emb {str_tokens[p]!r}",
             )
         )
-    active: list[torch.Tensor] = []  # per layer: [n_active, 2] (position, latent)
+    active: dict[int, torch.Tensor] = {}  # per graph layer: [n_active, 2] (position, latent)
     for layer in range(n_layers):
-        where = (acts[layer][1:] != 0).nonzero()
+        where = (acts[layer][1:] != 0).nonzero() if layer in acts else torch.empty(0, 2)
+        where = where.long()
         where[:, 0] += 1
-        active.append(where.cpu())
+        active[layer] = where.cpu()
         for p, j in where.tolist():
             rows.append(
                 dict(
@@ -287,7 +309,7 @@ def build_graph(
         return z[None]
 
     zero_logits, zero_in = frozen_run(at_bos_only(embed), [at_bos_only(m) for m in mlp_out])
-    zero_pre = [zero_in[i][0] @ tc.W_enc + tc.b_enc for i, tc in enumerate(transcoders)]
+    zero_pre = {i: zero_in[i][0] @ transcoders[i].W_enc + transcoders[i].b_enc for i in acts}
     zero_target = float(_target_from_logits(zero_logits, target, top, second)[0])
 
     # Nodes with inputs, as (node index, layer, position, latent); the target last.
@@ -334,16 +356,19 @@ def build_graph(
                 for _, layer, p, j in chunk
             ]
         )
-        for layer, tc in enumerate(transcoders):
+        for layer in range(n_layers):
+            adjacency[rows_idx[:, None], error_rows[layer][None, :]] = (
+                (g_mlp[layer][:, 1:] * errors[layer][None, 1:]).sum(-1).cpu()
+            )
+            if layer not in acts:
+                continue
+            tc = transcoders[layer]
             per_latent = g_mlp[layer] @ tc.W_dec.T  # [batch, pos, d_sae]
             where = active[layer]
             if len(where):
                 adjacency[rows_idx[:, None], latent_rows[layer][None, :]] = (
                     per_latent[:, where[:, 0], where[:, 1]] * acts[layer][where[:, 0], where[:, 1]]
                 ).cpu()
-            adjacency[rows_idx[:, None], error_rows[layer][None, :]] = (
-                (g_mlp[layer][:, 1:] * errors[layer][None, 1:]).sum(-1).cpu()
-            )
             bias += (g_mlp[layer][:, 1:] @ tc.b_dec).sum(-1).cpu()
         adjacency[rows_idx, bias_row] = bias
     graph = AttributionGraph(
@@ -356,6 +381,7 @@ def build_graph(
         target_str=target_str,
         n_layers=n_layers,
         node_input=node_input,
+        meta={"layers": graph_layers, "first_position": first},
     )
     return graph
 

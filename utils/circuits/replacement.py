@@ -1,7 +1,8 @@
 """The replacement model: every MLP replaced by its transcoder, inside the real model.
 
-``transcoders`` everywhere is a sequence with one transcoder per layer, in layer order (each reads
-``blocks.L.ln2.hook_normalized`` and writes ``blocks.L.hook_mlp_out``; see :mod:`.transcoders`).
+``transcoders`` everywhere is ``{layer: transcoder}`` (as ``utils.circuits.loading.load_transcoders``
+returns them; layers without one keep their MLP) or a list with one per layer; each reads
+``blocks.L.ln2.hook_normalized`` and writes ``blocks.L.hook_mlp_out`` (see :mod:`.transcoders`).
 
 Three ways to run the model, as forward hooks on ``hook_mlp_out``:
 
@@ -14,7 +15,7 @@ Three ways to run the model, as forward hooks on ``hook_mlp_out``:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,58 +23,74 @@ import torch
 
 from .transcoders import mlp_in_hook, mlp_out_hook, transcoder_layer
 
+Transcoders = Mapping[int, Any] | Sequence[Any]
 
-def check_transcoders(model: Any, transcoders: Sequence[Any]) -> list[Any]:
-    """``transcoders`` as a list, checked: one per layer of ``model``, in order, each mapping
-    ``d_model`` to ``d_model``."""
-    transcoders = list(transcoders)
-    if len(transcoders) != model.cfg.n_layers:
-        raise ValueError(
-            f"give one transcoder per layer: the model has {model.cfg.n_layers} layers, "
-            f"got {len(transcoders)} transcoders"
-        )
-    for layer, transcoder in enumerate(transcoders):
+
+def check_transcoders(model: Any, transcoders: Transcoders) -> dict[int, Any]:
+    """``transcoders`` as ``{layer: transcoder}``, checked: a mapping from layers to transcoders
+    (some layers may have none: their MLPs stay as they are), or a sequence with one transcoder per
+    layer of ``model`` in order; each reads its own layer and maps ``d_model`` to ``d_model``."""
+    if isinstance(transcoders, Mapping):
+        by_layer = {int(layer): tc for layer, tc in transcoders.items()}
+    else:
+        listed = list(transcoders)
+        if len(listed) != model.cfg.n_layers:
+            raise ValueError(
+                f"give one transcoder per layer: the model has {model.cfg.n_layers} layers, "
+                f"got {len(listed)} transcoders (or pass a dict {{layer: transcoder}})"
+            )
+        by_layer = dict(enumerate(listed))
+    if not by_layer:
+        raise ValueError("no transcoders given")
+    for layer, transcoder in sorted(by_layer.items()):
+        if not 0 <= layer < model.cfg.n_layers:
+            raise ValueError(f"layer {layer} is not in 0..{model.cfg.n_layers - 1}")
         if transcoder_layer(transcoder) != layer:
             raise ValueError(
-                f"transcoder {layer} reads {transcoder.cfg.metadata.hook_name!r}, "
-                f"not {mlp_in_hook(layer)!r}: put them in layer order"
+                f"the transcoder given for layer {layer} reads "
+                f"{transcoder.cfg.metadata.hook_name!r}, not {mlp_in_hook(layer)!r}: "
+                "put them in layer order"
             )
         if (transcoder.cfg.d_in, transcoder.cfg.d_out) != (model.cfg.d_model,) * 2:
             raise ValueError(
                 f"transcoder {layer} maps {transcoder.cfg.d_in} -> {transcoder.cfg.d_out}, "
                 f"the model's MLPs {model.cfg.d_model} -> {model.cfg.d_model}"
             )
-    return transcoders
+    return dict(sorted(by_layer.items()))
 
 
 @torch.no_grad()
-def mlp_errors(model: Any, transcoders: Sequence[Any], tokens: torch.Tensor) -> list[torch.Tensor]:
-    """Each layer's error term on a clean run: ``mlp_out - transcoder(mlp_in)``, ``[batch, pos,
-    d_model]`` per layer (the transcoder reads the clean MLP input)."""
+def mlp_errors(
+    model: Any, transcoders: Transcoders, tokens: torch.Tensor
+) -> dict[int, torch.Tensor]:
+    """Each replaced layer's error term on a clean run: ``{layer: mlp_out - transcoder(mlp_in)}``,
+    ``[batch, pos, d_model]`` each (the transcoder reads the clean MLP input)."""
     transcoders = check_transcoders(model, transcoders)
-    names = {mlp_in_hook(i) for i in range(len(transcoders))}
-    names |= {mlp_out_hook(i) for i in range(len(transcoders))}
+    names = {mlp_in_hook(i) for i in transcoders} | {mlp_out_hook(i) for i in transcoders}
     _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
-    return [cache[mlp_out_hook(i)] - tc(cache[mlp_in_hook(i)]) for i, tc in enumerate(transcoders)]
+    return {i: cache[mlp_out_hook(i)] - tc(cache[mlp_in_hook(i)]) for i, tc in transcoders.items()}
 
 
 LatentEdit = Callable[[int, torch.Tensor], torch.Tensor]
 
 
 def replacement_hooks(
-    transcoders: Sequence[Any],
-    errors: Sequence[torch.Tensor] | None = None,
+    transcoders: Transcoders,
+    errors: Mapping[int, torch.Tensor] | None = None,
     edit: LatentEdit | None = None,
 ) -> list[tuple[str, Callable[..., Any]]]:
-    """Forward hooks that replace each MLP's output by its transcoder's.
+    """Forward hooks that replace each MLP of ``transcoders`` (``{layer: transcoder}``, or a list
+    with one per layer) by its transcoder.
 
-    ``errors`` (one ``[batch, pos, d_model]`` per layer, from :func:`mlp_errors`) are added back;
+    ``errors`` (``{layer: [batch, pos, d_model]}``, from :func:`mlp_errors`) are added back;
     ``edit(layer, acts [batch, pos, d_sae]) -> acts`` may change the latents before decoding (an
     ablation). The MLP input is read live, so a change upstream reaches every later transcoder.
     """
+    if not isinstance(transcoders, Mapping):
+        transcoders = dict(enumerate(transcoders))
     seen: dict[int, torch.Tensor] = {}
     hooks: list[tuple[str, Callable[..., Any]]] = []
-    for layer, transcoder in enumerate(transcoders):
+    for layer, transcoder in transcoders.items():
 
         def read(x: torch.Tensor, hook: Any, layer: int = layer) -> None:
             seen[layer] = x
@@ -106,9 +123,10 @@ def _next_token_loss(
 
 @dataclass
 class ReplacementLosses:
-    """Mean next-token loss (nats) of the model as it is (``clean``), with every MLP replaced by
-    its transcoder (``replaced``), replaced with the error terms added back (``with_errors``,
-    equal to ``clean`` up to float error) and with every MLP's output zeroed (``zero_ablated``)."""
+    """Mean next-token loss (nats) of the model as it is (``clean``), with every MLP that has a
+    transcoder replaced by it (``replaced``), replaced with the error terms added back
+    (``with_errors``, equal to ``clean`` up to float error) and with those MLPs' outputs zeroed
+    (``zero_ablated``)."""
 
     clean: float
     replaced: float
@@ -136,7 +154,7 @@ class ReplacementLosses:
 @torch.no_grad()
 def replacement_losses(
     model: Any,
-    transcoders: Sequence[Any],
+    transcoders: Transcoders,
     tokens: torch.Tensor,
     mask: torch.Tensor,
     batch_size: int = 16,
@@ -149,7 +167,7 @@ def replacement_losses(
     if tokens.shape != mask.shape:
         raise ValueError(f"tokens {tuple(tokens.shape)} and mask {tuple(mask.shape)} differ")
     totals = torch.zeros(4, dtype=torch.float64)
-    zero_hooks = [(mlp_out_hook(i), _zero) for i in range(len(transcoders))]
+    zero_hooks = [(mlp_out_hook(i), _zero) for i in transcoders]
     starts = range(0, len(tokens), batch_size)
     if progress:
         from tqdm.auto import tqdm

@@ -20,13 +20,12 @@ over the tokens where the higher latent fires, to compare with the weights.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 import torch
 
-from .replacement import check_transcoders
+from .replacement import Transcoders, check_transcoders
 from .transcoders import mlp_in_hook
 
 
@@ -83,7 +82,7 @@ def mean_scale(model: Any, tokens: torch.Tensor, mask: torch.Tensor, layer: int)
 @torch.no_grad()
 def latent_inputs(
     model: Any,
-    transcoders: Sequence[Any],
+    transcoders: Transcoders,
     tokens: torch.Tensor,
     mask: torch.Tensor,
     layer: int,
@@ -101,19 +100,21 @@ def latent_inputs(
     largest ``|virtual_weight|``, one row each.
     """
     transcoders = check_transcoders(model, transcoders)
-    if not 1 <= layer < len(transcoders):
+    lower = [i for i in transcoders if i < layer]
+    if layer not in transcoders or not lower:
         raise ValueError(
-            f"layer must have a layer below it: 1..{len(transcoders) - 1}, got {layer}"
+            f"layer must have a transcoder and one below it (transcoders for {sorted(transcoders)}),"
+            f" got {layer}"
         )
     high = transcoders[layer]
     latent = _check_latent(latent, high.cfg.d_sae)
-    names = [mlp_in_hook(i) for i in range(layer + 1)] + [f"blocks.{layer}.ln2.hook_scale"]
+    names = [mlp_in_hook(i) for i in [*lower, layer]] + [f"blocks.{layer}.ln2.hook_scale"]
     _, cache = model.run_with_cache(tokens.to(model.cfg.device), names_filter=names)
     keep = mask.to(cache[names[0]].device)
     fires = high.encode(cache[mlp_in_hook(layer)][keep])[:, latent] > 0
     scales = cache[f"blocks.{layer}.ln2.hook_scale"][keep][:, 0][fires]
     frames = []
-    for low_layer in range(layer):
+    for low_layer in lower:
         low = transcoders[low_layer]
         weights = virtual_weights(low, high)[:, latent]  # per unit, scale 1
         acts = low.encode(cache[mlp_in_hook(low_layer)][keep])[fires]  # [n_fire, d_sae_low]
