@@ -8,8 +8,8 @@ import importlib.util
 from dataclasses import replace
 
 import pytest
+from notebook_code import notebook_configs
 from random_models import REPO
-from test_notebooks import notebook_configs
 
 
 def load_benchmark(name: str):

@@ -15,20 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from exercise_answers import most_active_latent, right_ablated
 from random_models import D_MODEL, make_cfg
 from scipy.optimize import linear_sum_assignment
-from test_exercises_t3 import most_active_latent, right_ablated
 
+from i18n.chinese import has_chinese
 from utils import exercises as E
 from utils import features as F
 
-CJK = re.compile(r"[\u4e00-\u9fff]")
 NOT_DONE_EN = "Not answered yet"
 NOT_DONE_ZH = "还没有作答"
-
-
-def has_chinese(text: str) -> bool:
-    return bool(CJK.search(text))
 
 
 # ---- the answers: right, wrong and blank, per checker ------------------------------------------

@@ -8,7 +8,7 @@ results, each with its own date, commit and run time).
     python tools/mutation.py summary --folder DIR             # every part found in DIR
 
 A part is some modules and their unit tests (``PARTS``); together the parts are exactly what
-pyproject.toml's ``[tool.mutmut]`` names (checked). Each runs in a copy of utils/ and tests/ whose
+pyproject.toml's ``[tool.mutmut]`` names (checked). Each runs in a copy of utils/, i18n/ and tests/ whose
 pyproject.toml names only that part, so mutmut's first pass (every selected test once, to learn
 which tests reach which function) runs only the part's tests. The summary lists, per module,
 mutants, killed (a test failed or timed out), survived (every test passed), the rest (no
@@ -187,7 +187,7 @@ def run(
     shutil.rmtree(where, ignore_errors=True)
     where.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("utils", "tests"):
+    for name in ("utils", "i18n", "tests"):  # the tests import i18n's rule for Chinese text
         shutil.copytree(REPO / name, where / name, ignore=ignore)
     config = (REPO / "pyproject.toml").read_text()
     config, n_modules = re.subn(
