@@ -7,6 +7,8 @@ pytest's ``pythonpath``.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from random_models import (
     SAMPLE_CONTEXT,
@@ -46,3 +48,14 @@ def dataset():
     from datasets import Dataset
 
     return Dataset.from_dict({"text": TRAINING_TEXTS})
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """``monkeypatch`` after removing every ``SAE_BOOK_*`` variable and the Hub's offline flags
+    (``HF_HUB_OFFLINE``, ``TRANSFORMERS_OFFLINE``), so a test sees the book's defaults whatever
+    the shell set (``make test`` sets some of them)."""
+    for name in list(os.environ):
+        if name.startswith("SAE_BOOK_") or name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            monkeypatch.delenv(name)
+    return monkeypatch

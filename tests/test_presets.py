@@ -14,13 +14,7 @@ import torch
 from utils import presets
 from utils.presets import PRESET_ENV_VAR, PRESETS, choose_preset, get_preset, pick_device
 
-
-@pytest.fixture
-def clean_env(monkeypatch):
-    monkeypatch.delenv(PRESET_ENV_VAR, raising=False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    return monkeypatch
+# `clean_env`: tests/conftest.py (none of the book's variables, no offline flag).
 
 
 def test_registry_has_both_presets_with_every_field_set():
