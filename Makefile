@@ -17,7 +17,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The torch to install when the venv has none, at the lock's version: your platform's default build
 # of it (on Linux, PyPI's is a CUDA build that also runs on a CPU). CI (.ci/run) installs a local CPU
-# build of the same release first, which satisfies the lock's torch==2.13.0 as it is.
+# build of the same release first, which satisfies the lock's torch pin as it is.
 # A specific build of that release (CPU-only, a CUDA version), installed into the venv first,
 # satisfies it too. Another release conflicts with the lock: `make test LOCK=` installs
 # requirements.txt's ranges without it (versions the book was not tested with).
@@ -94,11 +94,13 @@ tiny-model: $(STAMP)
 # everything to the newest release allowed. torch stays at LOCK_TORCH, the release the CI machines
 # have as a local CPU build. Resolves against PyPI (needs the network). Afterwards: make clean &&
 # make test, and commit the lock with the change that needed it.
-LOCK_TORCH ?= 2.13.0
-UV_VERSION := 0.13.9
+# torch's release has one home, the lock's torch== line (CI reads it too); uv's and mutmut's pins
+# are in requirements-maintainer.txt.
+LOCK_TORCH ?= $(shell sed -n 's/^torch==\([^ ;]*\).*/\1/p' requirements-lock.txt)
+MAINTAINER_TOOL = $(shell grep '^$(1)==' requirements-maintainer.txt)
 lock:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+	$(BIN)/python -m pip install --quiet "$(call MAINTAINER_TOOL,uv)"
 	@printf 'torch==%s\n' '$(LOCK_TORCH)' > $(VENV)/lock-torch.txt
 	$(BIN)/uv pip compile requirements.txt --universal --python-version 3.10 \
 	  -c $(VENV)/lock-torch.txt -o requirements-lock.txt --custom-compile-command "make lock" \
@@ -118,9 +120,8 @@ PARTS ?= presets evaluation t1-t2 t3 t4
 MUTATION_BUDGET ?=
 # SURVIVORS=1: run again only each part's last survivors (after new tests), keeping the rest.
 SURVIVORS ?=
-MUTMUT_VERSION := 3.8.1
 mutation: $(STAMP)
-	$(BIN)/python -m pip install --quiet "mutmut==$(MUTMUT_VERSION)"
+	$(BIN)/python -m pip install --quiet "$(call MAINTAINER_TOOL,mutmut)"
 	for part in $(PARTS); do \
 	  $(RUN_ENV) $(BIN)/python tools/mutation.py run $$part --folder $(MUTATION_DIR) \
 	    --jobs $(MUTATION_JOBS) $(if $(MUTATION_BUDGET),--budget $(MUTATION_BUDGET)) \
