@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 import torch
 from sae_lens import StandardTrainingSAEConfig, TopKTrainingSAEConfig
@@ -18,12 +19,21 @@ from sae_lens.synthetic import (
 )
 
 from utils.ground_truth import (
+    OUTCOMES,
     absorption,
+    absorption_distribution_figure,
+    absorption_outcomes,
+    absorption_outcomes_figure,
     absorption_table,
+    detection_figure,
     feature_detection_table,
+    firing_rate_figure,
+    frontier_figure,
+    pair_cosine_figure,
     parent_children,
     random_decoder,
     score_sae,
+    seed_spread_figure,
     train_on_synthetic,
 )
 
@@ -236,6 +246,8 @@ def test_preset_synthetic_sizes_fit_the_notebook(name):
     assert {sizes.l1_coefficient, sizes.weak_l1_coefficient} <= set(sizes.sweep_l1)
     assert sizes.weak_l1_coefficient < sizes.l1_coefficient
     assert sizes.k in sizes.sweep_k
+    # the TopK sweep reaches past the best k, so that the frontier's peak is bracketed
+    assert max(sizes.sweep_k) >= 4 * sizes.k
     assert sizes.eval_samples >= 10 * sizes.batch_size
 
 
@@ -370,7 +382,7 @@ def test_absorption_names_the_input_it_refuses():
 
 
 def test_score_sae_passes_its_sizes_and_seed_to_saelens(monkeypatch):
-    import utils.ground_truth as G
+    import utils.ground_truth.training as G
 
     seen = {}
     result = SimpleNamespace(
@@ -380,22 +392,60 @@ def test_score_sae_passes_its_sizes_and_seed_to_saelens(monkeypatch):
     )  # fmt: skip
 
     def fake_eval(**kwargs):
-        seen.update(kwargs, seed=torch.initial_seed())
+        generator = kwargs.pop("activations_generator")
+        seen.update(
+            kwargs,
+            batches=[len(b) for b in generator.batches],
+            first=generator.sample(len(generator.batches[0])),
+        )
         return result
 
+    class Generator:  # each sample: the seed it was drawn after, and its batch size
+        def sample(self, n):
+            return torch.full((n, 1), float(torch.initial_seed()))
+
     monkeypatch.setattr(G, "eval_sae_on_synthetic_data", fake_eval)
-    model = SimpleNamespace(feature_dict="dict", activation_generator="gen")
+
+    class Model:  # score_sae keeps the sample per model, so a model must be weakly referable
+        feature_dict = "dict"
+        activation_generator = Generator()
+
+    model = Model()
     row = score_sae("sae", model, num_samples=123, batch_size=45)
-    assert seen == {
-        "sae": "sae", "feature_dict": "dict", "activations_generator": "gen",
-        "num_samples": 123, "batch_size": 45, "seed": 0,
+    assert seen["batches"] == [45, 45, 33]  # drawn in the batches SAELens asks for
+    assert (seen["first"] == 0).all()  # after torch.manual_seed(0)
+    assert {k: seen[k] for k in ("sae", "feature_dict", "num_samples", "batch_size")} == {
+        "sae": "sae", "feature_dict": "dict", "num_samples": 123, "batch_size": 45,
     }  # fmt: skip
     assert row == {
         "mcc": 0.1, "uniqueness": 0.2, "l0": 0.3, "true_l0": 0.4, "explained_variance": 0.5,
         "shrinkage": 0.6, "dead_latents": 7, "precision": 0.8, "recall": 0.9, "f1": 0.85,
     }  # fmt: skip
-    score_sae("sae", model, num_samples=1, batch_size=1, seed=5)
-    assert seen["seed"] == 5
+    score_sae("sae", model, num_samples=10, batch_size=10, seed=5)
+    assert seen["batches"] == [10] and (seen["first"] == 5).all()
+
+
+def test_score_sae_replays_exactly_the_sample_saelens_would_draw():
+    # SAELens' own evaluation on the model's own generator, seeded as score_sae documents,
+    # against score_sae (whose second call replays the sample drawn by its first)
+    from sae_lens.synthetic import eval_sae_on_synthetic_data
+
+    model = small_model()
+    sae = perfect_sae(model)
+    with torch.no_grad():
+        sae.W_dec.add_(0.3 * torch.randn(N, D, generator=torch.Generator().manual_seed(1)))
+    for seed in (2, 2, 7):
+        row = score_sae(sae, model, num_samples=700, batch_size=256, seed=seed)
+        torch.manual_seed(seed)
+        direct = eval_sae_on_synthetic_data(
+            sae=sae, feature_dict=model.feature_dict,
+            activations_generator=model.activation_generator, num_samples=700, batch_size=256,
+        )  # fmt: skip
+        assert row["explained_variance"] == direct.explained_variance
+        assert row["l0"] == direct.sae_l0 and row["true_l0"] == direct.true_l0
+        assert row["recall"] == direct.classification.recall
+    other = score_sae(sae, model, num_samples=700, batch_size=256, seed=3)
+    assert other["explained_variance"] != row["explained_variance"]  # another sample
 
 
 def test_random_decoder_draws_from_its_own_offset_generator():
@@ -413,7 +463,7 @@ def test_random_decoder_draws_from_its_own_offset_generator():
 
 def test_train_on_synthetic_configures_the_runner(monkeypatch):
     # What reaches SyntheticSAERunner, field by field, against the arguments (no training).
-    import utils.ground_truth as G
+    import utils.ground_truth.training as G
 
     seen = {}
 
@@ -464,3 +514,157 @@ def test_absorption_needs_both_cases():
     # no sample with a child: undefined; no sample without one: undefined too
     assert math.isnan(absorption(bools(1, 0, 1, 0), parent, bools(0, 0, 0, 0)))
     assert math.isnan(absorption(bools(1, 0, 1, 0), parent, bools(1, 1, 1, 1)))
+
+
+# absorption_outcomes and the figures: numbers checked against the tables they summarise
+def outcome_table(rows: list[tuple[int, float, float, float]]) -> pd.DataFrame:
+    """An absorption_table's outcome columns: (parent, fires, carried, lost) per parent."""
+    return pd.DataFrame(
+        rows, columns=["parent", "rate_with_child", "carried_with_child", "lost_with_child"]
+    ).assign(absorption=[0.5, -1.0][: len(rows)] + [0.0] * max(0, len(rows) - 2))
+
+
+def test_absorption_outcomes_are_means_over_parents_that_sum_to_one():
+    tables = {
+        ("TopK", 0): outcome_table([(0, 0.2, 0.5, 0.3), (1, 0.6, 0.1, 0.3)]),
+        ("TopK", 1): outcome_table([(0, 1.0, 0.0, 0.0), (1, 0.0, 0.0, 1.0)]),
+    }
+    out = absorption_outcomes(tables).set_index("seed")
+    fires, carried, lost = OUTCOMES.values()
+    # seed 0: fires (0.2 + 0.6) / 2, carried (0.5 + 0.1) / 2, lost (0.3 + 0.3) / 2
+    assert out.loc[0, fires] == pytest.approx(0.4)
+    assert out.loc[0, carried] == pytest.approx(0.3)
+    assert out.loc[0, lost] == pytest.approx(0.3)
+    assert out.loc[1, [fires, carried, lost]].tolist() == pytest.approx([0.5, 0.0, 0.5])
+    assert (out["SAE"] == "TopK").all()
+
+
+def test_absorption_outcomes_of_a_real_table_sum_to_one():
+    model = small_model()
+    torch.manual_seed(3)
+    hidden, features = model.sample_with_features(2000)
+    table = absorption_table(perfect_sae(model), model, hidden, features, batch_size=500)
+    out = absorption_outcomes({("perfect", 0): table})
+    assert out[list(OUTCOMES.values())].sum(axis=1).iloc[0] == pytest.approx(1.0)
+
+
+def test_seed_spread_figure_draws_each_saes_range_seeds_and_mean():
+    frame = pd.DataFrame(
+        {
+            "SAE": ["A", "A", "A", "B", "B", "B"],
+            "seed": [0, 1, 2] * 2,
+            "mcc": [0.5, 0.9, 0.7, 0.2, 0.2, 0.5],
+        }
+    )
+    fig = seed_spread_figure(frame, {"mcc": "MCC"}, "t")
+    assert len(fig.data) == 2 * 3  # per SAE: a range line, the seeds, the mean
+    line_a, seeds_a, mean_a, line_b, _, mean_b = fig.data
+    assert list(line_a.x) == [0.5, 0.9] and list(line_b.x) == [0.2, 0.5]
+    assert list(seeds_a.x) == [0.5, 0.9, 0.7]
+    assert mean_a.x[0] == pytest.approx(0.7) and mean_b.x[0] == pytest.approx(0.3)
+    assert set(mean_a.y) == {"A"} and line_a.line.color != line_b.line.color
+
+
+def test_absorption_outcomes_figure_stacks_the_means_over_seeds():
+    fires, carried, lost = OUTCOMES.values()
+    outcomes = pd.DataFrame(
+        {
+            "SAE": ["A", "A", "B"],
+            "seed": [0, 1, 0],
+            fires: [0.2, 0.4, 1.0],
+            carried: [0.5, 0.3, 0.0],
+            lost: [0.3, 0.3, 0.0],
+        }
+    )
+    fig = absorption_outcomes_figure(outcomes)
+    assert fig.layout.barmode == "stack"
+    bars = {bar.name: list(bar.y) for bar in fig.data}
+    assert bars[fires] == pytest.approx([0.3, 1.0])
+    assert bars[carried] == pytest.approx([0.4, 0.0])
+    assert bars[lost] == pytest.approx([0.3, 0.0])
+    assert list(fig.data[0].x) == ["A", "B"]
+    assert fig.data[0].customdata[0] == "0.20, 0.40"  # each seed in the hover text
+
+
+def test_absorption_distribution_figure_has_every_parent_of_every_seed():
+    tables = {
+        ("A", 0): outcome_table([(0, 0.2, 0.5, 0.3), (1, 0.6, 0.1, 0.3)]),
+        ("A", 1): outcome_table([(0, 1.0, 0.0, 0.0), (1, 0.0, 0.0, 1.0)]),
+        ("B", 0): outcome_table([(0, 0.2, 0.5, 0.3), (1, 0.6, 0.1, 0.3)]),
+    }
+    fig = absorption_distribution_figure(tables)
+    boxes = [(trace.name, list(trace.y)) for trace in fig.data]
+    assert boxes[0] == ("A", [0.5, -1.0, 0.5, -1.0])  # firing-ratio absorption, 2 seeds
+    assert boxes[1] == ("A", [0.5, 0.1, 0.0, 0.0])  # carried with a child
+    assert boxes[2][0] == "B" and len(boxes[2][1]) == 2
+
+
+def test_frontier_figure_one_line_per_architecture_sorted_by_l0():
+    frontier = pd.DataFrame(
+        {
+            "SAE": ["L1", "L1", "TopK"],
+            "L1 or k": [1.0, 0.1, 4],
+            "l0": [3.0, 9.0, 4.0],
+            "mcc": [0.7, 0.6, 0.9],
+            "explained_variance": [0.5, 0.9, 0.8],
+        }
+    )
+    fig = frontier_figure(
+        frontier,
+        {"mcc": "MCC", "explained_variance": "EV"},
+        "t",
+        true_l0=4.1,
+        lines={"mcc": (0.3, "random")},
+    )
+    l1_mcc, l1_ev, topk_mcc, _ = fig.data
+    assert list(l1_mcc.x) == [3.0, 9.0] and list(l1_mcc.y) == [0.7, 0.6]
+    assert list(l1_ev.y) == [0.5, 0.9] and list(topk_mcc.y) == [0.9]
+    vertical = [s.x0 for s in fig.layout.shapes if s.type == "line" and s.x0 == s.x1]
+    assert vertical == [4.1, 4.1]  # the true L0, in each panel
+
+
+def test_detection_and_simple_figures_show_every_feature():
+    detection = pd.DataFrame(
+        {
+            "feature": [0, 1, 2],
+            "firing_rate": [0.3, 0.1, 0.01],
+            "latent": [5, 6, 7],
+            "cos": [0.99, 0.6, 0.9],
+            "precision": [1.0, 0.5, 0.9],
+            "recall": [0.3, 0.9, 1.0],
+            "role": ["parent", "child", "parent"],
+        }
+    )
+    fig = detection_figure(detection, "t")
+    parent_cos, parent_recall = fig.data[0], fig.data[1]
+    assert list(parent_cos.y) == [0.99, 0.9] and list(parent_recall.y) == [0.3, 1.0]
+    assert list(parent_recall.x) == [0.99, 0.9]
+    rates = firing_rate_figure(torch.tensor([0.3, 0.1, 0.01]), ["parent", "child", "parent"])
+    assert sorted(x for trace in rates.data for x in trace.x) == [0, 1, 2]
+    unit = torch.eye(3)
+    unit[2] = torch.tensor([1.0, 1.0, 0.0]) / 2**0.5  # cosines 0, 0.707, 0.707
+    bars = pair_cosine_figure(unit, bins=4).data[0]
+    assert sum(bars.y) == 3 and bars.y[0] == 1 and bars.y[-1] == 2
+    with pytest.raises(ValueError, match="role has 2 entries for 3 features"):
+        firing_rate_figure(torch.tensor([0.3, 0.1, 0.01]), ["parent", "child"])
+
+
+def test_tutorial_4_reads_the_gpt2_small_comparison_from_its_results_file():
+    # written by benchmarks/t4_matched_sparsity.py --preset gpt2-small; tutorial 4's section 5
+    # reads it: TopK and BatchTopK at the preset's k, seeds 0-2, L0 at k
+    import csv
+    from pathlib import Path
+
+    from utils.presets import PRESETS
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    with (path / "t4_matched_sparsity_gpt2-small.csv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    sizes = PRESETS["gpt2-small"].synthetic
+    assert sorted((r["SAE"], int(r["seed"])) for r in rows) == sorted(
+        (a, s) for a in ("TopK", "BatchTopK") for s in (0, 1, 2)
+    )
+    for row in rows:
+        assert int(row["k"]) == sizes.k
+        assert abs(float(row["l0"]) - sizes.k) < 0.5
+        assert 0 < float(row["mcc"]) <= 1 and 0 < float(row["explained_variance"]) <= 1

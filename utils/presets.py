@@ -119,7 +119,7 @@ class SyntheticSizes:
     l1_coefficient: float  # the standard SAE's coefficient (a sparse code)
     weak_l1_coefficient: float  # a too-weak coefficient: high EV, dense code
     k: int  # TopK / BatchTopK / Matryoshka k (the true L0 is near it)
-    sweep_k: tuple[int, ...]  # the frontier sweep (TopK and BatchTopK)
+    sweep_k: tuple[int, ...]  # the frontier sweep (TopK): past the best MCC
     sweep_l1: tuple[float, ...]  # the frontier sweep (standard SAE)
 
 
@@ -245,8 +245,8 @@ PRESETS: dict[str, Preset] = {
             l1_coefficient=0.3,
             weak_l1_coefficient=0.03,
             k=4,
-            sweep_k=(2, 4, 8),
-            sweep_l1=(0.03, 0.1, 0.3, 1.0),
+            sweep_k=(2, 4, 8, 16),
+            sweep_l1=(0.03, 0.3, 1.0),
         ),
         circuits=CircuitSizes(
             transcoder_repo="pchlenski/gpt2-transcoders",  # Dunefsky et al., 24,576 latents
@@ -306,8 +306,8 @@ PRESETS: dict[str, Preset] = {
             l1_coefficient=0.3,
             weak_l1_coefficient=0.03,
             k=4,
-            sweep_k=(2, 4, 8),
-            sweep_l1=(0.03, 0.1, 0.3, 1.0),
+            sweep_k=(2, 4, 8, 16),
+            sweep_l1=(0.03, 0.3, 1.0),
         ),
         circuits=CircuitSizes(transcoder_path=TINY_ASSETS / "transcoders"),
     ),
