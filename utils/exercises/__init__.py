@@ -38,6 +38,7 @@ from .t3_using_features import (
     check_steering_hook,
 )
 from .t4_ground_truth import check_absorption, check_mcc, check_shrinkage
+from .t5_circuits import check_logit_edge, check_transcoder_forward, check_virtual_weight
 
 __all__ = [
     "_NOT_DONE",
@@ -57,4 +58,7 @@ __all__ = [
     "check_mcc",
     "check_shrinkage",
     "check_absorption",
+    "check_transcoder_forward",
+    "check_virtual_weight",
+    "check_logit_edge",
 ]
