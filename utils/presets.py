@@ -139,6 +139,19 @@ class CircuitSizes:
     graph_positions: int | None = None  # only the last n positions get latent nodes; None: all
     faithfulness_prompts: int = 30  # prompts whose graphs are checked against real ablations
     ablated_per_prompt: int = 10  # top latents of each graph ablated in the real model
+    faithfulness_tokens: int = 8  # tokens after BOS in each random held-out prefix checked
+    # Prompts in the preset's own domain whose graphs the notebook reads (the worked examples).
+    worked_prompts: tuple[str, ...] = (
+        "Raise a ValueError if the",
+        "Open the file and return a corresponding file",
+        "If the value is not an integer, raise",
+    )
+    # The training demonstration (the notebook then loads the full-size transcoders): one
+    # layer's transcoder on this many tokens, with this width and k.
+    demo_layer: int = 0
+    demo_tokens: int = 204_800
+    demo_d_sae: int = 1024
+    demo_k: int = 16
 
 
 @dataclass(frozen=True)
@@ -257,6 +270,17 @@ PRESETS: dict[str, Preset] = {
             graph_positions=4,
             faithfulness_prompts=30,
             ablated_per_prompt=10,
+            faithfulness_tokens=12,
+            worked_prompts=(
+                "When Mary and John went to the store, John gave a drink to",
+                "The Eiffel Tower is located in the city of",
+                "def add(a, b):\n    return a +",
+            ),
+            # provisional until measured: one GPT-2 small MLP transcoder, trained on a CPU
+            demo_layer=0,
+            demo_tokens=204_800,
+            demo_d_sae=6144,
+            demo_k=32,
         ),
     ),
     "tiny": Preset(
