@@ -22,14 +22,16 @@ from the book's own code (the exercise checkers, the Teaching page's tables) ask
 from __future__ import annotations
 
 import os
-import re
 import sys
 from pathlib import Path
+
+from i18n.chinese import has_chinese
+
+from .environment import book_root, book_setting
 
 LANGUAGES = ("en", "zh")
 # Seconds to wait for the Colab page to send the notebook.
 COLAB_TIMEOUT = 10
-_CJK = re.compile(r"[\u4e00-\u9fff]")
 _colab_answer: list[str | None] = []  # the open notebook's language, once asked (None: unknown)
 
 
@@ -43,7 +45,7 @@ def notebook_language(notebook: dict) -> str:
     chinese = 0
     for cell in markdown:
         source = cell.get("source", "")
-        chinese += bool(_CJK.search("".join(source) if isinstance(source, list) else source))
+        chinese += has_chinese("".join(source) if isinstance(source, list) else source)
     return "zh" if markdown and chinese * 2 > len(markdown) else "en"
 
 
@@ -67,7 +69,7 @@ def book_language(cwd: Path | None = None) -> str:
     """``"zh"`` or ``"en"``: from ``SAE_BOOK_LANG``, else (in Colab) from the open notebook, else
     from where the kernel runs (``cwd``, default the current directory: inside the book's ``zh/``
     folder means Chinese)."""
-    chosen = os.environ.get("SAE_BOOK_LANG", "").strip().lower()
+    chosen = book_setting("SAE_BOOK_LANG")
     if chosen:
         if chosen not in LANGUAGES:
             raise ValueError(
@@ -79,11 +81,10 @@ def book_language(cwd: Path | None = None) -> str:
     if colab:
         return colab
     here = (cwd or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "utils" / "language.py").is_file():  # the book's root
-            inside = here.relative_to(folder).parts
-            return "zh" if inside[:1] == ("zh",) else "en"
-    return "en"
+    root = book_root(here)
+    if root is None:
+        return "en"
+    return "zh" if here.relative_to(root).parts[:1] == ("zh",) else "en"
 
 
 def choose(en: str, zh: str, language: str | None = None) -> str:

@@ -13,7 +13,7 @@ starting with ``QUALITY_PREFIX`` instead and the notebook goes on: the book's te
 
 from __future__ import annotations
 
-import os
+from .environment import book_setting
 
 QUALITY_ENV_VAR = "SAE_BOOK_QUALITY_CHECKS"
 QUALITY_MODES = ("raise", "warn")
@@ -26,7 +26,7 @@ class QualityCheckError(AssertionError):
 
 def quality_mode() -> str:
     """``"raise"`` (the default) or ``"warn"``, from ``SAE_BOOK_QUALITY_CHECKS``."""
-    mode = os.environ.get(QUALITY_ENV_VAR, "").strip().lower() or "raise"
+    mode = book_setting(QUALITY_ENV_VAR) or "raise"
     if mode not in QUALITY_MODES:
         raise ValueError(
             f"{QUALITY_ENV_VAR}={mode!r} is not a mode; use one of {list(QUALITY_MODES)} "
