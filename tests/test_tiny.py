@@ -31,8 +31,7 @@ from utils.tiny import (
     load_tiny_tokenizer,
     read_card,
 )
-from utils.tiny.corpus import load_corpus
-from utils.tiny.metrics import (
+from utils.tiny.build.metrics import (
     ce_loss_recovered,
     lm_cross_entropy,
     pack_documents,
@@ -41,6 +40,7 @@ from utils.tiny.metrics import (
     uniform_cross_entropy,
     unigram_cross_entropy,
 )
+from utils.tiny.corpus import load_corpus
 
 TINY = PRESETS["tiny"]
 HOOK = "blocks.1.hook_resid_pre"

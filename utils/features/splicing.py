@@ -128,7 +128,7 @@ def spliced_losses(
     at a counted position and the token it predicts is real (``valid``). So all four numbers are
     on the same tokens. Where BOS sits depends on the layout: at position 0 of each text
     (:func:`splice_losses`), or at the start of each packed context and between documents (the
-    tiny model's evaluation, :func:`utils.tiny.metrics.ce_loss_recovered`, which passes
+    tiny model's evaluation, :func:`utils.tiny.build.metrics.ce_loss_recovered`, which passes
     ``counted = tokens != bos``).
 
     Args:

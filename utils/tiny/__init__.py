@@ -7,8 +7,10 @@ The built files live in ``utils/tiny/assets/``::
     assets/sae/         cfg.json + sae_weights.safetensors, written by SAELens' ``save_model``
     assets/card.json    what was measured when they were built (metrics, sizes, seeds, versions)
 
-``python -m utils.tiny.build`` rebuilds all of them (see :mod:`utils.tiny.build`). This module only
-loads them; it imports nothing heavier than torch until a loader is called.
+``python -m utils.tiny.build`` rebuilds all of them: the package :mod:`utils.tiny.build` (the
+corpus generator, the training steps and the measurements written to the card), which nothing the
+notebooks run imports. This module only loads the built files, and :mod:`utils.tiny.corpus` the
+corpus; neither imports anything heavier than torch until a loader is called.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from ..evaluation import HEADLINE_METRICS, dead_fraction
-from ..features import hook_activations, spliced_losses
+from ...evaluation import HEADLINE_METRICS, dead_fraction
+from ...features import hook_activations, spliced_losses
 
 
 def tokenize_documents(tokenizer, documents: Sequence[str]) -> list[list[int]]:
