@@ -52,6 +52,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # so `import utils` works however this is started
     sys.path.insert(0, str(REPO))
 
+from utils.environment import offline_env  # noqa: E402
+
 TIKTOKEN_FILE = Path(__file__).resolve().parent / "assets" / "gpt2_tokenizer" / "gpt2.tiktoken.gz"
 # sha256 of the uncompressed gpt2.tiktoken (tiktoken's pinned hash for r50k_base).
 TIKTOKEN_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
@@ -564,17 +566,9 @@ def standin_env(hf_home: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     for key in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_DATASETS_CACHE", "TRANSFORMERS_CACHE"):
         env.pop(key, None)  # these would point away from the stand-in
-    env.update(
-        HF_HOME=str(hf_home),
-        HF_HUB_OFFLINE="1",
-        HF_DATASETS_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        SAE_BOOK_PRESET="gpt2-small",
-        WANDB_MODE="disabled",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
-    )
-    env.update(extra)
-    return env
+    path = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    own = {"HF_HOME": str(hf_home), "SAE_BOOK_PRESET": "gpt2-small", "PYTHONPATH": path}
+    return offline_env(env, **{**own, **extra})
 
 
 if __name__ == "__main__":
