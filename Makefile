@@ -109,13 +109,13 @@ lock:
 
 # Mutation testing (mutmut 3): each small change to the modules that print numbers is run against
 # their unit tests, one part at a time (tools/mutation.py: PARTS, which must together be
-# pyproject.toml's [tool.mutmut]), each in a copy of utils/ and tests/ under $(VENV)/mutation. The
+# pyproject.toml's [tool.mutmut]), each in a copy of utils/, i18n/ and tests/ under $(VENV)/mutation. The
 # summary (killed/survived per module, date, commit, run time, each survivor's changed line) goes
 # to benchmarks/results/mutation.txt. Not part of `make test`: slow (see that file's run times).
 # One part: make mutation PARTS=presets (the summary keeps the other parts' last results).
 MUTATION_DIR := $(VENV)/mutation
 MUTATION_JOBS ?= 2
-PARTS ?= presets evaluation t1-t2 t3 t4
+PARTS ?= presets evaluation t1-t2 t3 t4 t5 features display-plots training loading tiny-metrics i18n
 # Seconds after which a part stops, keeping the mutants checked so far (empty: no limit).
 MUTATION_BUDGET ?=
 # SURVIVORS=1: run again only each part's last survivors (after new tests), keeping the rest.

@@ -64,7 +64,7 @@ RULES: list[tuple[re.Pattern[str], str]] = [
 ]
 REASONS_FILE = REPO / "tools" / "mutation_reasons.txt"
 STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-PARTS: dict[str, dict[str, list[str]]] = {
+PARTS: dict[str, dict[str, list[str]]] = {  # "copy": more of the book a part's tests read
     "presets": {
         "modules": ["utils/presets.py", "utils/quality.py"],
         "tests": [
@@ -102,6 +102,67 @@ PARTS: dict[str, dict[str, list[str]]] = {
             "tests/test_interventions.py",
             "tests/test_exercises_t3.py",
             "tests/test_exercises_language.py",
+        ],
+    },
+    "t5": {
+        "modules": ["utils/exercises/t5_circuits.py"],
+        "tests": ["tests/test_exercises_t5.py", "tests/test_exercises_language.py"],
+    },
+    "features": {
+        "modules": [
+            "utils/features/__init__.py",
+            "utils/features/checks.py",
+            "utils/features/logit_effects.py",
+            "utils/features/prompt.py",
+            "utils/features/reconstruction.py",
+            "utils/features/sample.py",
+            "utils/features/splicing.py",
+        ],
+        "tests": [
+            "tests/test_features.py",
+            "tests/test_reconstruction.py",
+            "tests/test_token_concentrated.py",
+            "tests/test_zero_ablation.py",
+        ],
+    },
+    "display-plots": {
+        "modules": ["utils/display.py", "utils/plots.py"],
+        "tests": ["tests/test_display.py", "tests/test_plots.py"],
+    },
+    "training": {
+        "modules": ["utils/training.py", "utils/training_config.py"],
+        "tests": ["tests/test_training.py", "tests/test_training_config.py"],
+    },
+    "loading": {
+        "modules": ["utils/environment.py", "utils/loading.py"],
+        "tests": ["tests/test_environment.py", "tests/test_loading.py"],
+    },
+    "tiny-metrics": {
+        "modules": ["utils/tiny/build/metrics.py"],
+        "tests": ["tests/test_tiny.py"],
+    },
+    "i18n": {
+        "modules": [
+            "i18n/chinese.py",
+            "i18n/code_identity.py",
+            "i18n/issues.py",
+            "i18n/records.py",
+            "i18n/twins.py",
+        ],
+        "tests": ["tests/test_translations.py"],
+        # the tests read the book's pages and both tables of contents
+        "copy": [
+            "_config.yml",
+            "_toc.yml",
+            "_ext",
+            "zh",
+            "notebooks",
+            "intro.md",
+            "running.md",
+            "teaching.md",
+            "glossary.md",
+            "README.md",
+            "README.zh-CN.md",
         ],
     },
     "t4": {
@@ -187,8 +248,11 @@ def run(
     shutil.rmtree(where, ignore_errors=True)
     where.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("utils", "i18n", "tests"):  # the tests import i18n's rule for Chinese text
-        shutil.copytree(REPO / name, where / name, ignore=ignore)
+    for name in ("utils", "i18n", "tests", *spec.get("copy", [])):  # tests use i18n's rules
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, where / name, ignore=ignore)
+        elif (REPO / name).is_file():
+            shutil.copy2(REPO / name, where / name)
     config = (REPO / "pyproject.toml").read_text()
     config, n_modules = re.subn(
         r"(?ms)^only_mutate = \[.*?\]$", f"only_mutate = {toml_list(spec['modules'])}", config
