@@ -33,6 +33,7 @@ from utils.ground_truth import (
     parent_children,
     random_decoder,
     score_sae,
+    seed_scatter_figure,
     seed_spread_figure,
     train_on_synthetic,
 )
@@ -526,14 +527,15 @@ def outcome_table(rows: list[tuple[int, float, float, float]]) -> pd.DataFrame:
 
 def test_absorption_outcomes_are_means_over_parents_that_sum_to_one():
     tables = {
-        ("TopK", 0): outcome_table([(0, 0.2, 0.5, 0.3), (1, 0.6, 0.1, 0.3)]),
+        ("TopK", 0): outcome_table([(0, 0.0, 0.5, 0.5), (1, 0.1, 0.6, 0.3), (2, 0.8, 0.1, 0.1)]),
         ("TopK", 1): outcome_table([(0, 1.0, 0.0, 0.0), (1, 0.0, 0.0, 1.0)]),
     }
     out = absorption_outcomes(tables).set_index("seed")
     fires, carried, lost = OUTCOMES.values()
-    # seed 0: fires (0.2 + 0.6) / 2, carried (0.5 + 0.1) / 2, lost (0.3 + 0.3) / 2
-    assert out.loc[0, fires] == pytest.approx(0.4)
-    assert out.loc[0, carried] == pytest.approx(0.3)
+    # seed 0: fires (0 + 0.1 + 0.8) / 3, carried (0.5 + 0.6 + 0.1) / 3, lost (0.5 + 0.3 + 0.1) / 3
+    # (means, not medians: the three shares of a bar must add up to 1)
+    assert out.loc[0, fires] == pytest.approx(0.3)
+    assert out.loc[0, carried] == pytest.approx(0.4)
     assert out.loc[0, lost] == pytest.approx(0.3)
     assert out.loc[1, [fires, carried, lost]].tolist() == pytest.approx([0.5, 0.0, 0.5])
     assert (out["SAE"] == "TopK").all()
@@ -668,3 +670,26 @@ def test_tutorial_4_reads_the_gpt2_small_comparison_from_its_results_file():
         assert int(row["k"]) == sizes.k
         assert abs(float(row["l0"]) - sizes.k) < 0.5
         assert 0 < float(row["mcc"]) <= 1 and 0 < float(row["explained_variance"]) <= 1
+
+
+def test_every_tutorial_4_figure_has_a_title_and_axis_titles():
+    frame = pd.DataFrame({"SAE": ["A", "B"], "seed": [0, 0], "mcc": [0.5, 0.6], "l0": [1, 2]})
+    tables = {("A", 0): outcome_table([(0, 0.2, 0.5, 0.3), (1, 0.6, 0.1, 0.3)])}
+    frontier = frame.assign(**{"L1 or k": [1, 2]})
+    detection = pd.DataFrame(
+        {"feature": [0], "firing_rate": [0.3], "latent": [5], "cos": [0.9], "precision": [1.0],
+         "recall": [0.3], "role": ["parent"]}
+    )  # fmt: skip
+    figures = [
+        firing_rate_figure(torch.tensor([0.3, 0.1]), ["parent", "other"]),
+        pair_cosine_figure(torch.eye(3)),
+        detection_figure(detection, "t"),
+        frontier_figure(frontier, {"mcc": "MCC"}, "t"),
+        seed_spread_figure(frame, {"mcc": "MCC"}, "t"),
+        seed_scatter_figure(frame, "l0", "mcc", "t"),
+        absorption_distribution_figure(tables),
+        absorption_outcomes_figure(absorption_outcomes(tables)),
+    ]
+    for fig in figures:
+        assert fig.layout.title.text and fig.layout.template.layout.paper_bgcolor is not None
+        assert fig.layout.xaxis.title.text and fig.layout.yaxis.title.text, fig.layout.title.text

@@ -249,7 +249,10 @@ def seed_spread_figure(frame: pd.DataFrame, metrics: dict[str, str], title: str)
                 row=1,
                 col=col,
             )
+    for col, label in enumerate(metrics.values(), start=1):
+        fig.update_xaxes(title_text=label, row=1, col=col)
     fig.update_yaxes(autorange="reversed")
+    fig.update_yaxes(title_text="SAE", row=1, col=1)
     fig.update_layout(
         **LAYOUT,
         title=title + " (dot: mean; line: lowest to highest seed)",
@@ -290,6 +293,7 @@ def absorption_distribution_figure(tables: dict[tuple[str, int], pd.DataFrame]) 
                 col=col,
             )
     fig.add_hline(y=0, line_dash="dot", line_color=REFERENCE)
+    fig.update_xaxes(title_text="SAE")
     fig.update_yaxes(title_text="per parent", row=1, col=1)
     fig.update_layout(
         **LAYOUT,
@@ -326,6 +330,7 @@ def absorption_outcomes_figure(outcomes: pd.DataFrame) -> go.Figure:
             ),
         )
     fig.update_yaxes(title_text="share of parent-and-child samples", range=[0, 1])
+    fig.update_xaxes(title_text="SAE")
     fig.update_layout(
         **LAYOUT,
         barmode="stack",
