@@ -94,7 +94,7 @@ def test_a_small_buffer_grows_to_hold_a_batch():
 
 # What tutorial 3 picks and how it measures: a scaled run measures the same things, less often.
 MEASURED_THE_SAME = (
-    "n_features",
+    "n_latents",
     "min_density",
     "max_density",
     "top_tokens",

@@ -135,9 +135,9 @@ def test_logit_effect_concentration_ranks_a_spiky_feature_first(model, sae):
     assert int(scores.argmax()) == 7
 
 
-def test_pick_features_respects_the_density_range(model, sae, sample):
+def test_pick_latents_respects_the_density_range(model, sae, sample):
     lo, hi = 0.01, 0.5
-    table = I.pick_features(model, sae, sample, n=3, min_density=lo, max_density=hi)
+    table = I.pick_latents(model, sae, sample, n=3, min_density=lo, max_density=hi)
     assert len(table) == 3
     assert table["density"].between(lo, hi).all()
     assert table["concentration"].is_monotonic_decreasing
@@ -145,7 +145,7 @@ def test_pick_features_respects_the_density_range(model, sae, sample):
     best = I.logit_effect_concentration(model, sae, in_range).max().item()
     assert math.isclose(table["concentration"].iloc[0], best, rel_tol=1e-5)
     with pytest.raises(ValueError, match="Only"):
-        I.pick_features(model, sae, sample, n=D_SAE, min_density=lo, max_density=hi)
+        I.pick_latents(model, sae, sample, n=D_SAE, min_density=lo, max_density=hi)
 
 
 def concentration_by_hand(model, direction, k):
@@ -168,7 +168,7 @@ def test_direction_concentration_by_hand(model):
 
 def test_steering_controls(model, sae, sample):
     lo, hi, n = 0.01, 0.5, 3
-    picked = I.pick_features(model, sae, sample, n=2, min_density=lo, max_density=hi, k=4)
+    picked = I.pick_latents(model, sae, sample, n=2, min_density=lo, max_density=hi, k=4)
     controls = I.steering_controls(model, sae, sample, picked, lo, hi, k=4, n=n, seed=5)
     table = controls.table
     groups = [I.RANDOM, I.RANDOM_PICKED, I.MEDIAN_LATENTS, I.RUNNERS_UP]
@@ -191,7 +191,7 @@ def test_steering_controls(model, sae, sample):
     assert {int(name.split()[1]) for name in table["name"][n : 2 * n]} == best
 
     # the latents: in the band, never the picked ones; runners-up ranked right after them
-    others = [int(f) for f in in_band if int(f) not in set(picked["feature"])]
+    others = [int(f) for f in in_band if int(f) not in set(picked["latent"])]
     score = {f: concentration_by_hand(model, sae.W_dec[f].detach(), 4) for f in others}
     ranked = sorted(others, key=score.get, reverse=True)
     runners = [int(name.split()[1]) for name in table["name"][3 * n :]]
@@ -199,7 +199,7 @@ def test_steering_controls(model, sae, sample):
     median = torch.tensor(list(score.values())).median().item()
     near = sorted((f for f in others if f not in runners), key=lambda f: abs(score[f] - median))
     assert [int(name.split()[1]) for name in table["name"][2 * n : 3 * n]] == near[:n]
-    # pick_features' scores are reused, not recomputed: the same table without them
+    # pick_latents' scores are reused, not recomputed: the same table without them
     picked_plain = pd.DataFrame(picked.to_dict())
     assert not picked_plain.attrs
     again = I.steering_controls(model, sae, sample, picked_plain, lo, hi, k=4, n=n, seed=5)
@@ -213,7 +213,7 @@ def test_sample_contexts(sample):
     assert tokens.shape[1] == 12 and counted.shape == tokens.shape
     assert (sample.lengths >= 12).sum() == tokens.shape[0]
     f = firing_feature(sample)
-    tokens, _ = I.sample_contexts(sample, 12, 100, feature=f)
+    tokens, _ = I.sample_contexts(sample, 12, 100, latent=f)
     grid = sample.activation_grid(f)[:, :12]
     firing_texts = [
         t for t in range(sample.n_texts) if sample.lengths[t] >= 12 and grid[t].gt(0).any()
@@ -342,8 +342,8 @@ def test_ablation_subtracts_only_the_features_contribution(model, sae, sample):
     """With the error term kept, ablating feature f is x -> x - a_f W_dec[f]: compare with a plain
     hook that does exactly that (no SAE attached)."""
     f = firing_feature(sample)
-    tokens, counted = I.sample_contexts(sample, 12, 4, feature=f)
-    effect = I.ablate_feature(model, sae, tokens, counted, f, batch_size=3)
+    tokens, counted = I.sample_contexts(sample, 12, 4, latent=f)
+    effect = I.ablate_latent(model, sae, tokens, counted, f, batch_size=3)
 
     def subtract(acts, hook):
         a = sae.encode(acts)[..., f : f + 1]
@@ -379,9 +379,9 @@ def test_ablation_without_the_direct_path(model, tokenizer, sae, sample):
     vector back to the last residual stream) gives the same change; and in a model whose block
     after the hook writes nothing, nothing but the direct path is left, so the change is zero."""
     f = firing_feature(sample)
-    tokens, counted = I.sample_contexts(sample, 12, 4, feature=f)
-    effect = I.ablate_feature(model, sae, tokens, counted, f, batch_size=3, direct_path=False)
-    full = I.ablate_feature(model, sae, tokens, counted, f, batch_size=3)
+    tokens, counted = I.sample_contexts(sample, 12, 4, latent=f)
+    effect = I.ablate_latent(model, sae, tokens, counted, f, batch_size=3, direct_path=False)
+    full = I.ablate_latent(model, sae, tokens, counted, f, batch_size=3)
     contribution = sae.encode(F.hook_activations(model, tokens, HOOK))[..., f, None] * sae.W_dec[f]
     hooks = [
         (HOOK, lambda acts, hook: acts - contribution),
@@ -402,10 +402,10 @@ def test_ablation_without_the_direct_path(model, tokenizer, sae, sample):
             getattr(silent_block.blocks[1].attn, name).zero_()
         for name in ("W_out", "b_out"):
             getattr(silent_block.blocks[1].mlp, name).zero_()
-    only_direct = I.ablate_feature(silent_block, sae, tokens, counted, f, direct_path=False)
+    only_direct = I.ablate_latent(silent_block, sae, tokens, counted, f, direct_path=False)
     assert only_direct.logprob_change.abs().max() < 1e-5
     assert math.isclose(only_direct.loss_increase, 0.0, abs_tol=1e-6)
-    assert I.ablate_feature(silent_block, sae, tokens, counted, f).logprob_change.abs().max() > 1e-3
+    assert I.ablate_latent(silent_block, sae, tokens, counted, f).logprob_change.abs().max() > 1e-3
 
 
 def test_loss_increase_is_ablated_minus_clean():
@@ -419,9 +419,9 @@ def test_ablating_a_silent_feature_is_an_error(model, sae, sample, contexts):
     x = F.hook_activations(model, tokens, HOOK)
     assert not (sae.encode(x)[..., silent] > 0).any()
     with pytest.raises(ValueError, match="never fires"):
-        I.ablate_feature(model, sae, tokens, counted, silent)
+        I.ablate_latent(model, sae, tokens, counted, silent)
     with pytest.raises(IndexError):
-        I.ablate_feature(model, sae, tokens, counted, D_SAE + 3)
+        I.ablate_latent(model, sae, tokens, counted, D_SAE + 3)
 
 
 # ---- attribution ------------------------------------------------------------------------------
@@ -570,10 +570,10 @@ def test_compare_attribution_with_ablation(model, sae, attribution):
             assert top["predicted"].abs().min() >= rest["predicted"].abs().max()
         row = top.iloc[0]
         target = int(attribution.target_positions[i])
-        expected = -attribution.attribution[i, int(row["position"]), int(row["feature"])].item()
+        expected = -attribution.attribution[i, int(row["position"]), int(row["latent"])].item()
         assert math.isclose(row["predicted"], expected, rel_tol=1e-6)
         real = I.ablation_effects(
-            model, sae, attribution.tokens[i], target, [(int(row["position"]), int(row["feature"]))]
+            model, sae, attribution.tokens[i], target, [(int(row["position"]), int(row["latent"]))]
         )[0].item()
         assert math.isclose(row["actual"], real, rel_tol=1e-4, abs_tol=1e-6)
     assert (frame["share_of_norm"] > 0).all()
@@ -593,7 +593,7 @@ def test_compare_picks_the_top_pairs_up_to_the_target_position(model, sae, attri
         flat = attr.abs().flatten().topk(n_top).indices
         expected = {divmod(int(j), attr.shape[1]) for j in flat}
         top = group[group["chosen"] == "top"]
-        assert set(zip(top["position"], top["feature"])) == expected
+        assert set(zip(top["position"], top["latent"])) == expected
         seen_target |= any(pos == target for pos, _ in expected)
     assert seen_target  # otherwise this test could not tell `: target + 1` from `: target`
 
@@ -613,7 +613,7 @@ def test_top_pair_agreement_by_hand():
         {
             "context": [0, 0, 0, 1, 1],
             "position": [3, 5, 5, 2, 4],
-            "feature": [7, 1, 2, 9, 9],
+            "latent": [7, 1, 2, 9, 9],
             "predicted": [0.1, -0.5, 0.2, 0.3, 0.2],
             "actual": [0.2, -0.9, 0.1, 0.1, -0.6],
             "probability": [0.4, 0.4, 0.4, 0.9, 0.9],
@@ -685,7 +685,7 @@ def test_preset_intervention_sizes(name):
     assert list(sizes.steering_scales) == sorted(sizes.steering_scales)
     assert 0 < sizes.min_density < sizes.max_density < 1
     assert 2 <= sizes.context_size <= preset.sample_context
-    assert min(sizes.n_features, sizes.top_tokens, sizes.random_directions, sizes.batch_size) >= 1
+    assert min(sizes.n_latents, sizes.top_tokens, sizes.random_directions, sizes.batch_size) >= 1
     assert sizes.attribution_top >= 1 and sizes.attribution_random >= 1
 
 
@@ -706,7 +706,7 @@ def test_density_band_edges(sample):
 
 def test_steering_controls_defaults_sizes_and_the_cache(model, sae, sample, monkeypatch):
     lo, hi = 0.01, 0.5
-    picked = I.pick_features(model, sae, sample, n=2, min_density=lo, max_density=hi)
+    picked = I.pick_latents(model, sae, sample, n=2, min_density=lo, max_density=hi)
     # one direction per control is allowed; the defaults are k = 10 and seed 0
     one = I.steering_controls(model, sae, sample, picked, lo, hi, n=1)
     explicit = I.steering_controls(model, sae, sample, picked, lo, hi, k=10, n=1, seed=0)
@@ -720,13 +720,13 @@ def test_steering_controls_defaults_sizes_and_the_cache(model, sae, sample, monk
         I.steering_controls(model, sae, sample, picked, lo, hi, n=0)
     # exactly 2n latents besides the picked ones is enough, 2n - 2 is not
     n_picked = 2 if (len(in_band) - 2) % 2 == 0 else 3
-    picked_even = I.pick_features(model, sae, sample, n=n_picked, min_density=lo, max_density=hi)
+    picked_even = I.pick_latents(model, sae, sample, n=n_picked, min_density=lo, max_density=hi)
     others = len(in_band) - n_picked
     assert others % 2 == 0 and others >= 4
     I.steering_controls(model, sae, sample, picked_even, lo, hi, n=others // 2)
     with pytest.raises(ValueError, match=f"holds {others} latents besides the picked ones"):
         I.steering_controls(model, sae, sample, picked_even, lo, hi, n=others // 2 + 1)
-    # pick_features' scores of the same band are reused (no latent scored again)...
+    # pick_latents' scores of the same band are reused (no latent scored again)...
     scored = []
     real = I.logit_effect_concentration
     monkeypatch.setattr(
@@ -746,7 +746,7 @@ def test_top_pair_agreement_orders_contexts_and_takes_a_single_pair():
         {
             "context": [4, 1, 1],
             "position": [2, 0, 3],
-            "feature": [5, 6, 7],
+            "latent": [5, 6, 7],
             "predicted": [0.3, 0.1, -0.4],
             "actual": [0.2, 0.5, 0.1],
             "probability": [0.7, 0.2, 0.2],
@@ -762,7 +762,7 @@ def test_top_pair_agreement_orders_contexts_and_takes_a_single_pair():
 def test_tokens_losing_most_by_hand():
     change = torch.tensor([0.5, -2.0, 0.0, -1.0, 3.0, -0.5, 1.0, -3.0, 0.2, -0.1, 0.4, 0.3])
     effect = I.AblationEffect(
-        feature=0, n_positions=1, loss_clean=1.0, loss_ablated=1.0, logprob_change=change
+        latent=0, n_positions=1, loss_clean=1.0, loss_ablated=1.0, logprob_change=change
     )
     vocab = [f"t{i}" for i in range(len(change))]
     table = effect.tokens_losing_most(vocab)
@@ -792,14 +792,14 @@ def test_agreement_edges_by_hand():
     assert math.isnan(I.agreement(tiny)["sign_agreement"])
 
 
-def test_pick_features_and_promoted_tokens_edges(model, sae, sample):
+def test_pick_latents_and_promoted_tokens_edges(model, sae, sample):
     lo, hi = 0.01, 0.5
     in_band = choosing._band(sample, lo, hi)
-    assert len(I.pick_features(model, sae, sample, n=1, min_density=lo, max_density=hi)) == 1
-    every = I.pick_features(model, sae, sample, n=len(in_band), min_density=lo, max_density=hi)
-    assert sorted(every["feature"]) == in_band.tolist()
+    assert len(I.pick_latents(model, sae, sample, n=1, min_density=lo, max_density=hi)) == 1
+    every = I.pick_latents(model, sae, sample, n=len(in_band), min_density=lo, max_density=hi)
+    assert sorted(every["latent"]) == in_band.tolist()
     with pytest.raises(ValueError, match="n must be at least 1, got 0"):
-        I.pick_features(model, sae, sample, n=0, min_density=lo, max_density=hi)
+        I.pick_latents(model, sae, sample, n=0, min_density=lo, max_density=hi)
     with pytest.raises(ValueError, match=r"got 0.1 and 1.5"):
         choosing._band(sample, 0.1, 1.5)
     direction = I.unit_direction(sae, int(in_band[0]))
@@ -852,7 +852,7 @@ def test_compare_random_pairs_come_from_the_rest_seeded_and_by_hand(model, sae, 
     for _, group in frame.groupby("context"):
         top = group[group["chosen"] == "top"]
         rest = group[group["chosen"] == "random"]
-        assert len(rest) and not group.duplicated(["position", "feature"]).any()
+        assert len(rest) and not group.duplicated(["position", "latent"]).any()
         assert top["predicted"].abs().min() >= rest["predicted"].abs().max()
     # seeded: the defaults (20 top, 20 random, seed 0) give the same rows twice
     first = I.compare_attribution_with_ablation(model, sae, attribution)
@@ -866,7 +866,7 @@ def test_compare_random_pairs_come_from_the_rest_seeded_and_by_hand(model, sae, 
     for row in first.head(5).itertuples():
         _, cache = model.run_with_cache(attribution.tokens[row.context : row.context + 1])
         x_norm = cache[hook][0, row.position].norm().item()
-        by_hand = row.activation * sae.W_dec[row.feature].norm().item() / x_norm
+        by_hand = row.activation * sae.W_dec[row.latent].norm().item() / x_norm
         assert math.isclose(row.share_of_norm, by_hand, rel_tol=1e-4)
     # a context with no active latent is skipped, and the next one still counted
     silent = replace(attribution, feature_acts=attribution.feature_acts.clone())
@@ -878,7 +878,7 @@ def test_compare_random_pairs_come_from_the_rest_seeded_and_by_hand(model, sae, 
     skipped = I.compare_attribution_with_ablation(model, sae, silent, n_top=2, n_random=1)
     assert 0 not in set(skipped["context"])
     one = skipped[skipped["context"] == 1]
-    assert list(zip(one["position"], one["feature"])) == [(pos, f)]
+    assert list(zip(one["position"], one["latent"])) == [(pos, f)]
 
 
 def test_sample_contexts_edges(sample):
@@ -892,8 +892,8 @@ def test_sample_contexts_edges(sample):
     with pytest.raises(ValueError, match="n must be at least 1, got 0"):
         I.sample_contexts(sample, 4, 0)
     silent = int((sample.firing_counts == 0).nonzero()[0, 0])
-    with pytest.raises(ValueError, match=f"has 4 tokens where feature {silent} fires"):
-        I.sample_contexts(sample, 4, 2, feature=silent)
+    with pytest.raises(ValueError, match=f"has 4 tokens where latent {silent} fires"):
+        I.sample_contexts(sample, 4, 2, latent=silent)
 
 
 def test_steering_hooks_defaults_bounds_and_dtype(model):
@@ -918,7 +918,7 @@ def test_attribution_regime_boundaries_are_strict():
 def test_attribution_scatter_by_hand():
     frame = pd.DataFrame(
         {
-            "feature": [1, 2, 3, 4],
+            "latent": [1, 2, 3, 4],
             "position": [0, 1, 2, 3],
             "actual": [0.0, -0.02, 0.5, 2.0],
             "predicted": [0.001, -0.01, 0.4, 1.0],
@@ -1012,3 +1012,105 @@ def test_steering_curves_by_hand_and_in_shared_passes(model, contexts):
     )
     with pytest.raises(ValueError, match="one dict of token sets per direction"):
         I.steering_curves(model, HOOK, tokens, counted, directions, scales, sets[:2])
+
+
+# ---- reading the measurements (statistics) ----------------------------------------------------
+
+
+def test_fit_line_by_hand():
+    # the normal equations worked out by hand for x = 0, 1, 2, 3 (mean 1.5) and y (mean 4)
+    x = [0.0, 1.0, 2.0, 3.0]
+    y = [2.0, 2.0, 6.0, 6.0]
+    line = I.fit_line(x, y)
+    # slope = sum (x - 1.5)(y - 4) / sum (x - 1.5)^2 = 8 / 5
+    assert line.slope == pytest.approx(1.6)
+    assert line.intercept == pytest.approx(4 - 1.6 * 1.5)
+    residuals = [yi - (1.6 * xi + 1.6) for xi, yi in zip(x, y)]  # 0.4, -1.2, 1.2, -0.4
+    assert line.residual_std == pytest.approx(math.sqrt(sum(r * r for r in residuals) / 2))
+    assert line(10.0) == pytest.approx(17.6) and line.n == 4
+    with pytest.raises(ValueError, match="at least 3 points"):
+        I.fit_line([1.0, 2.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="every x is the same"):
+        I.fit_line([1.0, 1.0, 1.0], [1.0, 2.0, 3.0])
+
+
+def test_mean_difference_against_scipy_and_by_hand():
+    from scipy import stats
+
+    a, b = [1.0, 2.0, 3.0, 4.0], [0.0, 0.5, 1.0]
+    gap, low, high, p = I.mean_difference(a, b)
+    assert gap == pytest.approx(2.5 - 0.5)
+    # Welch's test as scipy computes it, independently of the code under test
+    assert p == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    # by hand: variances of the means 1.6667 / 4 and 0.25 / 3; Welch-Satterthwaite dof
+    va, vb = (5 / 3) / 4, 0.25 / 3
+    dof = (va + vb) ** 2 / (va**2 / 3 + vb**2 / 2)
+    half = stats.t.ppf(0.975, dof) * math.sqrt(va + vb)
+    assert (low, high) == pytest.approx((2.0 - half, 2.0 + half))
+    assert I.mean_difference(a, b, level=0.5)[2] < high  # a lower level, a narrower interval
+    with pytest.raises(ValueError, match="at least 2 values"):
+        I.mean_difference([1.0], [1.0, 2.0])
+
+
+def test_ratio_by_regime_by_hand():
+    # two regimes; "b" has one pair that alone sets its least-squares slope
+    frame = pd.DataFrame(
+        {
+            "context": [0, 0, 1, 1, 2, 2, 2],
+            "predicted": [1.0, 2.0, 1.0, 2.0, 1.0, 1.0, 10.0],
+            "actual": [1.0, 2.0, 1.0, 2.0, 2.0, 2.0, 100.0],
+        }
+    )
+    regimes = pd.Series(["a", "a", "a", "a", "b", "b", "b"])
+    table = I.ratio_by_regime(frame, regimes, n_boot=200)
+    assert table.loc["a", "pairs"] == 4 and table.loc["a", "contexts"] == 2
+    assert table.loc["a", "median ratio"] == 1.0 and table.loc["a", "slope"] == pytest.approx(1.0)
+    assert table.loc["a", "low"] == table.loc["a", "high"] == 1.0  # every ratio is 1
+    # b: ratios 2, 2, 10 -> median 2; slope (2 + 2 + 1000) / (1 + 1 + 100); without the largest
+    # predicted pair, (2 + 2) / 2
+    assert table.loc["b", "median ratio"] == 2.0
+    assert table.loc["b", "slope"] == pytest.approx(1004 / 102)
+    assert table.loc["b", "slope without largest"] == pytest.approx(2.0)
+    # one context only: resampling contexts gives that context's median every time
+    assert table.loc["b", "low"] == table.loc["b", "high"] == 2.0
+    with pytest.raises(ValueError, match="regime labels"):
+        I.ratio_by_regime(frame, regimes[:3])
+
+
+def test_agreement_by_context_by_hand():
+    frame = pd.DataFrame(
+        {
+            "context": [0, 0, 0, 0, 1, 1, 1, 1],
+            "probability": [0.5] * 4 + [0.9] * 4,
+            "chosen": ["top", "top", "top", "random"] * 2,
+            "predicted": [3.0, 2.0, 1.0, 0.0, 3.0, 2.0, 1.0, 0.0],
+            # context 0 ranks every pair right; context 1 reverses its top three
+            "actual": [3.0, 2.0, 1.0, 0.0, 1.0, 2.0, 3.0, 0.0],
+        }
+    )
+    table = I.agreement_by_context(frame)
+    assert table.loc[0, "spearman"] == pytest.approx(1.0)
+    assert table.loc[0, "spearman, top pairs"] == pytest.approx(1.0)
+    assert table.loc[1, "spearman, top pairs"] == pytest.approx(-1.0)
+    # over all four pairs of context 1, ranks 4,3,2,1 vs 2,3,4,1: rho = 1 - 6*(4+0+4+0)/(4*15)
+    assert table.loc[1, "spearman"] == pytest.approx(1 - 6 * 8 / 60)
+    assert table.loc[1, "probability"] == 0.9
+
+
+def test_gain_scatter_draws_the_line_and_marks_a_group():
+    table = pd.DataFrame(
+        {
+            "group": ["picked", "band", "band", "band"],
+            "direction": ["latent 1", "latent 2", "latent 3", "latent 4"],
+            "concentration": [5.0, 1.0, 2.0, 3.0],
+            "logprob_gain": [4.0, 1.0, 2.0, 3.0],
+        }
+    )
+    line = I.fit_line([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
+    fig = I.steering_gain_scatter(table, "t", line=line, line_name="trend", marked="picked")
+    traces = {trace.name: trace for trace in fig.data}
+    assert list(traces["trend"].x) == [1.0, 5.0]
+    assert list(traces["trend"].y) == pytest.approx([1.0, 5.0])
+    assert traces["picked"].marker.symbol == "diamond"
+    assert traces["band"].marker.symbol == "circle"
+    assert "trend" not in {t.name for t in I.steering_gain_scatter(table, "t").data}

@@ -80,13 +80,14 @@ class TrainingSizes:
 class InterventionSizes:
     """How much tutorial 3 (steering, ablation, attribution) measures. Defaults: the tiny preset."""
 
-    n_features: int = 3  # features picked to work with
+    n_latents: int = 3  # latents picked to work with
     # The picking rule: density (share of tokens a feature fires on) within this range...
     min_density: float = 0.002
     max_density: float = 0.03
     # ...then the most concentrated logit effects, measured over this many top tokens.
     top_tokens: int = 10
-    steering_scales: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)  # c in alpha = c * ||x||
+    # c in alpha = c * ||x||; 0.1 is below the largest share of the norm a picked latent writes
+    steering_scales: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0)
     generation_scales: tuple[float, ...] = (0.0, 0.5, 1.0)
     max_new_tokens: int = 20
     steering_contexts: int = 16  # held-out contexts the steering curves average over
@@ -226,11 +227,11 @@ PRESETS: dict[str, Preset] = {
             eval_ce_batches=20,
         ),
         interventions=InterventionSizes(
-            n_features=3,
+            n_latents=3,
             min_density=0.0005,  # gpt2-small-res-jb fires ~60 of 24576 features per token
             max_density=0.01,
             top_tokens=10,
-            steering_scales=(0.0, 0.25, 0.5, 1.0),
+            steering_scales=(0.0, 0.1, 0.25, 0.5, 1.0),
             generation_scales=(0.0, 0.5, 1.0),
             max_new_tokens=30,
             steering_contexts=32,

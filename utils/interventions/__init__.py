@@ -1,7 +1,7 @@
 """Using SAE latents on the model (tutorial 3): steering along a latent's decoder direction,
 ablating a latent, and attributing a prediction to every latent at every position. Vocabulary: a
-*latent* is one unit of the SAE (``feature`` in argument and column names, as in SAELens); a
-*feature* is what it represents.
+*latent* is one unit of the SAE (so ``latent`` in this package's arguments and columns; SAELens'
+own names, such as ``feature_acts``, keep the older usage); a *feature* is what it represents.
 
 Everything takes the model, the SAE and tensors as arguments, works for any sizes and raises a clear
 error on bad input (a latent index out of range, a non-finite steering scale, a hook the model
@@ -18,13 +18,13 @@ One module per job; this package hands their names on, so the notebook imports t
     :func:`unit_direction`, :func:`random_unit_direction`, :func:`promoted_token_ids`,
     :func:`direction_concentration`, :func:`logit_effect_concentration`
 ``choosing``
-    latents and contexts to work on: :func:`pick_features`, the steering controls
+    latents and contexts to work on: :func:`pick_latents`, the steering controls
     (:func:`steering_controls` -> :class:`SteeringControls`), :func:`sample_contexts`
 ``steering`` (the SAE detached: a plain hook adds to the model's activation)
     :func:`steering_hooks`, :func:`generate_steered`, :func:`steering_curve`,
     :func:`steering_curves` (many directions in shared passes)
 ``ablation`` (the SAE attached with its error term, so only the removed latent changes anything)
-    :func:`ablate_feature` -> :class:`AblationEffect`
+    :func:`ablate_latent` -> :class:`AblationEffect`
 ``attribution`` (gradient x activation, one backward pass) and its check against real ablations
     :func:`next_token_attribution` -> :class:`Attribution`, :func:`ablation_effects`,
     :func:`compare_attribution_with_ablation`, :func:`agreement`, :func:`top_pair_agreement`,
@@ -32,11 +32,14 @@ One module per job; this package hands their names on, so the notebook imports t
 ``figures``
     :func:`steering_spread_figure`, :func:`steering_gain_scatter`, :func:`attribution_scatter`
     (on :func:`signed_log` axes)
+``statistics``
+    reading the measurements without resting a claim on one point: :func:`fit_line`,
+    :func:`mean_difference`, :func:`ratio_by_regime`, :func:`agreement_by_context`
 ``checks``
     argument checks and the pieces the others share (:func:`check_scale`, scored positions)
 """
 
-from .ablation import AblationEffect, ablate_feature
+from .ablation import AblationEffect, ablate_latent
 from .attribution import (
     Attribution,
     ablation_effects,
@@ -58,7 +61,7 @@ from .choosing import (
     RANDOM_PICKED,
     RUNNERS_UP,
     SteeringControls,
-    pick_features,
+    pick_latents,
     sample_contexts,
     steering_controls,
 )
@@ -76,6 +79,14 @@ from .figures import (
     steering_gain_scatter,
     steering_spread_figure,
 )
+from .statistics import (
+    Line,
+    agreement_by_context,
+    fit_line,
+    least_squares_slope,
+    mean_difference,
+    ratio_by_regime,
+)
 from .steering import Hook, generate_steered, steering_curve, steering_curves, steering_hooks
 
 __all__ = [
@@ -89,22 +100,28 @@ __all__ = [
     "AblationEffect",
     "Attribution",
     "Hook",
+    "Line",
     "SteeringControls",
-    "ablate_feature",
+    "ablate_latent",
     "ablation_effects",
     "agreement",
+    "agreement_by_context",
     "attribution_regime",
     "attribution_scatter",
     "check_scale",
     "compare_attribution_with_ablation",
     "direct_logit_effects",
     "direction_concentration",
+    "fit_line",
     "generate_steered",
+    "least_squares_slope",
+    "mean_difference",
     "logit_effect_concentration",
     "next_token_attribution",
-    "pick_features",
+    "pick_latents",
     "promoted_token_ids",
     "random_unit_direction",
+    "ratio_by_regime",
     "sample_contexts",
     "signed_log",
     "steering_controls",

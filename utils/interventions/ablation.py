@@ -1,5 +1,5 @@
 """Ablation: removing one latent everywhere with the SAE spliced in and its error term kept, and
-what that does to the predictions where it fired (:func:`ablate_feature`)."""
+what that does to the predictions where it fired (:func:`ablate_latent`)."""
 
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ class AblationEffect:
     """What removing one latent did at the positions where it fired.
 
     Attributes:
-        feature: the latent removed.
+        latent: the latent removed.
         n_positions: predictions measured (positions where it fired, followed by a real token).
         loss_clean, loss_ablated: mean next-token cross-entropy there, before and after.
         logprob_change: ``[d_vocab]`` mean change of each token's log-probability there
             (ablated minus clean; negative: the latent was raising that token).
     """
 
-    feature: int
+    latent: int
     n_positions: int
     loss_clean: float
     loss_ablated: float
@@ -50,20 +50,20 @@ class AblationEffect:
 
 
 @torch.no_grad()
-def ablate_feature(
+def ablate_latent(
     model: Any,
     sae: Any,
     tokens: torch.Tensor,
     counted: torch.Tensor,
-    feature: int,
+    latent: int,
     batch_size: int = 16,
     direct_path: bool = True,
 ) -> AblationEffect:
-    """Remove latent ``feature`` (set its activation to 0 everywhere) with the SAE spliced in and
+    """Remove ``latent`` (set its activation to 0 everywhere) with the SAE spliced in and
     its error term kept, and measure the predictions at the positions where the latent fired.
 
     With ``use_error_term=True`` the spliced model computes exactly what the model does; setting
-    one latent to zero then subtracts just its contribution ``a * W_dec[feature]`` from the
+    one latent to zero then subtracts just its contribution ``a * W_dec[latent]`` from the
     activation, and nothing else changes.
 
     With ``direct_path=False`` the removed contribution is added back to the last residual stream
@@ -76,7 +76,7 @@ def ablate_feature(
         tokens: ``[n, ctx]`` contexts; ``counted``: ``[n, ctx]`` bool, the real positions.
     Raises ``ValueError`` if the latent never fires at a scored position of these contexts.
     """
-    feature = F.check_feature_index(feature, sae.cfg.d_sae)
+    latent = F.check_feature_index(latent, sae.cfg.d_sae)
     tokens = _check_tokens(tokens)
     scored = _scored_mask(tokens, counted.bool())
     acts_name = _acts_post_name(sae)
@@ -94,12 +94,12 @@ def ablate_feature(
     store: dict[str, torch.Tensor] = {}
 
     def record(acts: torch.Tensor, hook: Any) -> torch.Tensor:
-        store["fired"] = acts[..., feature] > 0
+        store["fired"] = acts[..., latent] > 0
         return acts
 
     def remove(acts: torch.Tensor, hook: Any) -> torch.Tensor:
         acts = acts.clone()
-        acts[..., feature] = 0
+        acts[..., latent] = 0
         return acts
 
     def keep(name: str):
@@ -110,7 +110,7 @@ def ablate_feature(
         return hook
 
     def restore(resid: torch.Tensor, hook: Any) -> torch.Tensor:
-        return resid + (store["clean_out"] - store["ablated_out"])  # + a * W_dec[feature]
+        return resid + (store["clean_out"] - store["ablated_out"])  # + a * W_dec[latent]
 
     clean_hooks = [(acts_name, record)]
     ablated_hooks = [(acts_name, remove)]
@@ -135,7 +135,7 @@ def ablate_feature(
             store.clear()
     if n == 0:
         raise ValueError(
-            f"Latent {feature} never fires at a scored position of these contexts: pass contexts "
-            "where it fires (e.g. the sample's texts from sample.feature_activations(feature))."
+            f"Latent {latent} never fires at a scored position of these contexts: pass contexts "
+            "where it fires (e.g. the sample's texts from sample.feature_activations(latent))."
         )
-    return AblationEffect(feature, n, loss_clean / n, loss_ablated / n, (change / n).float())
+    return AblationEffect(latent, n, loss_clean / n, loss_ablated / n, (change / n).float())

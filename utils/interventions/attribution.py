@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from .. import features as F
-from .checks import _acts_post_name, _check_tokens, _resid_pre_layer
+from .checks import _acts_post_name, _check_tokens, _final_name, _resid_pre_layer, _unembed
 
 
 @dataclass
@@ -144,7 +144,7 @@ def ablation_effects(
     acts_name = _acts_post_name(sae)
     layer = _resid_pre_layer(F.sae_hook_name(sae)) if from_hook else None
     store: dict[str, torch.Tensor] = {}
-    final_name = f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
+    final_name = _final_name(model)
 
     def keep(name: str):
         def hook(acts: torch.Tensor, hook: Any) -> torch.Tensor:
@@ -162,12 +162,7 @@ def ablation_effects(
         hooks = hooks + [(final_name, keep("final"))]
         model.run_with_hooks(input, return_type=None, fwd_hooks=hooks, **kwargs)
         final = store.pop("final")[:, target_position : target_position + 1]
-        if model.cfg.normalization_type is not None:
-            final = model.ln_final(final)
-        logits = model.unembed(final)
-        cap = getattr(model.cfg, "output_logits_soft_cap", -1.0)
-        if cap is not None and cap > 0:  # as TransformerLens' forward does (Gemma 2)
-            logits = cap * torch.tanh(logits / cap)
+        logits = _unembed(model, final)
         return logits[:, 0].float().log_softmax(-1)[:, correct]
 
     with model.saes(saes=[sae], use_error_term=True):
@@ -203,11 +198,11 @@ def compare_attribution_with_ablation(
 ) -> pd.DataFrame:
     """Check gradient x activation against real ablations, context by context.
 
-    For each context of ``attribution``: the ``n_top`` (position, feature) pairs with the largest
+    For each context of ``attribution``: the ``n_top`` (position, latent) pairs with the largest
     ``|attribution|``, plus ``n_random`` other active pairs drawn at random (seeded), each ablated
     for real with :func:`ablation_effects`.
 
-    Returns one row per pair: ``context``, ``position``, ``feature``, ``activation``,
+    Returns one row per pair: ``context``, ``position``, ``latent``, ``activation``,
     ``predicted`` (``-attribution``: the linear estimate of the change in log-probability),
     ``actual`` (the real change), ``chosen`` (``"top"`` or ``"random"``), ``probability`` (of the
     correct next token, clean) and ``share_of_norm`` (``activation * ||W_dec[f]||`` over the norm
@@ -220,7 +215,7 @@ def compare_attribution_with_ablation(
         target = int(attribution.target_positions[i])
         acts = attribution.feature_acts[i, : target + 1]  # later positions cannot matter
         attr = attribution.attribution[i, : target + 1]
-        active = (acts > 0).nonzero()  # [n_active, 2]: (position, feature)
+        active = (acts > 0).nonzero()  # [n_active, 2]: (position, latent)
         if len(active) == 0:
             continue
         magnitude = attr[active[:, 0], active[:, 1]].abs()
@@ -237,7 +232,7 @@ def compare_attribution_with_ablation(
                 {
                     "context": i,
                     "position": pos,
-                    "feature": f,
+                    "latent": f,
                     "activation": a,
                     "predicted": -float(attr[pos, f]),
                     "actual": real,
@@ -279,7 +274,7 @@ def top_pair_agreement(frame: pd.DataFrame) -> pd.DataFrame:
     (``(position, latent)`` tuples) and ``same``."""
     rows = []
     for context, group in frame.groupby("context", sort=True):
-        pairs = list(zip(group["position"].astype(int), group["feature"].astype(int)))
+        pairs = list(zip(group["position"].astype(int), group["latent"].astype(int)))
         predicted = pairs[int(group["predicted"].abs().to_numpy().argmax())]
         actual = pairs[int(group["actual"].abs().to_numpy().argmax())]
         rows.append(

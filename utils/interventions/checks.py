@@ -1,6 +1,6 @@
 """Argument checks and small shared pieces of tutorial 3's interventions: a steering scale, a batch
-of tokens, a direction, the positions whose prediction can be scored, and the names of the hooks
-an attached SAE adds."""
+of tokens, a direction, the positions whose prediction can be scored, the names of the hooks
+an attached SAE adds, and logits from the last residual stream at chosen positions only."""
 
 from __future__ import annotations
 
@@ -58,3 +58,22 @@ def _acts_post_name(sae: Any) -> str:
 
 # The block a run can start at for a hook, if any (its one home: utils.features.resid_pre_layer).
 _resid_pre_layer = F.resid_pre_layer
+
+
+def _final_name(model: Any) -> str:
+    """The last residual stream, just before the final LayerNorm."""
+    return f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
+
+
+def _unembed(model: Any, resid: torch.Tensor) -> torch.Tensor:
+    """Logits from the last residual stream ``[batch, pos, d_model]`` as the model's forward
+    computes them (final LayerNorm, unembedding, a soft cap where the model has one):
+    ``[batch, pos, d_vocab]``. Each position is normalised on its own, so calling this on a few
+    positions gives exactly those positions' logits, without computing the others'."""
+    if model.cfg.normalization_type is not None:
+        resid = model.ln_final(resid)
+    logits = model.unembed(resid)
+    cap = getattr(model.cfg, "output_logits_soft_cap", -1.0)
+    if cap is not None and cap > 0:  # as TransformerLens' forward does (Gemma 2)
+        logits = cap * torch.tanh(logits / cap)
+    return logits

@@ -1,5 +1,5 @@
-"""Choosing what tutorial 3 steers and where: latents picked by a rule (:func:`pick_features`), the
-controls that share that rule (:func:`steering_controls`) and contexts from a feature sample
+"""Choosing what tutorial 3 steers and where: latents picked by a rule (:func:`pick_latents`), the
+controls that share that rule (:func:`steering_controls`) and contexts from a sample of latent activations
 (:func:`sample_contexts`)."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _band(sample: F.FeatureSample, min_density: float, max_density: float) -> to
     return ((density >= min_density) & (density <= max_density)).nonzero()[:, 0]
 
 
-def pick_features(
+def pick_latents(
     model: Any,
     sae: Any,
     sample: F.FeatureSample,
@@ -38,7 +38,7 @@ def pick_features(
 
     Among latents whose density in ``sample`` lies in ``[min_density, max_density]``, the ``n``
     whose logit effects are most concentrated (:func:`logit_effect_concentration`). Returns a table
-    with columns ``feature``, ``density``, ``concentration``, best first.
+    with columns ``latent``, ``density``, ``concentration``, best first.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
@@ -53,7 +53,7 @@ def pick_features(
     best = scores.topk(n).indices
     table = pd.DataFrame(
         {
-            "feature": candidates[best].tolist(),
+            "latent": candidates[best].tolist(),
             "density": density[candidates[best]].tolist(),
             "concentration": scores[best].tolist(),
         }
@@ -107,7 +107,7 @@ def steering_controls(
     n: int = CONTROL_DIRECTIONS,
     seed: int = 0,
 ) -> SteeringControls:
-    """Directions to steer along beside the latents :func:`pick_features` chose, four controls of
+    """Directions to steer along beside the latents :func:`pick_latents` chose, four controls of
     ``n`` directions each (the ``group`` column):
 
     - ``RANDOM``: the first ``n`` of the random draws, not selected at all;
@@ -124,7 +124,7 @@ def steering_controls(
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     candidates = _band(sample, min_density, max_density)
-    chosen = set(picked["feature"].tolist())
+    chosen = set(picked["latent"].tolist())
     others = torch.tensor([int(f) for f in candidates if int(f) not in chosen], dtype=torch.long)
     if len(others) < 2 * n:
         raise ValueError(
@@ -136,7 +136,7 @@ def steering_controls(
         cached is not None
         and cached[:3] == (min_density, max_density, k)
         and torch.equal(cached[3], candidates)
-    ):  # pick_features' scores of the same band
+    ):  # pick_latents' scores of the same band
         scores = cached[4][~torch.isin(candidates, torch.tensor(sorted(chosen)))]
     else:
         scores = logit_effect_concentration(model, sae, others, k=k)
@@ -187,13 +187,13 @@ def steering_controls(
 
 
 def sample_contexts(
-    sample: F.FeatureSample, context_size: int, n: int, feature: int | None = None
+    sample: F.FeatureSample, context_size: int, n: int, latent: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Up to ``n`` contexts of ``context_size`` tokens from the sample's texts, in sample order:
     ``(tokens [n, context_size], counted [n, context_size])``.
 
     Only texts with at least ``context_size`` real tokens are used (so no padding); with
-    ``feature``, only those where that latent fires within the first ``context_size`` tokens.
+    ``latent``, only those where that latent fires within the first ``context_size`` tokens.
     Raises ``ValueError`` if no text qualifies.
     """
     if not 2 <= context_size <= sample.context_size:
@@ -203,13 +203,13 @@ def sample_contexts(
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     ok = sample.lengths >= context_size  # [n_texts]
-    if feature is not None:
-        text, pos, _ = sample.feature_activations(feature)
+    if latent is not None:
+        text, pos, _ = sample.feature_activations(latent)
         fires = torch.zeros_like(ok)
         fires[text[pos < context_size]] = True
         ok &= fires
     chosen = ok.nonzero()[:n, 0]
     if len(chosen) == 0:
-        what = f" where feature {feature} fires" if feature is not None else ""
+        what = f" where latent {latent} fires" if latent is not None else ""
         raise ValueError(f"No text of the sample has {context_size} tokens{what}.")
     return sample.tokens[chosen, :context_size], sample.counted[chosen, :context_size]

@@ -12,14 +12,14 @@ import torch
 from .. import features as F
 
 
-def unit_direction(sae: Any, feature: int) -> torch.Tensor:
-    """The feature's decoder row ``W_dec[feature]`` scaled to length 1: ``[d_in]``.
+def unit_direction(sae: Any, latent: int) -> torch.Tensor:
+    """The latent's decoder row ``W_dec[latent]`` scaled to length 1: ``[d_in]``.
 
     Decoder rows have different norms, so steering along the unit direction (with the scale set
     by the activation's norm) makes one number mean the same push for every latent.
     """
-    feature = F.check_feature_index(feature, sae.cfg.d_sae)
-    row = sae.W_dec[feature].detach().float()
+    latent = F.check_feature_index(latent, sae.cfg.d_sae)
+    row = sae.W_dec[latent].detach().float()
     return row / row.norm()
 
 
@@ -69,14 +69,14 @@ def direction_concentration(
 def logit_effect_concentration(
     model: Any,
     sae: Any,
-    features: torch.Tensor | Sequence[int],
+    latents: torch.Tensor | Sequence[int],
     k: int = 10,
     chunk: int = 512,
 ) -> torch.Tensor:
-    """:func:`direction_concentration` of latents' decoder rows ``W_dec[features]``:
-    ``[n_features]``."""
-    features = torch.as_tensor(features, dtype=torch.long).flatten()
-    for f in features.tolist():
+    """:func:`direction_concentration` of latents' decoder rows ``W_dec[latents]``:
+    ``[n_latents]``."""
+    latents = torch.as_tensor(latents, dtype=torch.long).flatten()
+    for f in latents.tolist():
         F.check_feature_index(f, sae.cfg.d_sae)
-    rows = sae.W_dec[features.to(sae.W_dec.device)].detach()
+    rows = sae.W_dec[latents.to(sae.W_dec.device)].detach()
     return direction_concentration(model, rows, k=k, chunk=chunk)

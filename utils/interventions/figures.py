@@ -86,23 +86,49 @@ def steering_spread_figure(curves: pd.DataFrame, lines: str, title: str):
     return fig
 
 
-def steering_gain_scatter(table: pd.DataFrame, title: str):
+def steering_gain_scatter(
+    table: pd.DataFrame,
+    title: str,
+    line: Any = None,
+    line_name: str = "trend",
+    marked: str | None = None,
+):
     """Each direction's gain at one scale against its concentration score, one colour per group.
 
     ``table`` has columns ``group``, ``direction``, ``concentration`` and ``logprob_gain``.
+    ``line``: a fitted :class:`~utils.interventions.statistics.Line`, drawn across the
+    concentrations of every point (dotted) and named ``line_name``; ``marked``: a group whose
+    points are drawn larger, as diamonds, so they stand out.
     """
     fig = go.Figure()
     for i, (group, rows) in enumerate(table.groupby("group", sort=False)):
+        big = group == marked
         fig.add_trace(
             go.Scatter(
                 x=rows["concentration"],
                 y=rows["logprob_gain"],
                 mode="markers",
                 name=str(group),
-                marker={"color": _palette(i), "size": 8},
+                marker={
+                    "color": _palette(i),
+                    "size": 13 if big else 8,
+                    "symbol": "diamond" if big else "circle",
+                },
                 customdata=rows[["direction"]].to_numpy(),
                 hovertemplate="%{customdata[0]}<br>concentration %{x:.2f}<br>gain %{y:.2f} nats"
                 "<extra></extra>",
+            )
+        )
+    if line is not None:
+        ends = [float(table["concentration"].min()), float(table["concentration"].max())]
+        fig.add_trace(
+            go.Scatter(
+                x=ends,
+                y=[float(line(x)) for x in ends],
+                mode="lines",
+                name=line_name,
+                line={"color": "#777", "dash": "dot"},
+                hoverinfo="skip",
             )
         )
     fig.update_layout(
@@ -168,7 +194,7 @@ def attribution_scatter(
                 name=f"{regime} ({len(rows)})",
                 marker={"color": _palette(i), "size": 6, "opacity": 0.7},
                 customdata=rows[
-                    ["feature", "position", "actual", "predicted", "probability", "share_of_norm"]
+                    ["latent", "position", "actual", "predicted", "probability", "share_of_norm"]
                 ].to_numpy(),
                 hovertemplate="latent %{customdata[0]} at position %{customdata[1]}<br>"
                 "actual %{customdata[2]:.2g}, predicted %{customdata[3]:.2g}<br>"

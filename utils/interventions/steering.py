@@ -13,7 +13,15 @@ import pandas as pd
 import torch
 
 from .. import features as F
-from .checks import _check_direction, _check_tokens, _resid_pre_layer, _scored_mask, check_scale
+from .checks import (
+    _check_direction,
+    _check_tokens,
+    _final_name,
+    _resid_pre_layer,
+    _scored_mask,
+    _unembed,
+    check_scale,
+)
 
 Hook = Callable[[torch.Tensor, Any], torch.Tensor]
 
@@ -211,18 +219,32 @@ def steering_curves(
 
         bar = tqdm(total=n_batches * math.ceil(len(pairs) / per_pass), desc="Steering")
 
-    def score(logits: torch.Tensor, mask: torch.Tensor, next_ids: torch.Tensor, who: list):
-        """Add the scored positions of each row block of ``logits`` to the sums; ``who`` lists,
-        per block of ``len(mask)`` rows, the (direction, scale) pairs it stands for."""
+    final_name = _final_name(model)
+    store: dict[str, torch.Tensor] = {}
+
+    def keep_final(resid: torch.Tensor, hook: Any) -> torch.Tensor:
+        store["final"] = resid
+        return resid
+
+    def score(first: torch.Tensor, hooks: list, mask: torch.Tensor, next_ids: torch.Tensor, who):
+        """Run ``first`` (rows stacked by block of ``len(mask)`` contexts) with ``hooks`` and add
+        its scored positions to the sums; ``who`` lists, per block, the (direction, scale) pairs
+        it stands for. Only scored positions are unembedded, and log-probabilities are logits
+        minus their logsumexp: no ``[rows, ctx, d_vocab]`` tensor, no log-softmax copy."""
+        model.run_with_hooks(
+            first, return_type=None, fwd_hooks=hooks + [(final_name, keep_final)], **kwargs
+        )
+        final = store.pop("final")  # [rows, ctx, d_model]
         b = mask.shape[0]
         for j, owners in enumerate(who):
-            picked = logits[j * b : (j + 1) * b][mask].float().log_softmax(-1)  # [n_scored, V]
-            loss = -picked.gather(1, next_ids[:, None]).sum().item()
+            logits = _unembed(model, final[j * b : (j + 1) * b][mask][None])[0].float()
+            lse = logits.logsumexp(-1)  # [n_scored]
+            loss = (lse - logits.gather(1, next_ids[:, None])[:, 0]).sum().item()
             for i, c in owners:
                 sum_loss[i, c] = sum_loss.get((i, c), 0.0) + loss
                 for name, token_ids in ids[i].items():
-                    lp = picked[:, token_ids.to(picked.device)].mean(-1).sum().item()
-                    sum_lp[i, c, name] = sum_lp.get((i, c, name), 0.0) + lp
+                    chosen = logits[:, token_ids.to(logits.device)].mean(-1) - lse
+                    sum_lp[i, c, name] = sum_lp.get((i, c, name), 0.0) + chosen.sum().item()
 
     for start in range(0, tokens.shape[0], n_contexts):
         batch = tokens[start : start + n_contexts].to(device)
@@ -231,10 +253,9 @@ def steering_curves(
         n += int(mask.sum())
         first = model(batch, stop_at_layer=layer) if layer is not None else batch
         if 0.0 in scales:  # the unsteered pass, scored for every direction
-            score(model(first, **kwargs), mask, next_ids, [[(i, 0.0) for i in range(len(unit))]])
-        for p in range(0, len(pairs), per_pass):
-            chunk = pairs[p : p + per_pass]
-            rows = len(chunk) * len(batch)
+            score(first, [], mask, next_ids, [[(i, 0.0) for i in range(len(unit))]])
+        for at in range(0, len(pairs), per_pass):
+            chunk = pairs[at : at + per_pass]
             # [rows, 1, 1] scales and [rows, 1, d_model] directions, each pair's block of contexts
             c_rows = torch.tensor([c for _, c in chunk]).repeat_interleave(len(batch))
             d_rows = unit[[i for i, _ in chunk]].repeat_interleave(len(batch), dim=0)
@@ -247,11 +268,13 @@ def steering_curves(
                 return acts + added
 
             expand = (len(chunk),) + (1,) * (first.ndim - 1)
-            logits = model.run_with_hooks(
-                first.repeat(expand), fwd_hooks=[(hook_name, push)], **kwargs
-            )  # [rows, ctx, d_vocab]
-            assert logits.shape[0] == rows
-            score(logits, mask, next_ids, [[pair] for pair in chunk])
+            score(
+                first.repeat(expand),
+                [(hook_name, push)],
+                mask,
+                next_ids,
+                [[pair] for pair in chunk],
+            )
             if bar is not None:
                 bar.update()
     if bar is not None:
