@@ -688,13 +688,15 @@ PHONE_WIDTH = 390  # CSS pixels: an iPhone 12-15 held upright
 OVERFLOW_JS = r"""
 () => {
   const width = window.innerWidth;
-  const scrolls = el => { for (let e = el.parentElement; e; e = e.parentElement) {
+  const root = [document.body, document.documentElement];
+  const scrolls = el => { for (let e = el.parentElement; e && !root.includes(e); e = e.parentElement) {
       const s = getComputedStyle(e);
       if (['auto', 'scroll', 'hidden'].includes(s.overflowX) && e.clientWidth <= width) return true; }
     return false; };
   const wide = [...document.body.querySelectorAll('*')].filter(el => {
       const r = el.getBoundingClientRect();
-      return r.width > 0 && r.right > width + 1 && !scrolls(el); })
+      return r.width > 0 && r.right > width + 1 && getComputedStyle(el).position !== 'fixed'
+        && !scrolls(el); })
     .map(el => ({tag: el.tagName.toLowerCase(), cls: String(el.className).slice(0, 60),
                  right: Math.round(el.getBoundingClientRect().right),
                  text: (el.innerText || '').slice(0, 40)}))
