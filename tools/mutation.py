@@ -136,6 +136,7 @@ PARTS: dict[str, dict[str, list[str]]] = {  # "copy": more of the book a part's 
     "loading": {
         "modules": ["utils/environment.py", "utils/loading.py"],
         "tests": ["tests/test_environment.py", "tests/test_loading.py"],
+        "copy": ["Makefile", ".ci", "notebooks"],  # the shell copies, the setup cell's marker
     },
     "tiny-metrics": {
         "modules": ["utils/tiny/build/metrics.py"],
@@ -254,8 +255,12 @@ def run(
         elif (REPO / name).is_file():
             shutil.copy2(REPO / name, where / name)
     config = (REPO / "pyproject.toml").read_text()
+    # mutmut runs the tests inside its own copy (mutants/): "also_copy" takes what they read there
+    also_copy = f"\nalso_copy = {toml_list(spec['copy'])}" if spec.get("copy") else ""
     config, n_modules = re.subn(
-        r"(?ms)^only_mutate = \[.*?\]$", f"only_mutate = {toml_list(spec['modules'])}", config
+        r"(?ms)^only_mutate = \[.*?\]$",
+        f"only_mutate = {toml_list(spec['modules'])}{also_copy}",
+        config,
     )
     config, n_tests = re.subn(
         r"(?ms)^pytest_add_cli_args_test_selection = \[.*?\]$",

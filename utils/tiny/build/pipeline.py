@@ -25,17 +25,9 @@ from .. import (
     load_tiny_tokenizer,
 )
 from ..corpus import CORPUS_FILE, HELDOUT_FRACTION, SPLIT_SEED, write_corpus
+from . import metrics
 from .corpus import generate_corpus
 from .language_model import sample_continuation, save_model, train_language_model, train_tokenizer
-from .metrics import (
-    ce_loss_recovered,
-    lm_cross_entropy,
-    pack_documents,
-    sae_lens_metrics,
-    tokenize_documents,
-    uniform_cross_entropy,
-    unigram_cross_entropy,
-)
 from .sae import name_latents, train_sae
 from .settings import (
     BOS_TOKEN,
@@ -82,10 +74,10 @@ def build(out: Path, lm: dict[str, Any], sae_settings: dict[str, Any]) -> dict[s
     train_tokenizer(corpus.train, out / "tokenizer")
     tokenizer = load_tiny_tokenizer(out / "tokenizer")
     bos = tokenizer.bos_token_id
-    train_tokens = tokenize_documents(tokenizer, corpus.train)
-    heldout_tokens = tokenize_documents(tokenizer, corpus.heldout)
-    train_contexts = pack_documents(train_tokens, bos, N_CTX)
-    heldout_contexts = pack_documents(heldout_tokens, bos, N_CTX)
+    train_tokens = metrics.tokenize_documents(tokenizer, corpus.train)
+    heldout_tokens = metrics.tokenize_documents(tokenizer, corpus.heldout)
+    train_contexts = metrics.pack_documents(train_tokens, bos, N_CTX)
+    heldout_contexts = metrics.pack_documents(heldout_tokens, bos, N_CTX)
     timings["corpus_and_tokenizer_s"] = time.time() - started
     log(f"tokenizer: {len(tokenizer)} tokens; {train_contexts.numel():,} training and "
         f"{heldout_contexts.numel():,} held-out tokens in {N_CTX}-token contexts")  # fmt: skip
@@ -108,11 +100,11 @@ def build(out: Path, lm: dict[str, Any], sae_settings: dict[str, Any]) -> dict[s
     # Everything below uses the model as shipped (fp16 weights loaded back in fp32).
     model = load_tiny_model(out / "model")
     lm_metrics = {
-        "heldout_cross_entropy": lm_cross_entropy(model, heldout_contexts),
-        "unigram_cross_entropy": unigram_cross_entropy(
+        "heldout_cross_entropy": metrics.lm_cross_entropy(model, heldout_contexts),
+        "unigram_cross_entropy": metrics.unigram_cross_entropy(
             train_contexts, heldout_contexts, VOCAB_SIZE
         ),
-        "uniform_cross_entropy": uniform_cross_entropy(VOCAB_SIZE),
+        "uniform_cross_entropy": metrics.uniform_cross_entropy(VOCAB_SIZE),
         "train_loss_last_50_steps": sum(losses[-50:]) / len(losses[-50:]),
         "heldout_tokens": heldout_contexts.numel(),
     }
@@ -133,9 +125,9 @@ def build(out: Path, lm: dict[str, Any], sae_settings: dict[str, Any]) -> dict[s
 
     t0 = time.time()
     sae = SAE.load_from_disk(str(out / "sae"))
-    sae_metrics = sae_lens_metrics(model, sae, corpus.heldout)
+    sae_metrics = metrics.sae_lens_metrics(model, sae, corpus.heldout)
     density = sae_metrics.pop("feature_density")
-    recovered = ce_loss_recovered(model, sae, heldout_contexts)
+    recovered = metrics.ce_loss_recovered(model, sae, heldout_contexts)
     named = name_latents(model, sae, heldout_contexts, density)
     timings["evaluation_s"] = time.time() - t0
     log("SAE: explained variance {explained_variance:.3f}, L0 {l0:.1f}, dead {dead_fraction:.1%}, "
