@@ -22,7 +22,7 @@ One module per job; this package hands their names on, so the notebook imports t
     the graph against the real model: :func:`total_effects`, :func:`ablate_latents`,
     :func:`ablation_check`, :func:`agreement`
 ``figures``
-    :func:`graph_figure`, :func:`ablation_figure`
+    :func:`graph_figure`, :func:`ablation_figure`, :func:`training_figure`
 ``export``
     :func:`graph_json`, :func:`write_graph_json` (circuit-tracer's graph-file schema)
 
@@ -31,7 +31,7 @@ The bundled tiny model's transcoders are built by ``python -m utils.circuits.bui
 
 from .ablation import ablate_latents, ablation_check, agreement, pick_ablations, total_effects
 from .export import graph_json, write_graph_json
-from .figures import ablation_figure, graph_figure
+from .figures import ablation_figure, graph_figure, training_figure
 from .graph import TARGETS, AttributionGraph, build_graph, edge_sum_error, prompt_tokens
 from .pruning import GraphScores, PrunedGraph, graph_scores, influence, node_influence, prune_graph
 from .replacement import ReplacementLosses, mlp_errors, replacement_hooks, replacement_losses
@@ -86,6 +86,7 @@ __all__ = [
     "token_mask",
     "total_effects",
     "train_transcoder",
+    "training_figure",
     "transcoder_metrics",
     "use_topk",
     "virtual_weights",

@@ -35,7 +35,7 @@ SETTINGS = {
     "architecture": "transcoder (SAELens Transcoder) with SAELens' TopK activation",
     "d_sae": 1024,
     "k": 16,
-    "training_tokens": 1_000_000,  # per layer; about two passes over the training split
+    "training_tokens": 2_000_000,  # per layer; about four passes over the training split
     "batch_size": 2048,
     "lr": 2e-3,
     "optimizer": "Adam, constant learning rate",
@@ -116,6 +116,7 @@ def build(out: Path, threads: int = 2) -> dict:
     entry["losses"] = losses.as_dict()
     entry["harvest_seconds"] = round(harvest_seconds, 1)
     entry["threads"] = threads
+    entry["timing_note"] = "wall seconds on the machine that built them (load not controlled)"
     entry["storage"] = "float32 safetensors (SAELens save_model), one folder per layer"
     print(f"losses: {losses.as_dict()}", flush=True)
     return entry

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 
 from ..plots import LAYOUT, PALETTE
 from .pruning import PrunedGraph
+from .transcoders import TrainingRun
 
 KIND_COLORS = {
     "embedding": PALETTE[2],
@@ -158,5 +159,28 @@ def ablation_figure(frame: pd.DataFrame, title: str) -> go.Figure:
         xaxis_title="change of the target predicted by the graph",
         yaxis_title="real change (ablation in the model)",
         height=450,
+    )
+    return fig
+
+
+def training_figure(run: TrainingRun, title: str) -> go.Figure:
+    """The training loss (FVU of each logged batch) against the tokens seen."""
+    batch = run.n_tokens // max(run.n_steps, 1)
+    fig = go.Figure(
+        go.Scatter(
+            x=[(step + 1) * batch for step in run.steps],
+            y=run.fvu,
+            mode="lines",
+            line=dict(color=PALETTE[0]),
+            hovertemplate="%{x:,} tokens<br>FVU %{y:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        **LAYOUT,
+        title=title,
+        xaxis_title="training tokens",
+        yaxis_title="FVU of the batch (log scale)",
+        yaxis_type="log",
+        height=350,
     )
     return fig
