@@ -376,6 +376,9 @@ def test_figures_and_export(graph, tmp_path):
     )
     assert len(C.ablation_figure(frame, "t").data) == 3
     assert np.isfinite(pruned.influence.numpy()).all()
+    run = C.TrainingRun(steps=[0, 9], fvu=[1.0, 0.5], n_steps=10, n_tokens=100, seconds=1.0)
+    curve = C.training_figure(run, "t").data[0]
+    assert list(curve.x) == [10, 100] and list(curve.y) == [1.0, 0.5]
 
 
 def test_a_graph_on_some_layers_and_positions_still_adds_up(lm, transcoders, prompt):
