@@ -565,6 +565,8 @@ def test_seed_spread_figure_draws_each_saes_range_seeds_and_mean():
     assert list(seeds_a.x) == [0.5, 0.9, 0.7]
     assert mean_a.x[0] == pytest.approx(0.7) and mean_b.x[0] == pytest.approx(0.3)
     assert set(mean_a.y) == {"A"} and line_a.line.color != line_b.line.color
+    long = seed_spread_figure(frame, {"mcc": "children's latents: cos to parent"}, "t")
+    assert long.layout.annotations[0].text == "children's latents:<br>cos to parent"
 
 
 def test_absorption_outcomes_figure_stacks_the_means_over_seeds():

@@ -205,9 +205,9 @@ def seed_spread_figure(frame: pd.DataFrame, metrics: dict[str, str], title: str)
     highest seed, a small dot per seed and a large dot at the mean.
     """
     names = _names(frame)
-    fig = make_subplots(
-        rows=1, cols=len(metrics), shared_yaxes=True, subplot_titles=list(metrics.values())
-    )
+    # a long label breaks after its colon, so that neighbouring panels' titles do not overlap
+    titles = [m.replace(": ", ":<br>") if len(m) > 20 else m for m in metrics.values()]
+    fig = make_subplots(rows=1, cols=len(metrics), shared_yaxes=True, subplot_titles=titles)
     for col, metric in enumerate(metrics, start=1):
         for i, name in enumerate(names):
             rows = frame[frame["SAE"] == name]
@@ -256,8 +256,11 @@ def seed_spread_figure(frame: pd.DataFrame, metrics: dict[str, str], title: str)
     fig.update_layout(
         **LAYOUT,
         title=title + " (dot: mean; line: lowest to highest seed)",
-        height=120 + 45 * len(names),
+        height=160 + 45 * len(names),
         showlegend=False,
+    )
+    fig.update_layout(
+        margin={**LAYOUT["margin"], "t": 100 if titles != list(metrics.values()) else 70}
     )
     return fig
 
