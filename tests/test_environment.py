@@ -4,6 +4,7 @@ offline variables against the one list)."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -132,3 +133,15 @@ def test_the_setup_cell_looks_for_the_same_marker():
     parts = " / ".join(f'"{part}"' for part in env.BOOK_ROOT_MARKER.parts)
     assert f"(p / {parts}).is_file()" in setup, "the setup cell finds the root by another marker"
     assert Path("utils", "presets.py") == env.BOOK_ROOT_MARKER
+
+
+def test_the_defaults_read_and_write_os_environ(monkeypatch):
+    monkeypatch.setenv("SAE_BOOK_X", " Warn ")
+    assert env.book_setting("SAE_BOOK_X") == "warn"
+    for name in env.OFFLINE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WANDB_MODE", "online")
+    env.set_offline_defaults()
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["WANDB_MODE"] == "online"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "yes")
+    assert env.hub_offline()

@@ -135,7 +135,11 @@ PARTS: dict[str, dict[str, list[str]]] = {  # "copy": more of the book a part's 
     },
     "loading": {
         "modules": ["utils/environment.py", "utils/loading.py"],
-        "tests": ["tests/test_environment.py", "tests/test_loading.py"],
+        "tests": [
+            "tests/test_environment.py",
+            "tests/test_hub_failures.py",
+            "tests/test_loading.py",
+        ],
         "copy": ["Makefile", ".ci", "notebooks"],  # the shell copies, the setup cell's marker
     },
     "tiny-metrics": {
