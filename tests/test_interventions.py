@@ -1075,6 +1075,10 @@ def test_ratio_by_regime_by_hand():
     assert table.loc["b", "low"] == table.loc["b", "high"] == 2.0
     with pytest.raises(ValueError, match="regime labels"):
         I.ratio_by_regime(frame, regimes[:3])
+    # a regime whose pairs are all predicted at 0 has no ratio: NaNs, not an error
+    zero = frame.assign(predicted=[0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 10.0])
+    empty = I.ratio_by_regime(zero, regimes, n_boot=10).loc["a"]
+    assert empty["pairs"] == 0 and empty[["median ratio", "low", "slope"]].isna().all()
 
 
 def test_agreement_by_context_by_hand():

@@ -95,7 +95,8 @@ def ratio_by_regime(
     percentile bootstrap interval ``low``/``high`` (whole contexts resampled with replacement,
     since pairs of one context share its prediction), the least-squares slope through the origin
     and that slope without the regime's largest ``|predicted|`` pair (how much one point moves
-    it). Pairs predicted at exactly 0 are left out of the ratios.
+    it). Pairs predicted at exactly 0 are left out of the ratios; a regime with no other pair
+    gets a row of NaNs (0 pairs).
     """
     if len(frame) != len(regimes):
         raise ValueError(f"{len(regimes)} regime labels for {len(frame)} rows")
@@ -105,6 +106,9 @@ def ratio_by_regime(
     for regime in pd.unique(regimes):
         group = frame[(regimes == regime).to_numpy()]
         group = group[group["predicted"] != 0]
+        if group.empty:  # nothing to take a ratio of: a row of NaNs, not an error
+            rows[regime] = {"pairs": 0, "contexts": 0}
+            continue
         ratio = group["actual"] / group["predicted"]
         by_context = [r.to_numpy() for _, r in ratio.groupby(group["context"])]
         boots = [
@@ -116,8 +120,7 @@ def ratio_by_regime(
             for _ in range(n_boot)
         ]
         low, high = np.percentile(boots, [tail, 100 - tail])
-        largest = group["predicted"].abs().idxmax()
-        rest = group.drop(index=largest)
+        rest = group.drop(index=group["predicted"].abs().idxmax())
         rows[regime] = {
             "pairs": len(group),
             "contexts": len(by_context),
@@ -130,7 +133,8 @@ def ratio_by_regime(
             if len(rest)
             else float("nan"),
         }
-    return pd.DataFrame(rows).T
+    columns = ["pairs", "contexts", "pearson", "median ratio", "low", "high", "slope"]
+    return pd.DataFrame(rows).T.reindex(columns=[*columns, "slope without largest"])
 
 
 def agreement_by_context(frame: pd.DataFrame, top: str = "top") -> pd.DataFrame:
