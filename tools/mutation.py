@@ -95,6 +95,7 @@ PARTS: dict[str, dict[str, list[str]]] = {  # "copy": more of the book a part's 
             "utils/interventions/choosing.py",
             "utils/interventions/directions.py",
             "utils/interventions/figures.py",
+            "utils/interventions/statistics.py",
             "utils/interventions/steering.py",
             "utils/exercises/t3_using_features.py",
         ],
