@@ -1,4 +1,4 @@
-"""Tests for utils/ground_truth.py (tutorial 4): small synthetic models, so they run in seconds."""
+"""Tests for utils/ground_truth/ (tutorial 4): small synthetic models, so they run in seconds."""
 
 from __future__ import annotations
 
