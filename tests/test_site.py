@@ -686,8 +686,9 @@ PHONE_WIDTH = 390  # CSS pixels: an iPhone 12-15 held upright
 # The page's width, and the elements that stick out past the right edge of the window without a
 # box of their own that scrolls (the widest first): what makes the whole page scroll sideways.
 OVERFLOW_JS = r"""
-() => {
-  const width = window.innerWidth;
+width => {
+  // The phone's width, not window.innerWidth: a mobile browser widens its layout viewport to
+  // whatever the page overflows to.
   const root = [document.body, document.documentElement];
   const scrolls = el => { for (let e = el.parentElement; e && !root.includes(e); e = e.parentElement) {
       const s = getComputedStyle(e);
@@ -730,7 +731,7 @@ def phone_view(browser, server):
         except Exception:
             pass
         page.wait_for_timeout(300)
-        result = page.evaluate(OVERFLOW_JS)
+        result = page.evaluate(OVERFLOW_JS, PHONE_WIDTH)
         page.close()
         return result
 
@@ -743,8 +744,8 @@ def test_page_fits_a_phone(phone_view, docname):
     """At 390 px the page itself never scrolls sideways: wide tables, code, formulas and outputs
     scroll inside their own box (_static/book.css)."""
     seen = phone_view(docname)
-    assert seen["scrollWidth"] <= seen["width"], (
-        f"{docname}: {seen['scrollWidth']} px wide at {seen['width']} px; sticking out: "
+    assert seen["scrollWidth"] <= PHONE_WIDTH, (
+        f"{docname}: {seen['scrollWidth']} px wide at {PHONE_WIDTH} px; sticking out: "
         f"{seen['wide']}"
     )
 
