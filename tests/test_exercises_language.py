@@ -18,6 +18,7 @@ import torch
 from exercise_answers import most_active_latent, right_ablated
 from random_models import D_MODEL, make_cfg
 from scipy.optimize import linear_sum_assignment
+from test_exercises_t5 import dense_relu, right_edge, right_forward, right_virtual_weight
 
 from i18n.chinese import has_chinese
 from utils import exercises as E
@@ -183,6 +184,23 @@ CHECKERS = {
     ),
     "check_absorption": lambda request, which: E.check_absorption(
         {"right": _right_absorption, "wrong": _ignores_parent, "blank": None}[which]
+    ),
+    "check_transcoder_forward": lambda request, which: E.check_transcoder_forward(
+        {"right": right_forward, "wrong": dense_relu, "blank": None}[which]
+    ),
+    "check_virtual_weight": lambda request, which: E.check_virtual_weight(
+        {
+            "right": right_virtual_weight,
+            "wrong": lambda w_dec, w_enc, i, j: float(w_dec[i] @ w_enc[:, j]),
+            "blank": _unfinished,
+        }[which]
+    ),
+    "check_logit_edge": lambda request, which: E.check_logit_edge(
+        {
+            "right": right_edge,
+            "wrong": lambda a, r, s, w, t, u: right_edge(1.0, r, s, w, t, u),
+            "blank": None,
+        }[which]
     ),
 }
 

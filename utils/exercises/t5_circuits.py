@@ -190,36 +190,42 @@ def check_logit_edge(my_edge: Callable[..., Any] | None) -> bool | None:
         direction = w_top - w_second
         centred = row - row.mean()
         expected = float(activation * (centred / scale * ln_w) @ direction)
-        wrong = {
-            "centring": float(activation * (row / scale * ln_w) @ direction),
-            "scale": float(activation * (centred * ln_w) @ direction),
-            "weight": float(activation * (centred / scale) @ direction),
-            "activation": float((centred / scale * ln_w) @ direction),
-        }
-        hints = {
-            "centring": choose(
-                "The final LayerNorm subtracts the mean first: centre w_dec_row.",
-                "最后的 LayerNorm 先减去均值：请把 w_dec_row 中心化。",
-            ),
-            "scale": choose(
-                "Divide by the frozen final_scale: in the local replacement model LayerNorm's "
-                "division is a fixed number, which is what keeps the graph linear.",
-                "要除以冻结的 final_scale：在局部替换模型里，LayerNorm 的除数是一个固定的数，"
-                "图因此保持线性。",
-            ),
-            "weight": choose(
-                "Multiply by LayerNorm's weight ln_w (elementwise) before the unembedding.",
-                "在反嵌入之前，先（逐元素）乘上 LayerNorm 的权重 ln_w。",
-            ),
-            "activation": choose(
-                "An edge is the source's activation times its per-unit effect: multiply by "
-                "activation.",
-                "边 = 源节点的激活 × 单位效应：请乘上 activation。",
-            ),
-        }
-        for name, number in wrong.items():
-            if abs(value - number) < 1e-4 and abs(number - expected) > 1e-4:
-                raise AssertionError(hints[name])
+
+        def made(number: float, value: float = value, expected: float = expected) -> bool:
+            # the answer equals this mistake's result, and the mistake changes the result
+            return abs(value - number) < 1e-4 and abs(number - expected) > 1e-4
+
+        if made(float(activation * (row / scale * ln_w) @ direction)):
+            raise AssertionError(
+                choose(
+                    "The final LayerNorm subtracts the mean first: centre w_dec_row.",
+                    "最后的 LayerNorm 先减去均值：请把 w_dec_row 中心化。",
+                )
+            )
+        if made(float(activation * (centred * ln_w) @ direction)):
+            raise AssertionError(
+                choose(
+                    "Divide by the frozen final_scale: in the local replacement model LayerNorm's "
+                    "division is a fixed number, which is what keeps the graph linear.",
+                    "要除以冻结的 final_scale：在局部替换模型里，LayerNorm 的除数是一个固定的数，"
+                    "图因此保持线性。",
+                )
+            )
+        if made(float(activation * (centred / scale) @ direction)):
+            raise AssertionError(
+                choose(
+                    "Multiply by LayerNorm's weight ln_w (elementwise) before the unembedding.",
+                    "在反嵌入之前，先（逐元素）乘上 LayerNorm 的权重 ln_w。",
+                )
+            )
+        if made(float((centred / scale * ln_w) @ direction)):
+            raise AssertionError(
+                choose(
+                    "An edge is the source's activation times its per-unit effect: multiply by "
+                    "activation.",
+                    "边 = 源节点的激活 × 单位效应：请乘上 activation。",
+                )
+            )
         assert abs(value - expected) < 1e-4, choose(
             f"Your edge {value:.4f} differs from the expected {expected:.4f} (activation "
             f"{activation}). Hint: activation * ((w_dec_row - mean) / final_scale * ln_w) . "
