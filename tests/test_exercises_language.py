@@ -15,10 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from exercise_answers import most_active_latent, right_ablated
+from exercise_answers import (
+    dense_relu,
+    most_active_latent,
+    right_ablated,
+    right_edge,
+    right_forward,
+    right_virtual_weight,
+)
 from random_models import D_MODEL, make_cfg
 from scipy.optimize import linear_sum_assignment
-from test_exercises_t5 import dense_relu, right_edge, right_forward, right_virtual_weight
 
 from i18n.chinese import has_chinese
 from utils import exercises as E

@@ -5,29 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from exercise_answers import dense_relu, right_edge, right_forward, right_virtual_weight
 
 from utils.exercises import (
     check_logit_edge,
     check_transcoder_forward,
     check_virtual_weight,
 )
-
-
-def right_forward(x, w_enc, b_enc, w_dec, b_dec, k):
-    pre = x @ w_enc + b_enc
-    top = pre.topk(k, dim=-1)
-    acts = torch.zeros_like(pre).scatter(-1, top.indices, top.values.relu())
-    return acts @ w_dec + b_dec
-
-
-def right_virtual_weight(w_dec_low, w_enc_high, i, j):
-    row = w_dec_low[i]
-    return float((row - row.mean()) @ w_enc_high[:, j])
-
-
-def right_edge(activation, w_dec_row, final_scale, ln_w, w_u_top, w_u_second):
-    centred = w_dec_row - w_dec_row.mean()
-    return float(activation * (centred / final_scale * ln_w) @ (w_u_top - w_u_second))
 
 
 def not_done(*args):
@@ -49,10 +33,6 @@ def test_right_answers_pass_and_unfinished_ones_remind(checker, answer, capsys):
     assert checker(not_done) is None
     assert checker(lambda *a: None) is None
     assert "Not answered yet" in capsys.readouterr().out
-
-
-def dense_relu(x, w_enc, b_enc, w_dec, b_dec, k):
-    return (x @ w_enc + b_enc).relu() @ w_dec + b_dec
 
 
 def no_bias(x, w_enc, b_enc, w_dec, b_dec, k):
