@@ -473,9 +473,14 @@ def test_scale_circuits_by_hand():
     assert quarter.graph_layers == quarter.layers == (9, 10, 11)
     assert quarter.faithfulness_prompts == 8
     assert (quarter.graph_positions, quarter.ablated_per_prompt) == (4, 10)
+    # gpt2-small's demonstration layer (0) is not loaded at this scale: the first kept one is
+    assert quarter.demo_layer == 9
+    assert quarter.demo_tokens == 51_200  # 204,800 * 0.25
+    assert scale_circuits(gpt2, 0.0002).demo_tokens == 4096  # the floor
     tiny = scale_circuits(get_preset("tiny").circuits, 0.0002)
     assert tiny.layers == tiny.graph_layers == (0, 1)  # at least 2 layers: a path between them
     assert tiny.faithfulness_prompts == 3
+    assert tiny.demo_layer == 0  # tiny's demonstration layer is kept, so it stays
     assert scale_circuits(gpt2, 1) is gpt2
     one_layer = scale_circuits(CircuitSizes(graph_layers=(5,), layers=(5,)), 0.1)
     assert one_layer.graph_layers == (5,)

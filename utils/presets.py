@@ -435,19 +435,25 @@ def scale_circuits(sizes: CircuitSizes, scale: float) -> CircuitSizes:
 
     The graph keeps the last ``round(n * scale)`` of its ``n`` layers, at least 2 (a path from one
     layer's latents to the next); only those MLPs are replaced (``layers``), so a scaled run loads
-    fewer transcoders. Faithfulness prompts shrink with a floor of 3. Positions, the ablations per
-    prompt and the source do not change.
+    fewer transcoders. Faithfulness prompts shrink with a floor of 3, the demonstration's tokens
+    with a floor of 4,096, and its layer becomes the first kept one if it was left out. Positions,
+    the ablations per prompt and the source do not change.
     """
     _check_scale(scale)
     if scale == 1:
         return sizes
     keep = _shrink_count(len(sizes.graph_layers), scale, min(2, len(sizes.graph_layers)))
     graph_layers = tuple(sorted(sizes.graph_layers)[len(sizes.graph_layers) - keep :])
+    # The demonstration trains one of the layers the scaled run loads (the notebook compares it
+    # with that layer's loaded transcoder), on fewer tokens.
+    demo_layer = sizes.demo_layer if sizes.demo_layer in graph_layers else graph_layers[0]
     return replace(
         sizes,
         graph_layers=graph_layers,
         layers=graph_layers,
         faithfulness_prompts=_shrink_count(sizes.faithfulness_prompts, scale, 3),
+        demo_layer=demo_layer,
+        demo_tokens=_shrink_count(sizes.demo_tokens, scale, 4096),
     )
 
 
