@@ -17,6 +17,20 @@ from sae_lens.util import cosine_similarities
 from .training import encode_in_batches, parent_children
 
 
+def _unit_true_directions(
+    model: SyntheticModel, hidden: torch.Tensor, features: torch.Tensor
+) -> torch.Tensor:
+    """The model's true feature directions, unit length [N, d], after checking that ``hidden``
+    and ``features`` hold the same samples (a clear error if not)."""
+    if hidden.shape[0] != features.shape[0]:
+        raise ValueError(
+            f"hidden has {hidden.shape[0]} samples but features has "
+            f"{features.shape[0]}: pass one sample and its true activations."
+        )
+    true_dirs = model.feature_dict.feature_vectors.detach()
+    return true_dirs / true_dirs.norm(dim=1, keepdim=True)
+
+
 def absorption(
     latent_fires: torch.Tensor, parent_fires: torch.Tensor, child_fires: torch.Tensor
 ) -> float:
@@ -92,13 +106,7 @@ def absorption_table(
     - ``parent_cos_to_children``: the mean cosine between the parent's latent and its
       children's directions (a large value: the parent's latent took part of its children).
     """
-    if hidden.shape[0] != features.shape[0]:
-        raise ValueError(
-            f"hidden has {hidden.shape[0]} samples but features has "
-            f"{features.shape[0]}: pass one sample and its true activations."
-        )
-    true_dirs = model.feature_dict.feature_vectors.detach()
-    true_dirs = true_dirs / true_dirs.norm(dim=1, keepdim=True)
+    true_dirs = _unit_true_directions(model, hidden, features)
     decoder = sae.W_dec.detach()
     cos = cosine_similarities(true_dirs, decoder)  # [N, L]
     best_latent = cos.argmax(dim=1)  # [N]
@@ -154,13 +162,7 @@ def feature_detection_table(
     along the feature's unit direction (activation times ``W_dec[latent] . f``) divided by the
     feature's true magnitude (below 1: the latent shrinks the feature). NaN where undefined.
     """
-    if hidden.shape[0] != features.shape[0]:
-        raise ValueError(
-            f"hidden has {hidden.shape[0]} samples but features has "
-            f"{features.shape[0]}: pass one sample and its true activations."
-        )
-    true_dirs = model.feature_dict.feature_vectors.detach()
-    true_dirs = true_dirs / true_dirs.norm(dim=1, keepdim=True)
+    true_dirs = _unit_true_directions(model, hidden, features)
     decoder = sae.W_dec.detach()
     cos = cosine_similarities(true_dirs, decoder)
     best_cos, best_latent = cos.max(dim=1)  # [N]
