@@ -164,6 +164,8 @@ def test_tables_of_the_true_dictionary():
 
     with pytest.raises(ValueError, match="samples"):
         absorption_table(sae, model, hidden[:10], features, batch_size=500)
+    with pytest.raises(ValueError, match="hidden has 10 samples"):
+        feature_detection_table(sae, model, hidden[:10], features, batch_size=500)
 
 
 def test_score_sae_is_reproducible_and_scores_the_true_dictionary_as_perfect():
