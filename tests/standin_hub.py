@@ -44,6 +44,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -575,3 +576,22 @@ if __name__ == "__main__":
     if len(sys.argv) != 2:
         raise SystemExit("usage: python tests/standin_hub.py NEW_FOLDER")
     print(json.dumps(build_standin_hub(Path(sys.argv[1])), indent=2))
+
+
+def run_worker_script(
+    script: str, mode: str, env: dict[str, str], prefix: str, timeout: float = 300
+) -> tuple[dict, str]:
+    """Run a test file as a script (``python script mode``) in ``env`` from the repository root;
+    return the JSON it printed last after ``prefix``, and its stderr. A worker that fails or
+    prints no result fails the test with its output."""
+    done = subprocess.run(
+        [sys.executable, script, mode],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith(prefix)]
+    assert done.returncode == 0 and lines, f"worker {mode} failed:\n{done.stdout}\n{done.stderr}"
+    return json.loads(lines[-1][len(prefix) :]), done.stderr

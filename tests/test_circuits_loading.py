@@ -11,7 +11,6 @@ Running this file as a script is the subprocess's side:
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -21,11 +20,11 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from standin_hub import (  # noqa: E402
-    REPO,
     TRANSCODER_FILE,
     TRANSCODER_LAYERS,
     TRANSCODER_REPO,
     authors_cfg,
+    run_worker_script,
     save_authors_checkpoint,
     session_standin_hub,
     standin_env,
@@ -106,17 +105,7 @@ def _offline_empty() -> dict:
 
 def run_worker(mode: str, env: dict[str, str], timeout: float = 300) -> dict:
     """Run this file as a script in ``env``; return the JSON it printed after RESULT_PREFIX."""
-    done = subprocess.run(
-        [sys.executable, __file__, mode],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    lines = [ln for ln in done.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
-    assert done.returncode == 0 and lines, f"worker {mode} failed:\n{done.stdout}\n{done.stderr}"
-    return json.loads(lines[-1][len(RESULT_PREFIX) :])
+    return run_worker_script(__file__, mode, env, RESULT_PREFIX, timeout)[0]
 
 
 # The tests (pytest's side) -----------------------------------------------------------------------

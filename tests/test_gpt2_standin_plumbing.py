@@ -12,7 +12,6 @@ plumbing|offline-error`` prints one JSON line of findings.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,24 +19,20 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from standin_hub import REPO, session_standin_hub, standin_env  # noqa: E402
+from standin_hub import (  # noqa: E402
+    run_worker_script,
+    session_standin_hub,
+    standin_env,
+)
 
 RESULT_PREFIX = "STANDIN-RESULT "
 
 
 def run_worker(mode: str, env: dict[str, str], timeout: float = 300) -> dict:
-    """Run this file as a script in ``env``; return the JSON it printed after RESULT_PREFIX."""
-    done = subprocess.run(
-        [sys.executable, __file__, mode],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    lines = [ln for ln in done.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
-    assert done.returncode == 0 and lines, f"worker {mode} failed:\n{done.stdout}\n{done.stderr}"
-    return {**json.loads(lines[-1][len(RESULT_PREFIX) :]), "stderr": done.stderr}
+    """Run this file as a script in ``env``; return the JSON it printed after RESULT_PREFIX, with
+    its stderr under "stderr"."""
+    result, stderr = run_worker_script(__file__, mode, env, RESULT_PREFIX, timeout)
+    return {**result, "stderr": stderr}
 
 
 # The tests (pytest's side) -----------------------------------------------------------------------
