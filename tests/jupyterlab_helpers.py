@@ -1,6 +1,6 @@
 """A throwaway JupyterLab for tests/test_jupyterlab.py: its own folders, port, token and settings.
 
-:class:`LabServer` copies ``notebooks/`` into a temporary book folder (with ``utils`` and
+:class:`LabServer` copies ``notebooks/`` into a temporary book folder (with ``utils``, ``i18n`` and
 ``benchmarks`` linked in, so the setup cell finds ``utils/presets.py`` by walking up as it does in
 the repository), points every Jupyter folder (config, data, runtime, settings, workspaces, IPython)
 into the same temporary tree, and runs ``python -m jupyterlab`` of the running Python's environment
@@ -100,7 +100,9 @@ class LabServer:
                 ".ipynb_checkpoints", "__pycache__", "*_saes", "checkpoints"
             ),
         )
-        for name in ("utils", "benchmarks"):
+        # what a reader's checkout has beside notebooks/: utils (and i18n, whose one rule for
+        # Chinese text utils.language reads), and benchmarks/results, which pages read
+        for name in ("utils", "i18n", "benchmarks"):
             (book / name).symlink_to(REPO_ROOT / name, target_is_directory=True)
         self.notebooks_dir = book / "notebooks"
         jupyter = root / "jupyter"
