@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from utils.features.reconstruction import reconstruction_metrics
+
 TOPK = "topk"
 
 
@@ -206,10 +208,8 @@ def fvu(x_hat: torch.Tensor, x: torch.Tensor) -> float:
     rows (tokens); 0 for a perfect prediction, 1 for predicting the mean."""
     if x_hat.shape != x.shape:
         raise ValueError(f"shapes differ: {tuple(x_hat.shape)} vs {tuple(x.shape)}")
-    x = x.float()
-    residual = (x - x_hat.float()).pow(2).sum()
-    total = (x - x.mean(dim=0)).pow(2).sum()
-    return float(residual / total)
+    # one minus the book's explained variance (the ratio of averages): one implementation
+    return 1 - reconstruction_metrics(x, x_hat)["explained_variance"]
 
 
 def train_transcoder(
