@@ -55,6 +55,19 @@ def prompt(lm):
 # --- transcoders -------------------------------------------------------------------------------
 
 
+def test_harvest_mlp_io_is_the_cached_mlp_in_and_out_at_the_masked_positions(lm):
+    tokens = torch.stack([lm.to_tokens(t)[0, :6] for t in SAMPLE_TEXTS[:3]])
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    mask[:, 0] = False
+    mask[1, 4:] = False  # another text's "padding"
+    got = C.harvest_mlp_io(lm, tokens, [0], mask=mask, batch_size=2)
+    _, cache = lm.run_with_cache(tokens)  # the whole model, every hook
+    x, y = got[0]
+    assert x.shape == (int(mask.sum()), lm.cfg.d_model)
+    torch.testing.assert_close(x, cache["blocks.0.ln2.hook_normalized"][mask])
+    torch.testing.assert_close(y, cache["blocks.0.hook_mlp_out"][mask])
+
+
 def test_fvu_by_hand():
     x = torch.tensor([[1.0, 0.0], [3.0, 2.0]])  # mean [2, 1]; total variance 1+1+1+1 = 4
     x_hat = torch.tensor([[1.0, 1.0], [3.0, 2.0]])  # one squared error of 1

@@ -179,7 +179,9 @@ def harvest_mlp_io(
     for start in starts:
         batch = tokens[start : start + batch_size].to(model.cfg.device)
         keep = mask[start : start + batch_size]
-        _, cache = model.run_with_cache(batch, names_filter=lambda n: n in names)
+        _, cache = model.run_with_cache(
+            batch, names_filter=lambda n: n in names, stop_at_layer=max(layers) + 1
+        )
         for name in names:
             parts[name].append(cache[name][keep.to(cache[name].device)].to("cpu", dtype))
     return {
