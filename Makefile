@@ -115,7 +115,7 @@ lock:
 # One part: make mutation PARTS=presets (the summary keeps the other parts' last results).
 MUTATION_DIR := $(VENV)/mutation
 MUTATION_JOBS ?= 2
-PARTS ?= presets evaluation t1-t2 t3 t4 t5 features display-plots training loading tiny-metrics i18n
+PARTS ?= presets evaluation t1-t2 t3 t4 t5 circuits features display-plots training loading tiny-metrics i18n
 # Seconds after which a part stops, keeping the mutants checked so far (empty: no limit).
 MUTATION_BUDGET ?=
 # SURVIVORS=1: run again only each part's last survivors (after new tests), keeping the rest.

@@ -109,6 +109,21 @@ PARTS: dict[str, dict[str, list[str]]] = {  # "copy": more of the book a part's 
         "modules": ["utils/exercises/t5_circuits.py"],
         "tests": ["tests/test_exercises_t5.py", "tests/test_exercises_language.py"],
     },
+    "circuits": {  # build_tiny.py is the maintainer's training run, not a metric: not mutated
+        "modules": [
+            "utils/circuits/__init__.py",
+            "utils/circuits/ablation.py",
+            "utils/circuits/export.py",
+            "utils/circuits/figures.py",
+            "utils/circuits/graph.py",
+            "utils/circuits/loading.py",
+            "utils/circuits/pruning.py",
+            "utils/circuits/replacement.py",
+            "utils/circuits/transcoders.py",
+            "utils/circuits/weights.py",
+        ],
+        "tests": ["tests/test_circuits.py", "tests/test_circuits_loading.py"],
+    },
     "features": {
         "modules": [
             "utils/features/__init__.py",
