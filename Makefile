@@ -61,7 +61,7 @@ book: $(STAMP)
 	  rm -rf _build/.jupyter_cache; \
 	fi
 	$(RUN_ENV) $(BIN)/python -m i18n.build
-	@touch _build/.site-build-ok  # tests/test_site.py reuses a site built after its sources changed
+	@touch _build/.site-build-ok  # tests/test_site_*.py reuse a site built after its sources changed
 	@echo "Open $(CURDIR)/_build/html/index.html (中文: $(CURDIR)/_build/html/zh/index.html)"
 
 test: $(STAMP)
@@ -127,7 +127,9 @@ mutation: $(STAMP)
 	    --jobs $(MUTATION_JOBS) $(if $(MUTATION_BUDGET),--budget $(MUTATION_BUDGET)) \
 	    $(if $(SURVIVORS),--survivors) || exit 1; \
 	done
-	$(BIN)/python tools/mutation.py summary --folder $(MUTATION_DIR) > benchmarks/results/mutation.txt
+	$(BIN)/python tools/mutation.py summary --folder $(MUTATION_DIR) \
+	  --previous benchmarks/results/mutation.txt > $(MUTATION_DIR)/summary.txt
+	mv $(MUTATION_DIR)/summary.txt benchmarks/results/mutation.txt
 	@sed -n '/^Part /,/^all parts run/p' benchmarks/results/mutation.txt
 
 benchmarks: $(STAMP)

@@ -3,6 +3,11 @@
 Sizes unlike GPT-2's (d_model 48, d_sae 200), fixed seeds, no downloads; builders in
 ``random_models.py``. ``import utils`` works because ``pyproject.toml`` puts the repository on
 pytest's ``pythonpath``.
+
+And the website's session fixtures, shared by the tests/test_site_*.py files that open it (the
+book built once, served once, each page loaded once): ``site``, ``server``, ``browser``,
+``visit``; what they run lives in ``site_helpers.py`` and ``site_browser.py``, imported only when
+a test asks for them.
 """
 
 from __future__ import annotations
@@ -59,3 +64,55 @@ def clean_env(monkeypatch):
         if name.startswith("SAE_BOOK_") or name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
             monkeypatch.delenv(name)
     return monkeypatch
+
+
+# ---- the built website (tests/test_site_*.py) ----------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Checked before the (slow) build, so a machine without a browser skips at once."""
+    from site_helpers import require_chromium
+
+    return require_chromium("Browser test")
+
+
+@pytest.fixture(scope="session")
+def site():
+    """_build/html, built now if it is missing or older than its sources."""
+    from site_helpers import HTML_DIR, ensure_built
+
+    try:
+        message = ensure_built()
+    except RuntimeError as error:
+        pytest.fail(f"The book does not build:\n{error}", pytrace=False)
+    print(message)
+    return HTML_DIR
+
+
+@pytest.fixture(scope="session")
+def server(site):
+    from site_helpers import SiteServer
+
+    with SiteServer(site) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path):
+    from playwright.sync_api import sync_playwright
+    from site_helpers import CHROMIUM_ARGS
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="session")
+def visit(browser, server):
+    """visit(docname) -> Visit: loads each page once per session, in a fresh browser context
+    (site_browser.py)."""
+    from site_browser import page_visitor
+
+    return page_visitor(browser, server)

@@ -1,4 +1,4 @@
-"""Helpers for the tests of the built website (tests/test_site.py): build, serve, inspect.
+"""Helpers for the tests of the built website (tests/test_site_*.py): build, serve, inspect.
 
 The site has two editions: English pages at _build/html/<docname>.html and their Chinese twins at
 _build/html/zh/<docname>.html, built from zh/ (`make book`, i18n/build.py). A Chinese page's
@@ -6,7 +6,7 @@ docname here is "zh/<docname>", which is also its source's path (zh/<docname>.ip
 
 Nothing here needs a browser: the table of contents, the build (the same command as ``make book``),
 a static file server on localhost, the expected outputs of an executed notebook, page weights and
-link targets. The browser part lives in test_site.py.
+link targets. The browser part lives in site_browser.py and the session fixtures in conftest.py.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@
 results, each with its own date, commit and run time).
 
     python tools/mutation.py run PART --folder DIR --jobs J   # one part, in DIR/PART
-    python tools/mutation.py summary --folder DIR             # every part found in DIR
+    python tools/mutation.py summary --folder DIR [--previous FILE]
+        # every part found in DIR; with FILE (the last summary), each part not in DIR keeps its
+        # block from FILE while the part still names the modules that block was run on
 
 A part is some modules and their unit tests (``PARTS``); together the parts are exactly what
 pyproject.toml's ``[tool.mutmut]`` names (checked). Each runs in a copy of utils/, i18n/ and tests/ whose
@@ -100,7 +102,13 @@ PARTS: dict[str, dict[str, list[str]]] = {  # "copy": more of the book a part's 
             "utils/exercises/t3_using_features.py",
         ],
         "tests": [
-            "tests/test_interventions.py",
+            "tests/test_interventions_directions.py",
+            "tests/test_interventions_choosing.py",
+            "tests/test_interventions_steering.py",
+            "tests/test_interventions_ablation.py",
+            "tests/test_interventions_attribution.py",
+            "tests/test_interventions_figures.py",
+            "tests/test_interventions_statistics.py",
             "tests/test_exercises_t3.py",
             "tests/test_exercises_language.py",
         ],
@@ -195,7 +203,9 @@ PARTS: dict[str, dict[str, list[str]]] = {  # "copy": more of the book a part's 
             "utils/exercises/t4_ground_truth.py",
         ],
         "tests": [
-            "tests/test_ground_truth.py",
+            "tests/test_ground_truth_metrics.py",
+            "tests/test_ground_truth_training.py",
+            "tests/test_ground_truth_figures.py",
             "tests/test_exercises_t4.py",
             "tests/test_exercises_language.py",
         ],
@@ -466,7 +476,60 @@ def row(name: str, c: Counter) -> str:
     )
 
 
-def summary(folder: Path) -> None:
+ROW = re.compile(r"^(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+[\d.]+%$")
+
+
+def earlier_summary(text: str) -> dict[str, dict]:
+    """The parts of an earlier summary's text, by name: ``{"lines": the part's block,
+    "counts": {module: Counter}, "survivors": {module: ["name: change", "    -> reason", ...]}}``,
+    so a summary can keep the results of parts that were not run again."""
+    parts: dict[str, dict] = {}
+    lines = text.splitlines()
+    survivors: dict[str, list[str]] = {}
+    current = None
+    for line in lines:
+        if line.startswith("Survivors in ") and line.endswith(":"):
+            current = line.removeprefix("Survivors in ").removesuffix(":")
+            survivors[current] = []
+        elif current and line.startswith("  "):
+            survivors[current].append(line)
+        else:
+            current = None
+    i = 0
+    while i < len(lines):
+        match = re.match(r"^Part (\S+): ", lines[i])
+        if not match:
+            i += 1
+            continue
+        block = []
+        while i < len(lines) and lines[i].strip():
+            block.append(lines[i])
+            i += 1
+        counts = {}
+        for line in block:
+            row_match = ROW.match(line)
+            if row_match:
+                module, total, not_run, killed, survived, other = row_match.groups()
+                counts[module] = Counter(
+                    {
+                        "killed": int(killed),
+                        "survived": int(survived),
+                        "not checked": int(not_run),
+                        "no tests": int(other),
+                    }
+                )
+                assert sum(counts[module].values()) == int(total), line
+        parts[match.group(1)] = {
+            "lines": block,
+            "counts": counts,
+            "survivors": {m: survivors.get(m, []) for m in counts},
+        }
+    return parts
+
+
+def summary(folder: Path, previous: str = "") -> None:
+    """Print the summary of every part run in ``folder``; a part not run there keeps its block
+    from ``previous`` (the last summary's text) when its modules are the same as today."""
     header = (
         f"{'module':40} {'mutants':>8} {'not run':>8} {'killed':>7} {'survived':>9} {'other':>6}"
         f" {'killed %':>9}"
@@ -475,11 +538,32 @@ def summary(folder: Path) -> None:
     print("mutant run against those modules' unit tests (tools/mutation.py).")
     print("killed % = killed / (killed + survived); timeouts count as killed; 'other': mutants no")
     print("selected test reaches; 'not run': left when a part stopped at its time budget.")
-    print("Parts not listed were not run.")
+    print("Parts not listed were not run; a part marked 'kept' shows its last run's results.")
     runs, total, all_survivors = [], Counter(), {}
+    kept = earlier_summary(previous)
+    kept_reasons: dict[str, list[str]] = {}
     for part in PARTS:
         record_path = folder / part / "run.json"
         if not record_path.exists():
+            earlier = kept.get(part)
+            # kept only while the part still names the modules it was run on (not after a move)
+            if (
+                earlier
+                and earlier["counts"]
+                and set(earlier["counts"]) <= set(PARTS[part]["modules"])
+            ):
+                runs.append(({"kept": earlier["lines"]}, earlier["counts"]))
+                for module, lines in earlier["survivors"].items():
+                    all_survivors[module] = [
+                        line[2:] for line in lines if not line.startswith("      -> ")
+                    ]
+                    kept_reasons[module] = [
+                        line.removeprefix("      -> ")
+                        for line in lines
+                        if line.startswith("      -> ")
+                    ]
+                for c in earlier["counts"].values():
+                    total += c
             continue
         record = json.loads(record_path.read_text())
         counts, survivors = part_results(folder / part, PARTS[part]["modules"])
@@ -489,6 +573,10 @@ def summary(folder: Path) -> None:
             total += c
     for record, counts in runs:
         print()
+        if "kept" in record:
+            print(record["kept"][0] + " (kept from the previous summary: not run again this time)")
+            print("\n".join(record["kept"][1:]))
+            continue
         print(
             f"Part {record['part']}: {record['date']}, commit {record['commit']}, "
             f"{record['seconds']} s wall with {record['jobs']} workers"
@@ -508,7 +596,12 @@ def summary(folder: Path) -> None:
         print(f"  {module}: {not_mutated_lines(module)}")
     named = named_reasons()
     reasons = {
-        module: [reason_for(module, line, named) for line in lines]
+        module: [
+            reason_for(module, line, named) if kept == "NO REASON" else kept
+            for line, kept in zip(
+                lines, kept_reasons.get(module) or ["NO REASON"] * len(lines), strict=True
+            )
+        ]
         for module, lines in all_survivors.items()
     }
     unexplained = sum(r == "NO REASON" for rs in reasons.values() for r in rs)
@@ -543,11 +636,17 @@ def main() -> None:
     )
     summary_parser = commands.add_parser("summary", help="summarise every part run")
     summary_parser.add_argument("--folder", type=Path, required=True)
+    summary_parser.add_argument(
+        "--previous",
+        type=Path,
+        help="the last summary: parts not run in --folder keep their results from it",
+    )
     args = parser.parse_args()
     if args.command == "run":
         run(args.part, args.folder.resolve(), args.jobs, args.budget, args.survivors)
     else:
-        summary(args.folder.resolve())
+        previous = args.previous.read_text() if args.previous and args.previous.exists() else ""
+        summary(args.folder.resolve(), previous)
 
 
 if __name__ == "__main__":

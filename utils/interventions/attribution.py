@@ -128,8 +128,8 @@ def ablation_effects(
     stream there and each batch of ablations starts at block ``L`` from it (TransformerLens'
     ``start_at_layer``) instead of re-running blocks ``0..L-1``; other hooks, or
     ``from_hook=False``, run every ablation from the tokens. Either way only the target position
-    is unembedded. Same numbers as full forward passes (tests/test_interventions.py), less time
-    (benchmarks/ablation_start_at_layer.py).
+    is unembedded. Same numbers as full forward passes (tests/test_interventions_attribution.py),
+    less time (benchmarks/ablation_start_at_layer.py).
     """
     tokens = _check_tokens(tokens)
     if tokens.shape[0] != 1:

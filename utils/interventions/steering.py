@@ -151,7 +151,7 @@ def steering_curves(
 ) -> pd.DataFrame:
     """:func:`steering_curve` for many directions at once, in shared forward passes.
 
-    Three savings, none of which changes a number (tests/test_interventions.py):
+    Three savings, none of which changes a number (tests/test_interventions_steering.py):
 
     - scale 0 is the unsteered model whatever the direction: it runs once per batch of contexts,
       and every direction's token sets are scored on it;

@@ -1,0 +1,59 @@
+"""tools/mutation.py's summary keeps the parts it did not run from the last summary, unless their
+modules moved since. Fast: no mutant is run (an empty results folder)."""
+
+from __future__ import annotations
+
+import sys
+
+from random_models import REPO
+
+sys.path.insert(0, str(REPO / "tools"))
+import mutation
+
+HEADER = "module    mutants  not run  killed  survived  other  killed %"
+PREVIOUS = f"""Part presets: 2026-12-02 23:16 UTC, commit 7181cc5, 45 s wall with 2 workers
+  tests: tests/test_presets.py
+{HEADER}
+utils/presets.py                              292        0     289         3      0     99.0%
+utils/quality.py                               17        1      15         0      1    100.0%
+
+Part t3: 2026-12-02 23:12 UTC, commit 157f50b, 908 s wall with 2 workers
+{HEADER}
+utils/interventions.py                        969        0     910        59      0     93.9%
+
+all parts run                                1278        1    1214        62      1     95.1%
+
+Survivors in utils/presets.py:
+  x_a__mutmut_1: a = 1  ->  a = 2
+      -> a reason given then
+  x_b__mutmut_2: b = 1  ->  b = 3
+      -> NO REASON
+
+Survivors in utils/interventions.py:
+  x_c__mutmut_3: c = 1  ->  c = 2
+      -> NO REASON
+"""
+
+
+def test_earlier_summary_reads_each_parts_rows_and_survivors():
+    parts = mutation.earlier_summary(PREVIOUS)
+    assert sorted(parts) == ["presets", "t3"]
+    quality = parts["presets"]["counts"]["utils/quality.py"]
+    assert (quality["killed"], quality["survived"], quality["not checked"]) == (15, 0, 1)
+    assert quality["no tests"] == 1
+    assert parts["presets"]["survivors"]["utils/presets.py"][1] == "      -> a reason given then"
+
+
+def test_a_part_not_run_keeps_its_block_unless_its_modules_moved(tmp_path, capsys):
+    mutation.summary(tmp_path, PREVIOUS)
+    out = capsys.readouterr().out
+    assert "Part presets: 2026-12-02 23:16 UTC" in out
+    assert "(kept from the previous summary: not run again this time)" in out
+    assert "Part t3" not in out  # utils/interventions.py is a package now: its block is stale
+    assert "utils/interventions.py" not in out
+    total = next(line for line in out.splitlines() if line.startswith("all parts run"))
+    # 292 + 17 mutants, 1 not run, 289 + 15 killed, 3 survived, 1 other
+    assert total.split()[3:9] == ["309", "1", "304", "3", "1", "99.0%"]
+    assert "a reason given then" in out
+    # a kept survivor with no reason then is asked again (today's rules and reasons file)
+    assert out.count("-> NO REASON") == 1
