@@ -4,7 +4,8 @@ What SAELens 6.x provides is used as is (``SyntheticModel``, ``SyntheticSAERunne
 ``eval_sae_on_synthetic_data``); this module adds what the tutorial needs around it:
 
 - :func:`train_on_synthetic`: the runner with its pitfalls handled (no wandb, nothing written to
-  disk, no 500k-sample final evaluation, a dead-latent window that fits a short run);
+  disk, no 500k-sample final evaluation, a dead-latent window that fits a short run), and the
+  training batches of the last run replayed to the next run that would draw the very same ones;
 - :func:`score_sae`: SAELens' evaluation on a fixed sample, flattened into one table row;
 - :func:`random_decoder`: the chance-level baseline, drawn from its own generator;
 - :func:`parent_children` (the hierarchy) and :func:`encode_in_batches`.
@@ -29,6 +30,7 @@ from sae_lens.synthetic import (
     SyntheticSAERunnerConfig,
     eval_sae_on_synthetic_data,
 )
+from sae_lens.synthetic.training import SyntheticActivationIterator
 
 # Added to a seed for the random baseline's generator, so that it never draws the true features:
 # with ``seed=s`` and no orthogonalisation, the synthetic model's features are exactly
@@ -106,8 +108,87 @@ def train_on_synthetic(
     )
     torch.manual_seed(seed)
     runner = SyntheticSAERunner(cfg, override_synthetic_model=model)
-    with _trainer_progress_bar(show_progress):
+    with (
+        _trainer_progress_bar(show_progress),
+        _replayed_training_batches(model, batch_size, device),
+    ):
         return runner.run().sae
+
+
+class _Stream:
+    """The training batches one run drew from a synthetic model, with the CPU generator's state
+    before and after each draw (5 KB each)."""
+
+    def __init__(self) -> None:
+        self.batches: list[torch.Tensor] = []
+        self.before: list[torch.Tensor] = []
+        self.after: list[torch.Tensor] = []
+
+
+# model -> {batch_size: the last run's stream}: a notebook trains several SAEs in a row on one
+# seed (the same data, different architectures), so the last stream is the one worth keeping.
+_TRAINING_STREAMS: weakref.WeakKeyDictionary[SyntheticModel, dict[int, _Stream]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class _ReplayingIterator(SyntheticActivationIterator):
+    """SAELens' iterator, except that batch ``i`` is the last run's batch ``i`` when the generator
+    is in the state that run drew it from (the generator is then left as that draw left it), and
+    what it hands out is recorded for the next run. From the first batch that differs it draws,
+    as SAELens does."""
+
+    def __init__(self, *args: Any, last: _Stream | None, record: _Stream, drop_last, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.last, self.record, self.drop_last = last, record, drop_last
+
+    def next_batch(self) -> torch.Tensor:
+        i, state = len(self.record.batches), torch.get_rng_state()
+        last = self.last
+        if last is not None and i < len(last.batches) and torch.equal(state, last.before[i]):
+            batch = last.batches[i]  # shared with the last stream, handed out as a copy
+            torch.set_rng_state(last.after[i])
+        else:
+            if last is not None:  # diverged: its remaining batches are of no use
+                self.last = None
+                self.drop_last()
+            batch = super().next_batch().clone()
+        self.record.batches.append(batch)
+        self.record.before.append(state)
+        self.record.after.append(torch.get_rng_state())
+        return batch.clone()
+
+
+@contextlib.contextmanager
+def _replayed_training_batches(
+    model: SyntheticModel, batch_size: int, device: str
+) -> Iterator[None]:
+    """Give the runner's training loop the last run's batches where it would draw the very same
+    ones: the same model and batch size, and the CPU generator in the state the last run drew each
+    batch from (the same seed and an SAE initialised with the same draws). Drawing them is about a
+    quarter of a small SAE's training time on a CPU; the SAE trained is the same (tests). Only the
+    last stream is kept (``batch_size x hidden_dim`` floats a step), and only with
+    ``device="cpu"``, where the batches come from the CPU generator."""
+    if device != "cpu":
+        yield
+        return
+    import sae_lens.synthetic.synthetic_sae_runner as runner_module
+
+    streams = _TRAINING_STREAMS.setdefault(model, {})
+    record = _Stream()
+    iterator = partial(
+        _ReplayingIterator,
+        last=streams.get(batch_size),
+        record=record,
+        drop_last=lambda: streams.pop(batch_size, None),
+    )
+    original = runner_module.SyntheticActivationIterator
+    runner_module.SyntheticActivationIterator = iterator
+    try:
+        yield
+    finally:
+        runner_module.SyntheticActivationIterator = original
+    streams[batch_size] = record
 
 
 class _ReplayedSample:
