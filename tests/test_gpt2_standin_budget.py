@@ -103,8 +103,50 @@ MEASURED_THE_SAME = (
     "context_size",
     "batch_size",
 )
-# The bars tutorial 3 sets on the attribution-vs-ablation comparison (its notebook asserts them).
-NOTEBOOK_SPEARMAN, NOTEBOOK_SIGN_AGREEMENT = 0.9, 0.95
+# The bars tutorial 3 sets on the attribution-vs-ablation comparison (its cell t3-36 asserts
+# them with assert_quality): over each context's top pairs alone (by |attribution|), the median
+# per-context Spearman of estimate against real ablation is above TOP_PAIRS_SPEARMAN, and the
+# estimate's top pair is the real top pair in more than TOP_PAIR_FOUND of the contexts.
+TOP_PAIRS_SPEARMAN, TOP_PAIR_FOUND = 0.5, 0.5
+
+
+def chance_of_top_pairs_spearman(sizes: InterventionSizes) -> float:
+    """Probability that rankings unrelated to the real effects pass the Spearman bar: each
+    context's Spearman over its ``attribution_top`` pairs is above the bar with probability q
+    (one-sided t approximation), and the median over the contexts needs half of them there."""
+    n, r = sizes.attribution_top, TOP_PAIRS_SPEARMAN
+    q = stats.t.sf(r * math.sqrt((n - 2) / (1 - r * r)), n - 2)
+    contexts = sizes.attribution_contexts
+    return stats.binom.sf(math.ceil(contexts / 2) - 1, contexts, q)
+
+
+def chance_of_finding_the_top_pair(sizes: InterventionSizes) -> float:
+    """Probability that an estimate unrelated to the real effects names the real top pair in
+    more than TOP_PAIR_FOUND of the contexts: one chance in (top + random pairs) per context."""
+    contexts = sizes.attribution_contexts
+    q = 1 / (sizes.attribution_top + sizes.attribution_random)
+    needed = math.floor(TOP_PAIR_FOUND * contexts) + 1
+    return stats.binom.sf(needed - 1, contexts, q)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_tutorial_3s_attribution_bars_are_not_passed_by_chance(name):
+    """At each preset's own sizes, an attribution unrelated to the real ablations would pass
+    neither bar (p < 1%): the claims can fail."""
+    sizes = PRESETS[name].interventions
+    assert chance_of_top_pairs_spearman(sizes) < 0.01
+    assert chance_of_finding_the_top_pair(sizes) < 0.01
+
+
+def test_the_chance_levels_by_hand():
+    """The two chance levels against numbers worked by hand."""
+    one = InterventionSizes(attribution_contexts=1, attribution_top=20, attribution_random=20)
+    # one context, 20 pairs: t = 0.5 x sqrt(18 / 0.75) = 2.449 on 18 degrees of freedom
+    assert chance_of_top_pairs_spearman(one) == pytest.approx(0.0124, abs=5e-4)
+    assert chance_of_finding_the_top_pair(one) == pytest.approx(1 / 40)
+    three = InterventionSizes(attribution_contexts=3, attribution_top=2, attribution_random=2)
+    # more than half of 3 contexts = 2 or 3 of them, each with probability 1/4
+    assert chance_of_finding_the_top_pair(three) == pytest.approx(3 * 3 / 64 + 1 / 64)
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -130,16 +172,13 @@ def test_the_smallest_scaled_run_still_supports_tutorial_3s_claims(name):
     """What the floors exist for, at a scale where every one of them binds."""
     small = scale_preset(PRESETS[name], 1e-9)
     sizes = small.interventions
-    pairs = sizes.attribution_contexts * (sizes.attribution_top + sizes.attribution_random)
-    # A Spearman at the notebook's bar over this many pairs is not chance (t approximation,
-    # two-sided p < 1%), nor is the notebook's sign agreement (binomial, a fair coin per pair).
-    r = NOTEBOOK_SPEARMAN
-    t = r * math.sqrt((pairs - 2) / (1 - r * r))
-    assert 2 * stats.t.sf(t, pairs - 2) < 0.01, pairs
-    agreeing = math.ceil(NOTEBOOK_SIGN_AGREEMENT * pairs)
-    assert stats.binom.sf(agreeing - 1, pairs, 0.5) < 0.01, pairs
-    # Each attribution context ablates both its strongest pairs and random ones.
-    assert sizes.attribution_top >= 1 and sizes.attribution_random >= 1
+    # The attribution bars are measured, not decided, at this scale (2 contexts of 5 top pairs
+    # pass them by chance: the stand-in runs with SAE_BOOK_QUALITY_CHECKS=warn); what the floors
+    # keep is that each measure exists: a rank correlation over a context's top pairs (three or
+    # more), a top pair among others, and "most contexts" over more than one.
+    assert sizes.attribution_top >= 3 and sizes.attribution_random >= 1
+    assert sizes.attribution_contexts >= 2
+    assert chance_of_finding_the_top_pair(sizes) < 0.5
     # Each steering control shows a spread: at least two directions, not one draw.
     assert sizes.random_directions >= 2
     # Curves and ablation effects are means over contexts, not one context's accident.
