@@ -327,6 +327,36 @@ def test_ablation_check_and_agreement(lm, transcoders, graph):
     assert stats["n"] == 8 and -1 <= stats["pearson"] <= 1
 
 
+def test_residual_share_by_hand(lm, transcoders, graph):
+    """A latent's share: the norm of what it writes, centred (activation times decoder row minus
+    its mean), over the norm of the centred stream entering the final LayerNorm there; the
+    activation is recomputed from the model's own MLP input, not read from the graph."""
+    _, cache = lm.run_with_cache(graph.tokens[None])
+    stream = cache[f"blocks.{lm.cfg.n_layers - 1}.hook_resid_post"][0]
+    latents = graph.nodes[graph.nodes["kind"] == "latent"]
+    picked = [latents.iloc[0], latents.iloc[len(latents) // 2], latents.iloc[-1]]
+    where = [(int(r.layer), int(r.position), int(r.latent)) for r in picked]
+    assert {w[0] for w in where} == {0, 1}
+    by_hand = []
+    with torch.no_grad():
+        for layer, p, j in where:
+            x = cache[f"blocks.{layer}.ln2.hook_normalized"][0, p]
+            tc = transcoders[layer]
+            acts = torch.relu(x @ tc.W_enc + tc.b_enc)
+            acts = acts * (acts >= acts.topk(K).values[-1])  # TopK by hand
+            row = acts[j] * tc.W_dec[j]
+            centred = stream[p] - stream[p].mean()
+            by_hand.append(float((row - row.mean()).norm() / centred.norm()))
+    got = C.residual_share(lm, transcoders, graph, where)
+    assert torch.allclose(got, torch.tensor(by_hand), rtol=1e-4)
+    frame = C.ablation_check(lm, transcoders, [graph], 3)
+    first = frame.iloc[0]
+    one = C.residual_share(
+        lm, transcoders, graph, [(int(first.layer), int(first.position), int(first.latent))]
+    )
+    assert first["share"] == pytest.approx(float(one[0]), rel=1e-6) and (frame["share"] > 0).all()
+
+
 def test_agreement_by_hand():
     frame = pd.DataFrame(
         dict(prompt=[0, 0, 1, 1], predicted=[1.0, 2.0, -1.0, 4.0], real=[2.0, 4.0, -2.0, 8.0])

@@ -20,7 +20,7 @@ One module per job; this package hands their names on, so the notebook imports t
     influence, pruning, scores: :func:`node_influence`, :func:`prune_graph`, :func:`graph_scores`
 ``ablation``
     the graph against the real model: :func:`total_effects`, :func:`ablate_latents`,
-    :func:`ablation_check`, :func:`agreement`
+    :func:`ablation_check`, :func:`agreement`, :func:`residual_share`
 ``figures``
     :func:`graph_figure`, :func:`ablation_figure`, :func:`training_figure`
 ``export``
@@ -29,7 +29,14 @@ One module per job; this package hands their names on, so the notebook imports t
 The bundled tiny model's transcoders are built by ``python -m utils.circuits.build_tiny``.
 """
 
-from .ablation import ablate_latents, ablation_check, agreement, pick_ablations, total_effects
+from .ablation import (
+    ablate_latents,
+    ablation_check,
+    agreement,
+    pick_ablations,
+    residual_share,
+    total_effects,
+)
 from .export import graph_json, write_graph_json
 from .figures import ablation_figure, graph_figure, training_figure
 from .graph import TARGETS, AttributionGraph, build_graph, edge_sum_error, prompt_tokens
@@ -79,6 +86,7 @@ __all__ = [
     "mlp_out_hook",
     "node_influence",
     "pick_ablations",
+    "residual_share",
     "prompt_tokens",
     "prune_graph",
     "replacement_hooks",

@@ -11,6 +11,12 @@ latent zeroed at its layer and position, and everything else recomputed: attenti
 LayerNorm scales, which latents of later layers are active. ``freeze`` holds parts of the clean run
 fixed instead (``"ln_final"``: the final LayerNorm's scale; ``"attention"``: every attention
 pattern; ``"layernorm"``: every LayerNorm scale), to find which one the graph's error comes from.
+
+**Share** of a latent: the size of what it writes into the residual stream (its activation times
+its decoder row, centred as LayerNorm centres it) over the size of the centred stream that enters
+the final LayerNorm at its position. The graph holds every LayerNorm's divisor at its clean value;
+removing a latent with a large share changes those divisors by about as much, which the graph
+cannot see.
 """
 
 from __future__ import annotations
@@ -110,6 +116,32 @@ def ablate_latents(
     return torch.cat(changes).cpu() if changes else torch.empty(0)
 
 
+@torch.no_grad()
+def residual_share(
+    model: Any,
+    transcoders: Transcoders,
+    graph: AttributionGraph,
+    latents: Sequence[tuple[int, int, int]],
+) -> torch.Tensor:
+    """``[len(latents)]``: each ``(layer, position, latent)``'s share of the residual stream that
+    enters the final LayerNorm at its position (see the module docstring); the latent's activation
+    is its node value in ``graph``."""
+    transcoders = check_transcoders(model, transcoders)
+    final = f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
+    _, cache = model.run_with_cache(
+        graph.tokens[None].to(model.cfg.device), names_filter=lambda n: n == final
+    )
+    stream = cache[final][0]
+    stream = stream - stream.mean(dim=-1, keepdim=True)
+    shares = []
+    for layer, p, j in latents:
+        value = float(graph.nodes.at[graph.latent_node(layer, p, j), "value"])
+        row = transcoders[layer].W_dec[j]
+        written = value * (row - row.mean())
+        shares.append(float(written.norm() / stream[p].norm()))
+    return torch.tensor(shares)
+
+
 def pick_ablations(
     graph: AttributionGraph, n_top: int, seed: int = 0
 ) -> tuple[list[int], list[int]]:
@@ -147,7 +179,8 @@ def ablation_check(
     random active latents of the same layers, are ablated one at a time.
 
     One row per ablation: ``prompt`` (the graph's number), ``group`` ("top"/"random"),
-    ``layer``, ``position``, ``latent``, ``predicted``, ``real``.
+    ``layer``, ``position``, ``latent``, ``predicted``, ``real``, ``share`` (the latent's share of
+    the residual stream, :func:`residual_share`).
     """
     rows = []
     items = list(enumerate(graphs))
@@ -168,7 +201,8 @@ def ablation_check(
             for i, _ in picked
         ]
         real = ablate_latents(model, transcoders, graph, where, freeze=freeze)
-        for (i, group), (layer, p, j), change in zip(picked, where, real.tolist()):
+        shares = residual_share(model, transcoders, graph, where).tolist()
+        for (i, group), (layer, p, j), change, share in zip(picked, where, real.tolist(), shares):
             rows.append(
                 dict(
                     prompt=number,
@@ -178,6 +212,7 @@ def ablation_check(
                     latent=j,
                     predicted=-float(effects[i]),
                     real=change,
+                    share=share,
                 )
             )
     return pd.DataFrame(rows)
