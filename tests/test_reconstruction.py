@@ -189,3 +189,12 @@ def test_zero_ablate_all_also_zeroes_bos(model, sae):
     assert like_for_like.zero_ablated != pytest.approx(everywhere.zero_ablated)
     with pytest.raises(ValueError, match=r"must all be \[n, ctx\]"):
         F.spliced_losses(model, sae, tokens, counted[:, :-1], progress=False)
+
+
+def test_two_vectors_are_enough_by_hand():
+    # The first two vectors of X: x = (1, 0), (3, 0), mean (2, 0); x_hat = (1, 1), (2, 0).
+    #   ||x - x_hat||^2 = 1, 1 (mean 1; per element 2 / 4 = 1/2); ||x - mean||^2 = 1, 1 (mean 1)
+    #   explained variance 1 - 1 / 1 = 0; cosine (1/sqrt(2) + 1) / 2
+    assert F.reconstruction_metrics(X[:2], X_HAT[:2]) == pytest.approx(
+        {"mse": 1 / 2, "explained_variance": 0.0, "cosine_similarity": (1 / math.sqrt(2) + 1) / 2}
+    )
