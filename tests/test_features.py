@@ -907,3 +907,74 @@ def test_density_of_one_counted_token_and_of_none():
         torch.tensor([[0, 1]]), [2], torch.tensor([[False, False]]), torch.zeros(1, 2, 2), VOCAB
     )
     assert none.n_tokens == 0 and none.density.tolist() == [0.0, 0.0]
+
+
+def one_firing_sample():
+    """One text, <bos> ' a': feature 0 fires once (3.0) on the ' a', feature 1 never."""
+    dense = torch.zeros(1, 2, 2)
+    dense[0, 1, 0] = 3.0
+    return sample_by_hand(torch.tensor([[0, 1]]), [2], torch.tensor([[False, True]]), dense, VOCAB)
+
+
+def test_top_activating_contexts_edges_by_hand(toy):
+    # k = 1, and no context on the right (right = 0 is allowed)
+    first = F.top_activating_contexts(toy, 0, k=1, left=1, right=0)
+    assert first[
+        ["text", "position", "activation", "context_tokens", "highlight"]
+    ].values.tolist() == [[0, 3, 4.0, [" be", " a"], 1]]
+    single = F.top_activating_contexts(one_firing_sample(), 0)  # a feature that fired once
+    assert single[["text", "position", "token", "activation"]].values.tolist() == [
+        [0, 1, " a", 3.0]
+    ]
+    silent = F.top_activating_contexts(one_firing_sample(), 1)  # and one that never fired
+    assert len(silent) == 0 and list(silent.columns) == list(single.columns)
+    one = F.feature_top_tokens(one_firing_sample(), 0)
+    assert one.values.tolist() == [[" a", 1, 1.0, 1, 1.0, 3.0]]
+    none = F.feature_top_tokens(one_firing_sample(), 1)
+    assert len(none) == 0 and list(none.columns) == list(one.columns)
+
+
+def test_top_activating_contexts_defaults():
+    # One text of 30 tokens (ids 1..29 after BOS). Feature 0 fires 0.1 * p at positions 1..11 and
+    # 10 at position 15: 12 firings, the default k=10 keeps 10, the strongest first; its context
+    # is 12 tokens on the left and 4 on the right (positions 3..19), the firing token 13th.
+    tokens = torch.arange(30)[None]
+    vocab = [f"t{i}" for i in range(30)]
+    dense = torch.zeros(1, 30, 1)
+    dense[0, 1:12, 0] = 0.1 * torch.arange(1, 12)
+    dense[0, 15, 0] = 10.0
+    sample = sample_by_hand(tokens, [30], tokens > 0, dense, vocab)
+    table = F.top_activating_contexts(sample, 0)
+    assert table["position"].tolist() == [15, 11, 10, 9, 8, 7, 6, 5, 4, 3]
+    top = table.iloc[0]
+    assert top["context_tokens"] == [f"t{i}" for i in range(3, 20)] and top["highlight"] == 12
+    assert top["context_activations"][:9] == pytest.approx(
+        [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1]
+    )
+    assert top["context_activations"][9:] == [0.0, 0.0, 0.0, 10.0, 0.0, 0.0, 0.0, 0.0]
+    # feature_top_tokens' default k=10 too: it fired on 12 different tokens, once each
+    tops = F.feature_top_tokens(sample, 0)
+    assert tops["token"].tolist() == ["t15", "t11", "t10", "t9", "t8", "t7", "t6", "t5", "t4", "t3"]
+
+
+def test_token_counts_most_common_first(toy):
+    counts = toy.token_counts()
+    assert counts.index[0] == " a" and counts.iloc[0] == 3 and counts.name == "count"
+    assert counts.tolist() == [3, 1, 1]
+
+
+def test_feature_top_tokens_counts_are_integers(toy):
+    table = F.feature_top_tokens(toy, 1)
+    assert table["occurrences"].tolist() == [1, 3] and table["occurrences"].dtype == int
+    assert table["fires"].dtype == int
+
+
+def test_token_concentrated_features_needs_a_firing():
+    """A feature that never fired has no top token: min_fires=0 would make the silent feature 1
+    eligible with a share of 0 / 0 and the vocabulary's last string as its top token."""
+    with pytest.raises(ValueError, match="min_fires must be at least 1, got 0"):
+        F.token_concentrated_features(one_firing_sample(), min_fires=0, max_density=1.0)
+    rows = F.token_concentrated_features(
+        one_firing_sample(), min_fires=1, max_density=1.0, min_letters=0
+    )
+    assert rows.values.tolist() == [[0, " a", 1.0, 1, 1.0]]

@@ -198,3 +198,15 @@ def test_two_vectors_are_enough_by_hand():
     assert F.reconstruction_metrics(X[:2], X_HAT[:2]) == pytest.approx(
         {"mse": 1 / 2, "explained_variance": 0.0, "cosine_similarity": (1 / math.sqrt(2) + 1) / 2}
     )
+
+
+def test_the_legacy_figure_sums_over_every_batch_of_two_or_more():
+    # Batch 1: the first two vectors of X, ratios 1/1 and 1/1 (as above).
+    # Batch 2: x = (0, 0), (2, 0), mean (1, 0), so ||x - mean||^2 = 1, 1; x_hat = (0, 1), (2, 0),
+    #   so ||x - x_hat||^2 = 1, 0: ratios 1 and 0.
+    # Legacy over both: 1 - (1 + 1 + 1 + 0) / 4 = 1/4.
+    sums = ReconstructionSums()
+    sums.add(X[:2], X_HAT[:2])
+    sums.add(torch.tensor([[0.0, 0.0], [2.0, 0.0]]), torch.tensor([[0.0, 1.0], [2.0, 0.0]]))
+    assert sums.result()["explained_variance_legacy"] == pytest.approx(1 / 4)
+    assert sums.n_legacy == 4

@@ -449,6 +449,8 @@ def token_concentrated_features(
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
+    if min_fires < 1:  # a feature that never fired has no top token (and a share of 0 / 0)
+        raise ValueError(f"min_fires must be at least 1, got {min_fires}")
     if not 0 < max_density <= 1:
         raise ValueError(f"max_density must be in (0, 1], got {max_density}")
     eligible = ((sample.firing_counts >= min_fires) & (sample.density <= max_density)).nonzero()
