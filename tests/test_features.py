@@ -978,3 +978,40 @@ def test_token_concentrated_features_needs_a_firing():
         one_firing_sample(), min_fires=1, max_density=1.0, min_letters=0
     )
     assert rows.values.tolist() == [[0, " a", 1.0, 1, 1.0]]
+
+
+def test_sae_metadata_without_the_fields():
+    """An SAE object whose metadata lacks the fields: no hook is an error that says so, no
+    prepend_bos means True (SAELens' default)."""
+    from types import SimpleNamespace
+
+    bare = SimpleNamespace(cfg=SimpleNamespace(metadata=SimpleNamespace()))
+    with pytest.raises(ValueError, match="names no hook"):
+        F.sae_hook_name(bare)
+    assert F.sae_prepend_bos(bare) is True
+    empty = SimpleNamespace(cfg=SimpleNamespace(metadata=SimpleNamespace(hook_name="")))
+    with pytest.raises(ValueError, match=r"sae\.cfg\.metadata\.hook_name is empty"):
+        F.sae_hook_name(empty)
+
+
+def test_tokenize_for_sae_marks_bos_only_when_there_is_one():
+    m = CharModel()
+    m.hook_dict = {HOOK: None}
+    m.cfg.n_layers = 2
+    hook, tokens, lengths, valid, counted = F.sample._tokenize_for_sae(
+        m, build_sae(), ["ab", "cde"], 4, exclude_bos=True
+    )
+    assert hook == HOOK
+    assert tokens.tolist() == [[1, 97, 98, 7], [1, 99, 100, 101]] and lengths.tolist() == [3, 4]
+    assert valid.tolist() == [[True, True, True, False], [True] * 4]
+    assert counted.tolist() == [[False, True, True, False], [False, True, True, True]]
+    counted_bos = F.sample._tokenize_for_sae(m, build_sae(), ["ab", "cde"], 4, exclude_bos=False)[4]
+    assert counted_bos.tolist() == valid.tolist()
+    # an SAE trained without BOS: position 0 is a real token, counted even with exclude_bos
+    _, tokens, _, valid, counted = F.sample._tokenize_for_sae(
+        m, build_sae(prepend_bos=False), ["ab", "cde"], 4, exclude_bos=True
+    )
+    assert tokens.tolist() == [[97, 98, 7], [99, 100, 101]]
+    assert counted.tolist() == valid.tolist() == [[True, True, False], [True, True, True]]
+    with pytest.raises(KeyError, match="no hook 'blocks.5.hook_resid_pre'"):
+        F.sample._tokenize_for_sae(m, build_sae(hook="blocks.5.hook_resid_pre"), ["ab"], 4, True)

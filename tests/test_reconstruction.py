@@ -210,3 +210,12 @@ def test_the_legacy_figure_sums_over_every_batch_of_two_or_more():
     sums.add(torch.tensor([[0.0, 0.0], [2.0, 0.0]]), torch.tensor([[0.0, 1.0], [2.0, 0.0]]))
     assert sums.result()["explained_variance_legacy"] == pytest.approx(1 / 4)
     assert sums.n_legacy == 4
+
+
+def test_only_empty_batches_are_no_vectors():
+    sums = ReconstructionSums()
+    sums.add(torch.zeros(0, 2), torch.zeros(0, 2))
+    with pytest.raises(ValueError, match="No activation vectors were added"):
+        sums.result()
+    with pytest.raises(ValueError, match="No activation vectors were added"):
+        _ = sums.mean
