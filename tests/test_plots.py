@@ -329,8 +329,12 @@ def test_l0_histogram_one_bar_per_three_integers_and_the_mean_line():
     (line,) = fig.layout.shapes
     assert line.x0 == line.x1 == 31.75
     assert [a.text for a in fig.layout.annotations] == ["mean"]
-    with pytest.raises(ValueError, match="l0_values is empty"):
+    with pytest.raises(ValueError, match=r"^l0_values is empty: there is nothing to plot\.$"):
         plots.l0_histogram(torch.zeros(0))
+    with pytest.raises(ValueError, match=r"^values is empty: there is nothing to plot\.$"):
+        plots.histogram([], "t", "x")
+    one = plots.l0_histogram(torch.tensor([7]))  # a single value is enough
+    assert list(one.data[0].x) == [7.0] and list(one.data[0].y) == [1]
 
 
 def test_feature_density_histogram_by_hand():
