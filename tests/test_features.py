@@ -1015,3 +1015,17 @@ def test_tokenize_for_sae_marks_bos_only_when_there_is_one():
     assert counted.tolist() == valid.tolist() == [[True, True, False], [True, True, True]]
     with pytest.raises(KeyError, match="no hook 'blocks.5.hook_resid_pre'"):
         F.sample._tokenize_for_sae(m, build_sae(hook="blocks.5.hook_resid_pre"), ["ab"], 4, True)
+
+
+def test_check_hook_name_lists_up_to_five_close_matches():
+    m = CharModel()
+    m.cfg.n_layers = 2
+    m.hook_dict = dict.fromkeys(f"hook_{i}" for i in range(1, 8))  # 7 names, each as close
+    with pytest.raises(KeyError) as seven:
+        F.check_hook_name(m, "hook_")
+    listed = str(seven.value).split("Close matches: ")[1].split(".")[0].split(", ")
+    assert len(listed) == 5 and set(listed) <= set(m.hook_dict)
+    # similarity 2 * 2 / 8 = 0.5 ('ab' shared): close enough (the cutoff is 0.5, inclusive)
+    m.hook_dict = {"abxy": None}
+    with pytest.raises(KeyError, match="Close matches: abxy."):
+        F.check_hook_name(m, "abcd")
