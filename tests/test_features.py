@@ -822,7 +822,7 @@ def test_input_checks_say_what_was_wrong(model):
     with pytest.raises(KeyError) as nothing_close:
         F.check_hook_name(model, "zzz")
     message = str(nothing_close.value)
-    assert "no hook 'zzz'." in message and "Close matches" not in message
+    assert "no hook 'zzz'. Hook names look like" in message and "Close matches" not in message
     assert "layer in 0..1" in message and "list(model.hook_dict)" in message
     with pytest.raises(KeyError, match=r"Close matches: blocks\.1\.hook_resid_pre[,.]"):
         F.check_hook_name(model, "blocks.1.hook_resid_pree")
