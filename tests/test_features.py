@@ -817,7 +817,8 @@ def test_input_checks_say_what_was_wrong(model):
         ValueError, match=r"x has shape \(2, 3\), but its last dimension must be w = 4"
     ):
         F.checks._check_last_dim(torch.zeros(2, 3), 4, "w", "x")
-    F.checks._check_last_dim(torch.zeros(2, 4), 4, "w", "x")  # the right width passes
+    for shape in [(4,), (2, 4), (2, 3, 4)]:  # the right width passes, whatever comes before it
+        F.checks._check_last_dim(torch.zeros(shape), 4, "w", "x")
     assert F.check_hook_name(model, HOOK) is None
     with pytest.raises(KeyError) as nothing_close:
         F.check_hook_name(model, "zzz")
