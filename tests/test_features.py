@@ -864,6 +864,9 @@ def test_tokenize_texts_by_hand():
         [1, 97, 98, 0],
         [1, 97, 98, 99],
     ]
+    no_pad_attribute = CharModel()
+    no_pad_attribute.tokenizer = object()  # a tokenizer with no pad_token_id at all: pad with 0
+    assert F.tokenize_texts(no_pad_attribute, ["ab", "abc"], 8)[0].tolist()[0] == [1, 97, 98, 0]
     tokens, lengths = F.tokenize_texts(m, ["ab", "\u200b"], 2, prepend_bos=False)
     assert tokens.tolist() == [[97, 98]] and lengths.tolist() == [2]  # no token: skipped
     # a text that is only BOS once tokenized is skipped too
