@@ -27,6 +27,17 @@ def test_site_renderer_emits_html_without_plotlyjs():
     assert "<html" not in html
 
 
+def test_configure_plotly_renderer_outside_colab_sets_and_returns_the_site_renderer():
+    pio.renderers.default = "json"
+    try:
+        name = plots.configure_plotly_renderer()
+        assert name == f"plotly_mimetype+{plots.SITE_RENDERER}"
+        assert pio.renderers.default == name
+        assert isinstance(pio.renderers[plots.SITE_RENDERER], plots.SiteHtmlRenderer)
+    finally:
+        plots.configure_plotly_renderer()
+
+
 def test_colab_gets_the_colab_renderer(monkeypatch):
     import sys
 
