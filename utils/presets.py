@@ -341,7 +341,7 @@ PRESETS: dict[str, Preset] = {
         circuits=CircuitSizes(
             transcoder_path=TINY_ASSETS / "transcoders",
             # Pearson's r of a sample of 30 prefixes swings by +-0.06 from draw to draw (20
-            # samples); 200 of the 230 long-enough held-out texts: 0.89 +- 0.03 over 8 seeds,
+            # samples); 200 of the 230 long-enough held-out texts: 0.89 +- 0.02 over 8 seeds,
             # lowest 0.87 (issue 32). The check costs ~0.25 CPU s a prompt.
             faithfulness_prompts=200,
         ),
