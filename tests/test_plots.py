@@ -396,6 +396,10 @@ def test_ce_loss_bar_by_hand():
     assert fig.layout.title.text == "Next-token loss with the hook's activations replaced"
     assert fig.layout.xaxis.title.text == "condition"
     assert fig.layout.yaxis.title.text == "cross-entropy (nats per token)"
+    assert (
+        fig.layout.template.layout.to_plotly_json()
+        == pio.templates[plots.TEMPLATE].layout.to_plotly_json()
+    )
     two = plots.ce_loss_bar(frame.iloc[:2])  # fewer conditions: fewer bars, same scale rule
     assert list(two.data[0].y) == [3.0, 3.2]
     assert list(two.layout.yaxis.range) == pytest.approx([0, 3.2 * 1.15])
@@ -537,6 +541,8 @@ def test_architecture_comparison_figure_points_panels_and_axes_by_hand():
         "CE loss recovered vs L0",
     ]
     assert fig.layout.xaxis.domain[1] < fig.layout.xaxis2.domain[0]  # side by side
+    assert "xaxis3" not in fig.layout and "yaxis3" not in fig.layout  # one row of two panels
+    assert fig.layout.yaxis.domain == fig.layout.yaxis2.domain == (0.0, 1.0)
     for axis in (fig.layout.xaxis, fig.layout.xaxis2):
         assert axis.title.text == "L0 (active latents per token)"
         assert list(axis.range) == pytest.approx([0, 57.5])  # 1.15 x the largest L0
