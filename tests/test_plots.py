@@ -250,6 +250,9 @@ def test_top_features_heatmap_k_skip_title_and_a_batch_of_one():
     assert fig.layout.height == 300  # 3 rows would give 270: the floor holds
     batch = plots.top_features_heatmap(heatmap_acts()[None], TOKENS, k=2)
     assert batch.data[0].z == plots.top_features_heatmap(heatmap_acts(), TOKENS, k=2).data[0].z
+    six = torch.zeros(1, 200)
+    six[0, 10:16] = torch.arange(1.0, 7.0)  # six latents fire: the default k keeps five
+    assert list(plots.top_features_heatmap(six, ["a"]).data[0].x) == ["15", "14", "13", "12", "11"]
     # k may be anything from 1 to d_sae
     assert list(plots.top_features_heatmap(heatmap_acts(), TOKENS, k=200).data[0].x) == [
         "150",
@@ -344,6 +347,8 @@ def test_l0_histogram_one_bar_per_three_integers_and_the_mean_line():
         plots.l0_histogram(torch.zeros(0))
     with pytest.raises(ValueError, match=r"^values is empty: there is nothing to plot\.$"):
         plots.histogram([], "t", "x")
+    # 0..100 is 101 integers: 60 bars need 2 per bar (51 bars; 50 bars would need 3)
+    assert len(plots.l0_histogram(torch.tensor([0, 100])).data[0].x) == 51
     one = plots.l0_histogram(torch.tensor([7]))  # a single value is enough
     assert list(one.data[0].x) == [7.0] and list(one.data[0].y) == [1]
 
@@ -369,6 +374,10 @@ def test_feature_density_histogram_by_hand():
     all_dead = plots.feature_density_histogram(torch.zeros(3), n_tokens=10)
     assert all_dead.layout.title.text == "Feature density: 3 of 3 features never fired in 10 tokens"
     assert len(all_dead.data) == 0
+    assert (
+        all_dead.layout.template.layout.to_plotly_json()
+        == pio.templates[plots.TEMPLATE].layout.to_plotly_json()
+    )
 
 
 def test_feature_density_histogram_rejects_what_is_not_a_frequency():
