@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from ground_truth_helpers import D, N, one_torch_thread, small_model
 from sae_lens import (
     BatchTopKTrainingSAEConfig,
     MatryoshkaBatchTopKTrainingSAEConfig,
@@ -15,7 +16,6 @@ from sae_lens import (
 from sae_lens.synthetic.training import SyntheticActivationIterator
 
 import utils.ground_truth.training as G
-from tests.ground_truth_helpers import D, N, one_torch_thread, small_model
 
 BATCH, STEPS = 64, 30
 
