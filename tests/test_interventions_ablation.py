@@ -10,29 +10,12 @@ import math
 
 import pytest
 import torch
+from intervention_fixtures import contexts, model, tokenizer  # noqa: F401 (fixtures)
 from intervention_helpers import build_model_with_final_ln_weights, firing_feature
-from random_models import D_SAE, HOOK, build_tokenizer
+from random_models import D_SAE, HOOK
 
 from utils import features as F
 from utils import interventions as I
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    return build_tokenizer(tmp_path_factory.mktemp("tokenizer"))
-
-
-@pytest.fixture(scope="module")
-def model(tokenizer):
-    return build_model_with_final_ln_weights(tokenizer)
-
-
-# `sae` and `sample` are tests/conftest.py's; `sample` is built on the `model` above.
-
-
-@pytest.fixture(scope="module")
-def contexts(sample):
-    return I.sample_contexts(sample, 12, 4)
 
 
 def test_ablation_subtracts_only_the_features_contribution(model, sae, sample):

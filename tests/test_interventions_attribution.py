@@ -11,34 +11,11 @@ import math
 import pandas as pd
 import pytest
 import torch
-from intervention_helpers import build_model_with_final_ln_weights, contexts_attribution
-from random_models import D_SAE, HOOK, build_tokenizer
+from intervention_fixtures import attribution, contexts, model, tokenizer  # noqa: F401 (fixtures)
+from random_models import D_SAE, HOOK
 
 from utils import features as F
 from utils import interventions as I
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    return build_tokenizer(tmp_path_factory.mktemp("tokenizer"))
-
-
-@pytest.fixture(scope="module")
-def model(tokenizer):
-    return build_model_with_final_ln_weights(tokenizer)
-
-
-# `sae` and `sample` are tests/conftest.py's; `sample` is built on the `model` above.
-
-
-@pytest.fixture(scope="module")
-def contexts(sample):
-    return I.sample_contexts(sample, 12, 4)
-
-
-@pytest.fixture(scope="module")
-def attribution(model, sae, contexts):
-    return contexts_attribution(model, sae, contexts)
 
 
 def test_attribution_shapes_and_zeros(attribution, sae):

@@ -11,30 +11,17 @@ import math
 import pandas as pd
 import pytest
 import torch
+from intervention_fixtures import model, tokenizer  # noqa: F401 (fixtures)
 from intervention_helpers import (
-    build_model_with_final_ln_weights,
     concentration_by_hand,
     firing_feature,
 )
-from random_models import D_MODEL, D_SAE, build_tokenizer
+from random_models import D_MODEL, D_SAE
 
 from utils import interventions as I
 from utils.interventions import choosing
 
 CTX = 24
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    return build_tokenizer(tmp_path_factory.mktemp("tokenizer"))
-
-
-@pytest.fixture(scope="module")
-def model(tokenizer):
-    return build_model_with_final_ln_weights(tokenizer)
-
-
-# `sae` and `sample` are tests/conftest.py's; `sample` is built on the `model` above.
 
 
 def test_pick_latents_respects_the_density_range(model, sae, sample):

@@ -10,24 +10,12 @@ import math
 
 import pytest
 import torch
-from intervention_helpers import build_model_with_final_ln_weights, concentration_by_hand
-from random_models import D_MODEL, D_SAE, HOOK, build_sae, build_tokenizer
+from intervention_fixtures import model, tokenizer  # noqa: F401 (fixtures)
+from intervention_helpers import concentration_by_hand
+from random_models import D_MODEL, D_SAE, HOOK, build_sae
 
 from utils import features as F
 from utils import interventions as I
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    return build_tokenizer(tmp_path_factory.mktemp("tokenizer"))
-
-
-@pytest.fixture(scope="module")
-def model(tokenizer):
-    return build_model_with_final_ln_weights(tokenizer)
-
-
-# `sae` and `sample` are tests/conftest.py's; `sample` is built on the `model` above.
 
 
 def test_feature_out_of_range(sae):

@@ -10,34 +10,10 @@ import math
 
 import pandas as pd
 import pytest
-from intervention_helpers import build_model_with_final_ln_weights, contexts_attribution
-from random_models import build_tokenizer
+from intervention_fixtures import attribution, contexts, model, tokenizer  # noqa: F401 (fixtures)
 
 from utils import interventions as I
 from utils.interventions import figures
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    return build_tokenizer(tmp_path_factory.mktemp("tokenizer"))
-
-
-@pytest.fixture(scope="module")
-def model(tokenizer):
-    return build_model_with_final_ln_weights(tokenizer)
-
-
-# `sae` and `sample` are tests/conftest.py's; `sample` is built on the `model` above.
-
-
-@pytest.fixture(scope="module")
-def contexts(sample):
-    return I.sample_contexts(sample, 12, 4)
-
-
-@pytest.fixture(scope="module")
-def attribution(model, sae, contexts):
-    return contexts_attribution(model, sae, contexts)
 
 
 def test_attribution_regime_and_signed_log():

@@ -11,30 +11,11 @@ import math
 
 import pytest
 import torch
-from intervention_helpers import build_model_with_final_ln_weights
-from random_models import D_MODEL, HOOK, build_tokenizer
+from intervention_fixtures import contexts, model, tokenizer  # noqa: F401 (fixtures)
+from random_models import D_MODEL, HOOK
 
 from utils import interventions as I
 from utils.interventions import checks
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    return build_tokenizer(tmp_path_factory.mktemp("tokenizer"))
-
-
-@pytest.fixture(scope="module")
-def model(tokenizer):
-    return build_model_with_final_ln_weights(tokenizer)
-
-
-# `sae` and `sample` are tests/conftest.py's; `sample` is built on the `model` above.
-
-
-@pytest.fixture(scope="module")
-def contexts(sample):
-    return I.sample_contexts(sample, 12, 4)
-
 
 # ---- input checks --------------------------------------------------------------------------------
 
