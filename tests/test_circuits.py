@@ -436,3 +436,58 @@ def test_a_graph_on_some_layers_and_positions_still_adds_up(lm, transcoders, pro
     assert graph.nodes.iloc[-1]["value"] == pytest.approx(full.nodes.iloc[-1]["value"])
     with pytest.raises(ValueError, match="no transcoder"):
         C.build_graph(lm, {1: transcoders[1]}, prompt, layers=[0])
+
+
+def test_replacement_score_when_a_latent_has_no_inputs():
+    """The hand graph with e -> l removed: l's influence reaches no input, so inputs and errors no
+    longer add up to 1 and the score is their ratio, not the inputs' share alone."""
+    graph = hand_graph()
+    graph.adjacency[2, 1] = 0.0
+    # T's inputs normalised by 5.5: inputs bias 0.5 + e 1 (direct only), errors r 1
+    assert C.graph_scores(graph).replacement == pytest.approx(1.5 / 2.5)
+
+
+def test_kept_nodes_carry_their_influence():
+    kept = C.prune_graph(hand_graph(), node_threshold=1.0, edge_threshold=1.0).kept_nodes()
+    assert kept["label"].tolist() == ["bias", "e", "l", "r", "T"]
+    assert np.allclose(kept["influence"].to_numpy(), np.array([0.5, 4, 3, 1, 0]) / 5.5)
+
+
+def test_the_exported_json_of_the_hand_graph_field_by_field():
+    """Every node and link of the hand graph as circuit-tracer's schema writes them (ids, feature,
+    layer, type), with the bias node and its edges left out."""
+    pruned = C.prune_graph(hand_graph(), node_threshold=1.0, edge_threshold=1.0)
+    data = C.graph_json(pruned, "hand", scan="none", labels={2: "a label"})
+    by_type = {n["feature_type"]: n for n in data["nodes"]}
+    assert [n["node_id"] for n in data["nodes"]] == ["E_1_1", "0_5_1", "0_-1_1", "2_1_1"]
+    embedding = by_type["embedding"]
+    assert (embedding["feature"], embedding["layer"], embedding["jsNodeId"]) == (1, "E", "E_1-1")
+    latent = by_type["cross layer transcoder"]
+    assert (latent["feature"], latent["layer"], latent["jsNodeId"]) == (20, "0", "0_5-0")
+    assert latent["activation"] == 2.0 and latent["clerp"] == "a label"
+    assert latent["influence"] == pytest.approx(3 / 5.5)
+    error = by_type["mlp reconstruction error"]
+    assert (error["feature"], error["layer"], error["jsNodeId"]) == (-1, "0", "0_-1-1")
+    assert error["ctx_idx"] == 1 and error["activation"] is None
+    logit = by_type["logit"]
+    assert (logit["feature"], logit["layer"], logit["is_target_logit"]) == (1, "2", True)
+    links = {(link["source"], link["target"]): link["weight"] for link in data["links"]}
+    assert links == {
+        ("E_1_1", "0_5_1"): 2.0,
+        ("0_5_1", "2_1_1"): 3.0,
+        ("0_-1_1", "2_1_1"): 1.0,
+        ("E_1_1", "2_1_1"): -1.0,
+    }
+    assert data["metadata"]["prompt_tokens"] == ["<bos>", "a"]
+    assert data["metadata"]["prompt"] == "a"
+
+
+@pytest.mark.parametrize("latent", [True, -1, 64, 2.0])
+def test_a_latent_that_is_not_one_of_the_transcoders_is_refused(lm, transcoders, latent):
+    with pytest.raises(ValueError, match="0..63"):
+        C.de_embedding(lm, transcoders[0], latent)
+
+
+def test_the_first_and_last_latents_are_accepted(lm, transcoders):
+    for latent in (0, 63):
+        assert len(C.de_embedding(lm, transcoders[0], latent, k=2)) == 2

@@ -432,6 +432,51 @@ def test_the_shipped_tiny_transcoders_load():
         assert transcoder.cfg.metadata.hook_name == f"blocks.{layer}.ln2.hook_normalized"
 
 
+def test_a_folder_that_names_its_layer_only_by_its_input_hook_loads(tmp_path):
+    """hook_name_out missing: the layer comes from hook_name; a folder naming neither (or a hook
+    that is not blocks.L....) is refused by name."""
+    saved_transcoder(tmp_path / "one", 1)
+    cfg_path = tmp_path / "one" / "cfg.json"
+    cfg = json.loads(cfg_path.read_text())
+    del cfg["metadata"]["hook_name_out"]
+    cfg_path.write_text(json.dumps(cfg))
+    assert list(load_transcoders(tiny_with(tmp_path), layers=[1])) == [1]
+    for metadata in ({"hook_name": "hook_embed"}, None):
+        other = (
+            tmp_path.parent / f"{tmp_path.name}_{'no_metadata' if metadata is None else 'embed'}"
+        )
+        saved_transcoder(other / "x", 0)
+        cfg = json.loads((other / "x" / "cfg.json").read_text())
+        if metadata is None:
+            del cfg["metadata"]
+        else:
+            cfg["metadata"] = metadata
+        (other / "x" / "cfg.json").write_text(json.dumps(cfg))
+        with pytest.raises(TranscoderFileError, match=r"names no layer.*blocks\.L"):
+            load_transcoders(tiny_with(other), layers=[0])
+
+
+def test_without_layers_the_preset_s_layers_are_loaded(tmp_path):
+    for layer in (0, 1):
+        saved_transcoder(tmp_path / f"layer_{layer}", layer)
+    tiny = tiny_with(tmp_path)
+    only_one = replace(tiny, circuits=replace(tiny.circuits, layers=(1,)))
+    assert list(load_transcoders(only_one)) == [1]
+    with pytest.raises(ValueError, match=rf"layer\(s\) \[5\] in {tmp_path}"):
+        load_transcoders(tiny, layers=[5])
+    with pytest.raises(ValueError, match=r"the preset 'tiny' names no transcoders"):
+        load_transcoders(replace(tiny, circuits=None))
+
+
+def test_loading_options_in_another_key_order_are_the_same_options():
+    first = transcoder_with_options({"center_writing_weights": True, "fold_ln": False})
+    second = transcoder_with_options({"fold_ln": False, "center_writing_weights": True})
+    assert model_kwargs_for({0: first, 1: second}) == {
+        "center_writing_weights": True,
+        "fold_ln": False,
+    }
+
+
 # The gpt2-small preset -------------------------------------------------------------------------------
 
 
@@ -480,6 +525,74 @@ def test_every_preset_names_one_transcoder_source_and_graph_layers_it_replaces()
         circuits = get_preset(name).circuits
         assert (circuits.transcoder_path is None) != (circuits.transcoder_repo is None)
         assert set(circuits.graph_layers) <= set(circuits.layers)
+
+
+def test_the_hub_path_downloads_each_layer_asked_for_and_converts_it(tmp_path, monkeypatch):
+    """In this process, with huggingface_hub's download replaced by a recorder that hands back
+    small authors' files: the repository and file name of each layer asked for, in layer order,
+    each converted (its own weights, its source recorded); a layer GPT-2 small lacks is refused
+    before any download."""
+    import huggingface_hub
+
+    states = {layer: random_state(seed=layer) for layer in (2, 7)}
+    files = {}
+    for layer, state in states.items():
+        files[LOADER_FILE.format(layer=layer)] = tmp_path / f"layer{layer}.pt"
+        save_authors_checkpoint(
+            files[LOADER_FILE.format(layer=layer)], state, **authors_cfg(layer, 6, 20)
+        )
+    calls = []
+
+    def download(repo_id, filename, *args, **kwargs):
+        calls.append((repo_id, filename, args, kwargs))
+        return str(files[filename])
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    loaded = load_transcoders(get_preset("gpt2-small"), layers=[7, 2])
+    assert list(loaded) == [2, 7]
+    assert [(c[0], c[1]) for c in calls] == [
+        ("pchlenski/gpt2-transcoders", LOADER_FILE.format(layer=7)),
+        ("pchlenski/gpt2-transcoders", LOADER_FILE.format(layer=2)),
+    ]
+    assert all(c[2] == () and c[3] == {} for c in calls)
+    x = torch.randn(4, 6, generator=torch.Generator().manual_seed(3))
+    for layer, state in states.items():
+        with torch.no_grad():
+            assert (loaded[layer](x).double() - by_hand(state, x)).abs().max() < 1e-5
+        meta = loaded[layer].cfg.metadata
+        assert meta.source == f"pchlenski/gpt2-transcoders/{LOADER_FILE.format(layer=layer)}"
+        assert meta.hook_name == f"blocks.{layer}.ln2.hook_normalized"
+    calls.clear()
+    with pytest.raises(ValueError, match=r"layer\(s\) \[12\] in pchlenski/gpt2-transcoders"):
+        load_transcoders(get_preset("gpt2-small"), layers=[2, 12])
+    assert calls == []
+    with pytest.raises(ValueError, match=r"it has layers \[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11\]"):
+        load_transcoders(get_preset("gpt2-small"), layers=[])
+
+
+def test_a_hub_failure_names_the_layer_and_file_and_other_errors_pass(monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from utils.loading import HubUnavailableError
+
+    def offline(repo_id, filename, *args, **kwargs):
+        raise LocalEntryNotFoundError("not in the cache")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    with pytest.raises(HubUnavailableError) as caught:
+        load_transcoders(get_preset("gpt2-small"), layers=[5])
+    assert f"layer-5 transcoder pchlenski/gpt2-transcoders/{LOADER_FILE.format(layer=5)}" in str(
+        caught.value
+    )
+    assert "SAE_BOOK_PRESET=tiny" in str(caught.value)
+
+    def broken(repo_id, filename, *args, **kwargs):
+        raise KeyError("something else")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", broken)
+    with pytest.raises(KeyError, match="something else"):
+        load_transcoders(get_preset("gpt2-small"), layers=[5])
 
 
 @pytest.fixture(scope="module")

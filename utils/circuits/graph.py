@@ -287,9 +287,10 @@ def build_graph(
     emb_rows = torch.tensor([i for i in range(n_nodes) if kinds[i] == "embedding"])
     bias_row = 0
 
-    def frozen_run(emb: torch.Tensor, mlps: list[torch.Tensor]):
+    def frozen_run(emb: torch.Tensor, mlps: list[torch.Tensor], stop_at_layer: int | None = None):
         """Logits and each layer's MLP input in the frozen model, given the embedding and every
-        MLP output (each ``[batch, pos, d_model]``)."""
+        MLP output (each ``[batch, pos, d_model]``). With ``stop_at_layer`` the run stops after
+        that many blocks (the MLP inputs up to there; no logits): what latent nodes need."""
         batch = emb.shape[0]
         seen: dict[int, torch.Tensor] = {}
         hooks: list[tuple[str, Any]] = [("hook_embed", lambda x, hook: emb)]
@@ -299,7 +300,9 @@ def build_graph(
         for layer in range(n_layers):
             hooks.append((mlp_in_hook(layer), lambda x, hook, i=layer: seen.__setitem__(i, x)))
             hooks.append((mlp_out_hook(layer), lambda x, hook, i=layer: mlps[i]))
-        out = model.run_with_hooks(tokens[None].expand(batch, -1).to(device), fwd_hooks=hooks)
+        out = model.run_with_hooks(
+            tokens[None].expand(batch, -1).to(device), fwd_hooks=hooks, stop_at_layer=stop_at_layer
+        )
         return out, seen
 
     # The constant part of every node's input: all node values set to zero (BOS kept).
@@ -332,7 +335,9 @@ def build_graph(
         with torch.enable_grad():
             emb = embed[None].repeat(batch, 1, 1).requires_grad_(True)
             mlps = [m[None].repeat(batch, 1, 1).requires_grad_(True) for m in mlp_out]
-            out, mlp_in = frozen_run(emb, mlps)
+            # a chunk of latents only runs the blocks up to its last latent's layer
+            deepest = max(layer for _, layer, _, _ in chunk)
+            out, mlp_in = frozen_run(emb, mlps, None if deepest == n_layers else deepest + 1)
             values = []
             for b, (_, layer, p, j) in enumerate(chunk):
                 if layer == n_layers:
@@ -363,11 +368,16 @@ def build_graph(
             if layer not in acts:
                 continue
             tc = transcoders[layer]
-            per_latent = g_mlp[layer] @ tc.W_dec.T  # [batch, pos, d_sae]
             where = active[layer]
             if len(where):
+                # the gradient at each active latent's position . its decoder row: [batch, n_active]
+                # (only the active latents' rows, not every latent's at every position)
+                at = where.to(tc.W_dec.device)
+                per_latent = torch.einsum(
+                    "bnd,nd->bn", g_mlp[layer][:, at[:, 0]], tc.W_dec[at[:, 1]]
+                )
                 adjacency[rows_idx[:, None], latent_rows[layer][None, :]] = (
-                    per_latent[:, where[:, 0], where[:, 1]] * acts[layer][where[:, 0], where[:, 1]]
+                    per_latent * acts[layer][at[:, 0], at[:, 1]]
                 ).cpu()
             bias += (g_mlp[layer][:, 1:] @ tc.b_dec).sum(-1).cpu()
         adjacency[rows_idx, bias_row] = bias
