@@ -506,6 +506,8 @@ def test_scale_circuits_by_hand():
     quarter = scale_circuits(gpt2, 0.25)  # 12 * 0.25 = 3 graph layers, 30 * 0.25 = 7.5 prompts
     assert quarter.graph_layers == quarter.layers == (9, 10, 11)
     assert quarter.faithfulness_prompts == 8
+    assert quarter.diagnosed_prompts == 8  # 30 * 0.25 = 7.5
+    assert scale_circuits(gpt2, 0.0002).diagnosed_prompts == 1  # the floor
     assert (quarter.graph_positions, quarter.ablated_per_prompt) == (4, 10)
     # gpt2-small's demonstration layer (0) is not loaded at this scale: the first kept one is
     assert quarter.demo_layer == 9

@@ -445,9 +445,10 @@ def scale_circuits(sizes: CircuitSizes, scale: float) -> CircuitSizes:
 
     The graph keeps the last ``round(n * scale)`` of its ``n`` layers, at least 2 (a path from one
     layer's latents to the next); only those MLPs are replaced (``layers``), so a scaled run loads
-    fewer transcoders. Faithfulness prompts shrink with a floor of 3, the demonstration's tokens
-    with a floor of 4,096, and its layer becomes the first kept one if it was left out. Positions,
-    the ablations per prompt and the source do not change.
+    fewer transcoders. Faithfulness prompts shrink with a floor of 3, the prefixes rerun with parts
+    frozen with a floor of 1, the demonstration's tokens with a floor of 4,096, and its layer
+    becomes the first kept one if it was left out. Positions, the ablations per prompt and the
+    source do not change.
     """
     _check_scale(scale)
     if scale == 1:
@@ -462,6 +463,7 @@ def scale_circuits(sizes: CircuitSizes, scale: float) -> CircuitSizes:
         graph_layers=graph_layers,
         layers=graph_layers,
         faithfulness_prompts=_shrink_count(sizes.faithfulness_prompts, scale, 3),
+        diagnosed_prompts=_shrink_count(sizes.diagnosed_prompts, scale, 1),
         demo_layer=demo_layer,
         demo_tokens=_shrink_count(sizes.demo_tokens, scale, 4096),
     )

@@ -333,22 +333,35 @@ def build_graph(
         chunk = receivers[start : start + batch_size]
         batch = len(chunk)
         with torch.enable_grad():
-            emb = embed[None].repeat(batch, 1, 1).requires_grad_(True)
-            mlps = [m[None].repeat(batch, 1, 1).requires_grad_(True) for m in mlp_out]
+            # One forward pass of the frozen model, then one backward pass per node of the chunk,
+            # run together (autograd's batched gradients): the model is linear once frozen, so
+            # the forward values are the same for every node and only the gradients differ.
+            emb = embed[None].clone().requires_grad_(True)
+            mlps = [m[None].clone().requires_grad_(True) for m in mlp_out]
             # a chunk of latents only runs the blocks up to its last latent's layer
             deepest = max(layer for _, layer, _, _ in chunk)
             out, mlp_in = frozen_run(emb, mlps, None if deepest == n_layers else deepest + 1)
             values = []
-            for b, (_, layer, p, j) in enumerate(chunk):
+            for _, layer, p, j in chunk:
                 if layer == n_layers:
-                    values.append(_target_from_logits(out[b : b + 1], target, top, second)[0])
+                    values.append(_target_from_logits(out, target, top, second)[0])
                 else:
                     tc = transcoders[layer]
-                    values.append(mlp_in[layer][b, p] @ tc.W_enc[:, j] + tc.b_enc[j])
+                    values.append(mlp_in[layer][0, p] @ tc.W_enc[:, j] + tc.b_enc[j])
             values_t = torch.stack(values)
-            grads = torch.autograd.grad(values_t.sum(), [emb, *mlps], allow_unused=True)
-        g_emb = grads[0]
-        g_mlp = [g if g is not None else torch.zeros_like(mlps[0]) for g in grads[1:]]
+            grads = torch.autograd.grad(
+                values_t,
+                [emb, *mlps],
+                grad_outputs=torch.eye(batch, device=values_t.device, dtype=values_t.dtype),
+                is_grads_batched=True,
+                allow_unused=True,
+            )
+        # each [batch, 1, pos, d_model] -> [batch, pos, d_model]
+        g_emb = grads[0][:, 0]
+        g_mlp = [
+            g[:, 0] if g is not None else torch.zeros(batch, *mlp_out[0].shape, device=device)
+            for g in grads[1:]
+        ]
         rows_idx = torch.tensor([c[0] for c in chunk])
         node_input[rows_idx] = values_t.detach().cpu()
         # embeddings: W_E[token] . gradient, at positions after BOS
