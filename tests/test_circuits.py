@@ -491,3 +491,109 @@ def test_a_latent_that_is_not_one_of_the_transcoders_is_refused(lm, transcoders,
 def test_the_first_and_last_latents_are_accepted(lm, transcoders):
     for latent in (0, 63):
         assert len(C.de_embedding(lm, transcoders[0], latent, k=2)) == 2
+
+
+def test_the_exported_json_of_the_hand_graph_is_exactly_this(tmp_path):
+    """The whole file, written out by hand from circuit-tracer's schema (utils/circuits/export.py's
+    docstring): every field of every node, the links, the metadata and the viewer's parameters."""
+    pruned = C.prune_graph(hand_graph(), node_threshold=1.0, edge_threshold=1.0)
+
+    def node(**fields):
+        base = dict(
+            ctx_idx=1,
+            token_prob=0.0,
+            is_target_logit=False,
+            run_idx=0,
+            reverse_ctx_idx=0,
+            clerp="",
+            activation=None,
+        )
+        return {**base, **fields}
+
+    expected = {
+        "metadata": {
+            "slug": "hand",
+            "scan": "none",
+            "transcoder_list": [],
+            "prompt_tokens": ["<bos>", "a"],
+            "prompt": "a",
+            "node_threshold": 1.0,
+            "schema_version": 1,
+            "info": "sae-tutorial-book graph; target logit_diff; bias node and its edges left out",
+        },
+        "qParams": {
+            "pinnedIds": [],
+            "supernodes": [],
+            "linkType": "both",
+            "clickedId": "",
+            "sg_pos": "",
+        },
+        "nodes": [
+            node(
+                node_id="E_1_1",
+                feature=1,
+                layer="E",
+                feature_type="embedding",
+                jsNodeId="E_1-1",
+                influence=4 / 5.5,
+            ),
+            node(
+                node_id="0_5_1",
+                feature=20,
+                layer="0",
+                feature_type="cross layer transcoder",
+                jsNodeId="0_5-0",
+                activation=2.0,
+                clerp="l",
+                influence=3 / 5.5,
+            ),
+            node(
+                node_id="0_-1_1",
+                feature=-1,
+                layer="0",
+                feature_type="mlp reconstruction error",
+                jsNodeId="0_-1-1",
+                influence=1 / 5.5,
+            ),
+            node(
+                node_id="2_1_1",
+                feature=1,
+                layer="2",
+                feature_type="logit",
+                is_target_logit=True,
+                token_prob=1.0,
+                jsNodeId="L_1-1",
+                influence=None,
+                clerp="target: T = 3.500",
+            ),
+        ],
+        "links": [
+            {"source": "E_1_1", "target": "0_5_1", "weight": 2.0},
+            {"source": "E_1_1", "target": "2_1_1", "weight": -1.0},
+            {"source": "0_5_1", "target": "2_1_1", "weight": 3.0},
+            {"source": "0_-1_1", "target": "2_1_1", "weight": 1.0},
+        ],
+    }
+    path = C.write_graph_json(pruned, tmp_path / "new" / "folder", "hand", scan="none")
+    assert path == tmp_path / "new" / "folder" / "hand.json"
+    written = json.loads(path.read_text())
+    influences = [n.pop("influence") for n in written["nodes"]]
+    wanted = [n.pop("influence") for n in expected["nodes"]]
+    assert influences[:3] == pytest.approx(wanted[:3]) and influences[3] is None
+    written["links"].sort(key=lambda link: (link["target"], link["source"]))
+    expected["links"].sort(key=lambda link: (link["target"], link["source"]))
+    assert written == expected
+
+
+def test_node_positions_in_the_graph_figure_by_hand():
+    """Rows: inputs 0, layer L at L + 1, the target (layer n_layers) on top; a row holding several
+    nodes at one position spreads them from -0.35 to +0.35 around it."""
+    from utils.circuits.figures import _node_xy
+
+    nodes = hand_graph().nodes
+    x, y = _node_xy(nodes)
+    assert y.tolist() == [0.0, 0.0, 1.0, 1.0, 2.0] and y.dtype == float
+    assert x.tolist() == pytest.approx([0.0, 1.0, 1 - 0.35, 1 + 0.35, 1.0])
+    three = pd.concat([nodes, nodes.iloc[[2]]], ignore_index=True)
+    x3, _ = _node_xy(three)
+    assert x3[[2, 3, 5]].tolist() == pytest.approx([0.65, 1.0, 1.35])
