@@ -63,6 +63,11 @@ RULES: list[tuple[re.Pattern[str], str]] = [
         ),
         "appearance of a figure (colours, sizes, hover text): tests check a figure's data only",
     ),
+    (
+        re.compile(r"device=device.*  ->  (?:(?!device=device).)*$"),
+        "the device passed on: the tests run on a CPU-only machine, where no device (or None) "
+        "is the CPU as well",
+    ),
 ]
 REASONS_FILE = REPO / "tools" / "mutation_reasons.txt"
 STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
