@@ -120,12 +120,14 @@ PARTS ?= presets evaluation t1-t2 t3 t4 t5 circuits features display-plots train
 MUTATION_BUDGET ?=
 # SURVIVORS=1: run again only each part's last survivors (after new tests), keeping the rest.
 SURVIVORS ?=
+# RESUME=1: run what a stopped run of each part left unfinished, keeping the rest.
+RESUME ?=
 mutation: $(STAMP)
 	$(BIN)/python -m pip install --quiet "$(call MAINTAINER_TOOL,mutmut)"
 	for part in $(PARTS); do \
 	  $(RUN_ENV) $(BIN)/python tools/mutation.py run $$part --folder $(MUTATION_DIR) \
 	    --jobs $(MUTATION_JOBS) $(if $(MUTATION_BUDGET),--budget $(MUTATION_BUDGET)) \
-	    $(if $(SURVIVORS),--survivors) || exit 1; \
+	    $(if $(SURVIVORS),--survivors) $(if $(RESUME),--resume) || exit 1; \
 	done
 	$(BIN)/python tools/mutation.py summary --folder $(MUTATION_DIR) \
 	  --previous benchmarks/results/mutation.txt > $(MUTATION_DIR)/summary.txt

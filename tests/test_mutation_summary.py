@@ -57,3 +57,23 @@ def test_a_part_not_run_keeps_its_block_unless_its_modules_moved(tmp_path, capsy
     assert "a reason given then" in out
     # a kept survivor with no reason then is asked again (today's rules and reasons file)
     assert out.count("-> NO REASON") == 1
+
+
+def test_a_resumed_run_takes_each_function_with_a_mutant_not_run():
+    earlier = {
+        "mutants/utils/a.py.meta": {
+            "utils.a.x_f__mutmut_1": 1,
+            "utils.a.x_f__mutmut_2": None,
+            "utils.a.x_g__mutmut_1": 0,
+            "utils.a.x_g__mutmut_2": 1,
+        },
+        "mutants/utils/b.py.meta": {
+            "utils.b.xǁKǁm__mutmut_10": None,
+            "utils.b.xǁKǁm__mutmut_2": None,
+        },
+    }
+    assert mutation.unfinished_functions(earlier) == {
+        "utils.a.x_f__mutmut_*",
+        "utils.b.xǁKǁm__mutmut_*",
+    }
+    assert mutation.unfinished_functions({"m.meta": {"utils.a.x_f__mutmut_1": 33}}) == set()

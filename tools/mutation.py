@@ -249,20 +249,38 @@ def earlier_results(where: Path) -> dict[str, dict[str, int | None]]:
     }
 
 
+def unfinished_functions(earlier: dict[str, dict[str, int | None]]) -> set[str]:
+    """``module.function__mutmut_*`` of each function with a mutant not run (``None``) in
+    ``earlier`` (:func:`earlier_results`)."""
+    return {
+        key.rsplit("__mutmut_", 1)[0] + "__mutmut_*"
+        for results in earlier.values()
+        for key, code in results.items()
+        if code is None
+    }
+
+
 def run(
-    part: str, folder: Path, jobs: int, budget: float | None = None, survivors: bool = False
+    part: str,
+    folder: Path,
+    jobs: int,
+    budget: float | None = None,
+    survivors: bool = False,
+    resume: bool = False,
 ) -> None:
     """Run ``part`` in a fresh copy under ``folder``. With ``survivors``, run again only the
     functions that had a survivor with no reason in the part's last run (every mutant of each),
     against today's tests, and keep that run's results for the other functions (the record says
-    so): after new tests, minutes instead of the whole part."""
+    so): after new tests, minutes instead of the whole part. With ``resume``, run the functions
+    that a stopped run left with mutants not run (every mutant of each), keeping the rest; both
+    together take both sets. (mutmut 3 itself forgets its results when it is run again.)"""
     check_parts_cover_the_configuration()
     spec = PARTS[part]
     where = folder / part
     earlier, earlier_record = {}, None
-    if survivors:
+    if survivors or resume:
         if not (where / "run.json").exists():
-            sys.exit(f"part {part} has no earlier run in {where} to take the survivors from")
+            sys.exit(f"part {part} has no earlier run in {where} to take the functions from")
         earlier = earlier_results(where)
         earlier_record = json.loads((where / "run.json").read_text())
     # Every mutant of each function that had a survivor with no reason given (mutmut numbers a
@@ -277,9 +295,10 @@ def run(
                 if reason_for(module, line, named) == "NO REASON":
                     function = line.split(": ", 1)[0].rsplit("__mutmut_", 1)[0]
                     again_set.add(f"{dotted}.{function}__mutmut_*")
-    again = sorted(again_set)
-    if survivors and not again:
-        print(f"part {part}: every survivor has a reason; nothing to run again")
+    unfinished = unfinished_functions(earlier) if resume else set()
+    again = sorted(again_set | unfinished)
+    if (survivors or resume) and not again:
+        print(f"part {part}: no survivor without a reason and no mutant left; nothing to run")
         return
     shutil.rmtree(where, ignore_errors=True)
     where.mkdir(parents=True)
@@ -332,7 +351,7 @@ def run(
     seconds = time.monotonic() - start
     if returncode != 0:
         sys.exit(f"mutmut failed on part {part}; see {where / 'mutmut.log'}")
-    if survivors:  # the earlier run's results for every mutant not run again
+    if survivors or resume:  # the earlier run's results for every mutant not run again
         for name, results in earlier.items():
             meta = where / name
             data = json.loads(meta.read_text())
@@ -351,13 +370,20 @@ def run(
         "stopped": stopped,
         "tests": spec["tests"],
     }
-    if survivors:
+    if survivors or resume:
+        which = " and ".join(
+            name
+            for name, chosen in (
+                (f"with unexplained survivors ({len(again_set)})", survivors),
+                (f"with mutants not run ({len(unfinished)})", resume),
+            )
+            if chosen
+        )
         record["note"] = (
-            f"the functions with unexplained survivors ({len(again)}) in the run of "
-            f"{earlier_record['date']} (commit "
+            f"the functions {which} in the run of {earlier_record['date']} (commit "
             f"{earlier_record['commit']}, {earlier_record['seconds']} s"
             + (", stopped at its time budget" if earlier_record.get("stopped") else "")
-            + ") run again against the tests of this commit; the other functions' results are "
+            + ") run against the tests of this commit; the other functions' results are "
             "that run's"
         )
         record["first_run"] = earlier_record
@@ -639,6 +665,11 @@ def main() -> None:
         action="store_true",
         help="run again only the mutants that survived this part's last run",
     )
+    run_parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="run the functions a stopped run of this part left unfinished, keeping the rest",
+    )
     summary_parser = commands.add_parser("summary", help="summarise every part run")
     summary_parser.add_argument("--folder", type=Path, required=True)
     summary_parser.add_argument(
@@ -648,7 +679,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.command == "run":
-        run(args.part, args.folder.resolve(), args.jobs, args.budget, args.survivors)
+        run(args.part, args.folder.resolve(), args.jobs, args.budget, args.survivors, args.resume)
     else:
         previous = args.previous.read_text() if args.previous and args.previous.exists() else ""
         summary(args.folder.resolve(), previous)
