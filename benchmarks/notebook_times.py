@@ -176,9 +176,14 @@ def main(argv: list[str]) -> int:
             sys.path.insert(0, str(ROOT / "tests"))
             from standin_hub import build_standin_hub
 
+            from utils.presets import SCALE_ENV_VAR, get_preset, scale_preset
+
+            # every transcoder the run loads (a scaled run: the default two; full size: all 12)
+            scale = float(os.environ.get(SCALE_ENV_VAR, "").strip() or 1)
+            layers = scale_preset(get_preset("gpt2-small"), scale).circuits.layers
             standin_home = Path(tmp) / "hf_home"
             print(f"Building the stand-in Hub in {standin_home} ...", flush=True)
-            build_standin_hub(standin_home)
+            build_standin_hub(standin_home, transcoder_layers=layers)
         env, preset, weights = kernel_environment(standin_home)
         scale = env.get("SAE_BOOK_SCALE", "").strip() or "1"
         print(f"Preset {preset}, weights {weights}, scale {scale}, {os.cpu_count()} CPUs")

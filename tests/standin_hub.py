@@ -525,11 +525,13 @@ def write_dataset(hf_home: Path, work: Path) -> dict[str, int]:
 # Everything --------------------------------------------------------------------------------------
 
 
-def build_standin_hub(hf_home: Path) -> dict:
+def build_standin_hub(hf_home: Path, transcoder_layers=TRANSCODER_LAYERS) -> dict:
     """Write the whole stand-in cache under ``hf_home`` (used as ``HF_HOME``); return a summary.
 
-    About 15 s and 630 MB on two CPU cores, plus the transcoders: 15 CPU-s and 289 MB (layers
-    10 and 11; 2.1 GB peak memory). ``hf_home`` must be empty or absent.
+    About 15 s and 630 MB on two CPU cores, plus the transcoders: 15 CPU-s and 289 MB for the
+    default ``transcoder_layers`` (10 and 11, what a scaled run loads; 2.1 GB peak memory), about
+    six times that for all 12 (what a full-size run of tutorial 5 loads). ``hf_home`` must be
+    empty or absent.
     """
     hf_home = Path(hf_home)
     if hf_home.exists() and any(hf_home.iterdir()):
@@ -540,7 +542,9 @@ def build_standin_hub(hf_home: Path) -> dict:
     sae_snapshot = _snapshot(hf_home, SAE_REPO, SAE_REVISION)
     summary = write_sae(sae_snapshot / SAE_FOLDER, model, model_snapshot)
     transcoder_snapshot = _snapshot(hf_home, TRANSCODER_REPO, TRANSCODER_REVISION)
-    summary.update(write_transcoders(transcoder_snapshot, model, model_snapshot))
+    summary.update(
+        write_transcoders(transcoder_snapshot, model, model_snapshot, tuple(transcoder_layers))
+    )
     with tempfile.TemporaryDirectory() as work:
         summary.update(write_dataset(hf_home, Path(work)))
     (hf_home / "standin.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

@@ -508,7 +508,10 @@ def test_scale_circuits_by_hand():
     assert quarter.faithfulness_prompts == 8
     assert quarter.diagnosed_prompts == 8  # 30 * 0.25 = 7.5
     assert scale_circuits(gpt2, 0.0002).diagnosed_prompts == 1  # the floor
-    assert (quarter.graph_positions, quarter.ablated_per_prompt) == (4, 10)
+    assert quarter.graph_positions == 4
+    assert quarter.ablated_per_prompt == 3  # 10 * 0.25 = 2.5 rounds to 2, below the floor of 3
+    assert quarter.texts == 128  # 512 * 0.25
+    assert scale_circuits(gpt2, 0.0002).texts == 16  # the floor
     # gpt2-small's demonstration layer (0) is not loaded at this scale: the first kept one is
     assert quarter.demo_layer == 9
     assert quarter.demo_tokens == 51_200  # 204,800 * 0.25

@@ -141,6 +141,9 @@ class CircuitSizes:
     faithfulness_prompts: int = 30  # prompts whose graphs are checked against real ablations
     diagnosed_prompts: int = 30  # of those prefixes, the first n rerun with parts frozen
     ablated_per_prompt: int = 10  # top latents of each graph ablated in the real model
+    # held-out texts (and as many training texts) that the transcoders are scored on and the
+    # prefixes drawn from, each cut to the preset's sample_context
+    texts: int = 256
     faithfulness_tokens: int = 8  # tokens after BOS in each random held-out prefix checked
     # Prompts in the preset's own domain whose graphs the notebook reads (the worked examples).
     worked_prompts: tuple[str, ...] = (
@@ -276,6 +279,7 @@ PRESETS: dict[str, Preset] = {
             faithfulness_prompts=30,
             ablated_per_prompt=10,
             faithfulness_tokens=12,
+            texts=512,  # the preset's sample_texts
             worked_prompts=(
                 "When Mary and John went to the store, John gave a drink to",
                 "The Eiffel Tower is located in the city of",
@@ -344,6 +348,7 @@ PRESETS: dict[str, Preset] = {
             # samples); 200 of the 230 long-enough held-out texts: 0.89 +- 0.02 over 8 seeds,
             # lowest 0.87 (issue 32). The check costs ~0.25 CPU s a prompt.
             faithfulness_prompts=200,
+            texts=256,  # the preset's sample_texts: 230 of them are long enough for a prefix
         ),
     ),
 }
@@ -446,9 +451,9 @@ def scale_circuits(sizes: CircuitSizes, scale: float) -> CircuitSizes:
     The graph keeps the last ``round(n * scale)`` of its ``n`` layers, at least 2 (a path from one
     layer's latents to the next); only those MLPs are replaced (``layers``), so a scaled run loads
     fewer transcoders. Faithfulness prompts shrink with a floor of 3, the prefixes rerun with parts
-    frozen with a floor of 1, the demonstration's tokens with a floor of 4,096, and its layer
-    becomes the first kept one if it was left out. Positions, the ablations per prompt and the
-    source do not change.
+    frozen with a floor of 1, the latents ablated per prompt with a floor of 3, the texts with a
+    floor of 16, the demonstration's tokens with a floor of 4,096, and its layer becomes the first
+    kept one if it was left out. Positions and the source do not change.
     """
     _check_scale(scale)
     if scale == 1:
@@ -464,6 +469,8 @@ def scale_circuits(sizes: CircuitSizes, scale: float) -> CircuitSizes:
         layers=graph_layers,
         faithfulness_prompts=_shrink_count(sizes.faithfulness_prompts, scale, 3),
         diagnosed_prompts=_shrink_count(sizes.diagnosed_prompts, scale, 1),
+        ablated_per_prompt=_shrink_count(sizes.ablated_per_prompt, scale, 3),
+        texts=_shrink_count(sizes.texts, scale, 16),
         demo_layer=demo_layer,
         demo_tokens=_shrink_count(sizes.demo_tokens, scale, 4096),
     )
