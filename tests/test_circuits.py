@@ -597,3 +597,69 @@ def test_node_positions_in_the_graph_figure_by_hand():
     three = pd.concat([nodes, nodes.iloc[[2]]], ignore_index=True)
     x3, _ = _node_xy(three)
     assert x3[[2, 3, 5]].tolist() == pytest.approx([0.65, 1.0, 1.35])
+
+
+def _training_by_hand(tc, x, y, n_tokens, batch_size, lr, seed, log_every, decay_fraction, unit):
+    """The training loop written out plainly: Adam, the rate set by hand each step, batches from
+    a seeded permutation that is redrawn when it runs out, loss = squared error / batch variance."""
+    generator = torch.Generator().manual_seed(seed)
+    n_steps = n_tokens // batch_size
+    with torch.no_grad():
+        tc.b_dec.copy_(y.mean(dim=0))
+    optimizer = torch.optim.Adam(tc.parameters(), lr=lr)
+    decay_from = n_steps - int(decay_fraction * n_steps)
+    order, cursor, logged = torch.randperm(len(x), generator=generator), 0, []
+    with torch.enable_grad():
+        for step in range(n_steps):
+            factor = 1.0 if step < decay_from else (n_steps - step) / (n_steps - decay_from)
+            optimizer.param_groups[0]["lr"] = lr * factor
+            if cursor + batch_size > len(x):
+                order, cursor = torch.randperm(len(x), generator=generator), 0
+            rows = order[cursor : cursor + batch_size]
+            cursor += batch_size
+            error = (tc(x[rows]) - y[rows]).pow(2).sum()
+            loss = error / (y[rows] - y[rows].mean(dim=0)).pow(2).sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if unit:
+                with torch.no_grad():
+                    tc.W_dec /= tc.W_dec.norm(dim=-1, keepdim=True)
+            if step % log_every == 0 or step == n_steps - 1:
+                logged.append((step, float(loss)))
+    return logged
+
+
+@pytest.mark.parametrize(("decay_fraction", "unit"), [(0.0, False), (0.5, True)])
+def test_training_is_the_loop_written_out_by_hand(decay_fraction, unit):
+    """7 steps of 32 rows from 100 (the permutation is redrawn at step 3), logged every 4 steps
+    and at the last: the same weights and logged losses as the plain loop above."""
+    import copy
+
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(100, 4, generator=generator)
+    y = torch.relu(x @ torch.randn(4, 3, generator=generator)) + 0.5
+    tc = C.make_transcoder(4, 3, 12, 3, layer=1, seed=2)
+    by_hand = copy.deepcopy(tc)
+    run = C.train_transcoder(
+        tc,
+        x,
+        y,
+        n_tokens=7 * 32 + 5,
+        batch_size=32,
+        lr=3e-2,
+        seed=4,
+        log_every=4,
+        progress=False,
+        decay_fraction=decay_fraction,
+        unit_decoder=unit,
+    )
+    logged = _training_by_hand(by_hand, x, y, 7 * 32 + 5, 32, 3e-2, 4, 4, decay_fraction, unit)
+    assert (run.n_steps, run.n_tokens) == (7, 7 * 32)
+    assert run.steps == [s for s, _ in logged] == [0, 4, 6]
+    assert run.fvu == pytest.approx([v for _, v in logged], rel=1e-5)
+    for name, param in tc.named_parameters():
+        assert torch.allclose(param, dict(by_hand.named_parameters())[name], atol=1e-6), name
+    assert not tc.training and run.seconds > 0
+    with pytest.raises(ValueError, match=r"decay_fraction must be in \[0, 1\], got 1.5"):
+        C.train_transcoder(tc, x, y, n_tokens=64, batch_size=32, progress=False, decay_fraction=1.5)
