@@ -663,3 +663,45 @@ def test_training_is_the_loop_written_out_by_hand(decay_fraction, unit):
     assert not tc.training and run.seconds > 0
     with pytest.raises(ValueError, match=r"decay_fraction must be in \[0, 1\], got 1.5"):
         C.train_transcoder(tc, x, y, n_tokens=64, batch_size=32, progress=False, decay_fraction=1.5)
+
+
+def test_agreement_edge_cases_by_hand():
+    """Exactly 3 ablations are enough; a constant prediction has no correlation (NaN, without
+    numpy's warning); a spread of exactly 1 is an ordinary spread."""
+    import warnings
+
+    three = pd.DataFrame(dict(prompt=[0, 0, 1], predicted=[1.0, 2.0, 3.0], real=[1.0, 2.0, 3.5]))
+    assert C.agreement(three, n_boot=10)["n"] == 3
+    flat = pd.DataFrame(dict(prompt=[0, 1, 2, 3], predicted=[1.0] * 4, real=[1.0, 2.0, 0.0, 3.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stats = C.agreement(flat, n_boot=10)
+        backwards = C.agreement(flat.rename(columns={"predicted": "real", "real": "predicted"}), 10)
+    assert np.isnan(stats["pearson"]) and np.isnan(backwards["pearson"])
+    unit = pd.DataFrame(  # each column's standard deviation is exactly 1
+        dict(prompt=[0, 1, 2, 3], predicted=[-1.0, 1.0, -1.0, 1.0], real=[-1.0, 1.0, 1.0, 1.0])
+    )
+    r = float(np.corrcoef(unit["predicted"], unit["real"])[0, 1])
+    assert C.agreement(unit, n_boot=10)["pearson"] == pytest.approx(r)
+    swapped = unit.rename(columns={"predicted": "real", "real": "predicted"})
+    assert C.agreement(swapped, n_boot=10)["pearson"] == pytest.approx(r)
+
+
+def test_token_mask_drops_position_zero_even_when_it_is_not_bos():
+    tokens = torch.tensor([[3, 4, 9, 5]])
+    assert C.token_mask(tokens, bos_token_id=9).tolist() == [[False, True, False, True]]
+    assert C.token_mask(tokens, bos_token_id=None).tolist() == [[False, True, True, True]]
+
+
+def test_next_token_loss_sums_the_masked_predictions_by_hand():
+    from utils.circuits.replacement import _next_token_loss
+
+    logits = torch.randn(2, 4, 6, generator=torch.Generator().manual_seed(0))
+    tokens = torch.tensor([[0, 3, 1, 5], [0, 2, 2, 4]])
+    mask = torch.tensor([[False, True, False, True], [False, True, True, True]])
+    expected = 0.0
+    for b in range(2):
+        for p in range(1, 4):  # the prediction of token p comes from position p - 1
+            if mask[b, p]:
+                expected -= float(logits[b, p - 1].log_softmax(-1)[tokens[b, p]])
+    assert float(_next_token_loss(logits, tokens, mask)) == pytest.approx(expected, rel=1e-5)
