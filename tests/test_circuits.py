@@ -705,3 +705,85 @@ def test_next_token_loss_sums_the_masked_predictions_by_hand():
             if mask[b, p]:
                 expected -= float(logits[b, p - 1].log_softmax(-1)[tokens[b, p]])
     assert float(_next_token_loss(logits, tokens, mask)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_fresh_transcoder_by_hand():
+    """Decoder rows: seeded normal draws scaled to unit length; encoder: their transpose when
+    d_in == d_out, else the next normal draws over sqrt(d_in); zero biases; TopK; the hooks, model
+    name and BOS setting recorded."""
+    tc = C.make_transcoder(5, 3, 7, 2, layer=4, model_name="m", seed=11)
+    generator = torch.Generator().manual_seed(11)
+    w_dec = torch.randn(7, 3, generator=generator)
+    w_dec = w_dec / w_dec.norm(dim=1, keepdim=True)
+    w_enc = torch.randn(5, 7, generator=generator) / 5**0.5
+    assert torch.allclose(tc.W_dec, w_dec) and torch.allclose(tc.W_enc, w_enc)
+    assert not tc.b_enc.any() and not tc.b_dec.any()
+    square = C.make_transcoder(3, 3, 7, 2, layer=0, seed=11)
+    assert torch.allclose(square.W_enc, square.W_dec.T)
+    meta = tc.cfg.metadata
+    assert (meta.hook_name, meta.hook_name_out) == (
+        "blocks.4.ln2.hook_normalized",
+        "blocks.4.hook_mlp_out",
+    )
+    assert meta.model_name == "m" and meta.prepend_bos is True
+    assert tc.cfg.apply_b_dec_to_input is False
+    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(0))
+    assert ((tc.encode(x) != 0).sum(-1) <= 2).all()
+    assert C.make_transcoder(3, 3, 7, 1, layer=0).cfg.d_sae == 7  # k = 1 and k = d_sae are allowed
+    assert C.make_transcoder(3, 3, 7, 7, layer=0).cfg.d_sae == 7
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(d_in=0), "d_in must be a positive whole number, got 0"),
+        (dict(d_out=True), "d_out must be a positive whole number, got True"),
+        (dict(d_sae=2.0), "d_sae must be a positive whole number, got 2.0"),
+        (dict(k=0), r"k must be a whole number of latents in 1..7 \(d_sae\), got 0"),
+        (dict(k=8), r"in 1..7 \(d_sae\), got 8"),
+        (dict(k=True), "got True"),
+    ],
+)
+def test_a_transcoder_of_impossible_sizes_is_refused(kwargs, message):
+    sizes = dict(d_in=3, d_out=3, d_sae=7, k=2) | kwargs
+    with pytest.raises(ValueError, match=message):
+        C.make_transcoder(**sizes, layer=0)
+
+
+def test_pick_ablations_by_hand():
+    """The hand graph has one latent: it is the top one at n_top = 1, and there is no other latent
+    of its layer for the control; n_top below 1 is refused; a graph without latents gives none."""
+    graph = hand_graph()
+    assert C.pick_ablations(graph, 1) == ([2], [])
+    with pytest.raises(ValueError, match="n_top must be at least 1, got 0"):
+        C.pick_ablations(graph, 0)
+    graph.nodes.loc[2, "kind"] = "error"
+    assert C.pick_ablations(graph, 1) == ([], [])
+
+
+def test_agreement_statistics_by_hand():
+    """Pearson against numpy's, the slope through the origin, the median ratio over the nonzero
+    predictions, and the bootstrap interval resampling whole prompts with the same generator."""
+    frame = pd.DataFrame(
+        dict(
+            prompt=[0, 0, 1, 1, 2, 2],
+            predicted=[1.0, 0.0, 2.0, -1.0, 3.0, 0.5],
+            real=[1.5, 0.2, 1.0, -2.0, 2.0, 1.5],
+        )
+    )
+    pred, real = frame["predicted"].to_numpy(), frame["real"].to_numpy()
+    stats = C.agreement(frame, n_boot=50, seed=3)
+    assert stats["pearson"] == pytest.approx(np.corrcoef(pred, real)[0, 1])
+    assert stats["slope"] == pytest.approx((pred * real).sum() / (pred**2).sum())
+    assert stats["median_ratio"] == pytest.approx(np.median([1.5, 0.5, 2.0, 2 / 3, 3.0]))
+    rng = np.random.default_rng(3)
+    groups = [np.array([0, 1]), np.array([2, 3]), np.array([4, 5])]
+    boots = []
+    for _ in range(50):
+        rows = np.concatenate([groups[i] for i in rng.integers(0, 3, 3)])
+        if pred[rows].std() > 0 and real[rows].std() > 0:
+            boots.append(np.corrcoef(pred[rows], real[rows])[0, 1])
+    assert [stats["r_low"], stats["r_high"]] == pytest.approx(np.quantile(boots, [0.05, 0.95]))
+    zero = frame.assign(predicted=0.0)
+    stats = C.agreement(zero, n_boot=5)
+    assert np.isnan(stats["slope"]) and np.isnan(stats["median_ratio"]) and np.isnan(stats["r_low"])
