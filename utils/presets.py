@@ -272,8 +272,11 @@ PRESETS: dict[str, Preset] = {
         circuits=CircuitSizes(
             transcoder_repo="pchlenski/gpt2-transcoders",  # Dunefsky et al., 24,576 latents
             layers=tuple(range(12)),
-            # Provisional until tutorial 5's CPU time is measured: every layer, the last 4
-            # positions (earlier positions' MLP outputs are held fixed, like error nodes).
+            # Every layer, the last 4 positions (earlier positions' MLP outputs are held fixed,
+            # like error nodes). Measured on two CPU cores (benchmarks/circuits_gpt2_pieces.py):
+            # one such graph is minutes of CPU (3,921 nodes), one over the last 2 layers a little
+            # less; the whole notebook at these sizes is hours, so it is meant for a GPU and a CPU
+            # room reads the graphs on tiny (Teaching page).
             graph_layers=tuple(range(12)),
             graph_positions=4,
             faithfulness_prompts=30,
@@ -285,7 +288,8 @@ PRESETS: dict[str, Preset] = {
                 "The Eiffel Tower is located in the city of",
                 "def add(a, b):\n    return a +",
             ),
-            # provisional until measured: one GPT-2 small MLP transcoder, trained on a CPU
+            # one GPT-2 small MLP transcoder trained as a demonstration: 16,384 tokens took 11 CPU s
+            # on two cores (benchmarks/circuits_gpt2_pieces.py), so these take about 2.5 minutes
             demo_layer=0,
             demo_tokens=204_800,
             demo_d_sae=6144,
