@@ -289,7 +289,7 @@ PRESETS: dict[str, Preset] = {
                 "def add(a, b):\n    return a +",
             ),
             # one GPT-2 small MLP transcoder trained as a demonstration: 16,384 tokens took 11 CPU s
-            # on two cores (benchmarks/circuits_gpt2_pieces.py), so these take about 2.5 minutes
+            # on two cores (benchmarks/circuits_gpt2_pieces.py), so these take a little over 2 minutes
             demo_layer=0,
             demo_tokens=204_800,
             demo_d_sae=6144,
