@@ -77,3 +77,13 @@ def test_a_resumed_run_takes_each_function_with_a_mutant_not_run():
         "utils.b.xǁKǁm__mutmut_*",
     }
     assert mutation.unfinished_functions({"m.meta": {"utils.a.x_f__mutmut_1": 33}}) == set()
+
+
+def test_a_module_with_no_mutant_run_has_no_score_and_is_read_back():
+    from collections import Counter
+
+    line = mutation.row("utils/m.py", Counter({"not checked": 3}))
+    assert line.endswith(" -") and "0.0%" not in line
+    assert mutation.ROW.match(line).groups() == ("utils/m.py", "3", "3", "0", "0", "0")
+    scored = mutation.row("utils/m.py", Counter({"killed": 3, "survived": 1}))
+    assert scored.endswith(" 75.0%") and mutation.ROW.match(scored)

@@ -500,14 +500,14 @@ def row(name: str, c: Counter) -> str:
     killed = sum(c[s] for s in KILLED)
     not_run = c["not checked"]
     other = sum(c.values()) - killed - c["survived"] - not_run
-    share = 100 * killed / max(killed + c["survived"], 1)
+    tried = killed + c["survived"]
+    share = f"{100 * killed / tried:8.1f}%" if tried else f"{'-':>9}"  # none run: no score
     return (
-        f"{name:40} {sum(c.values()):8} {not_run:8} {killed:7} {c['survived']:9} {other:6}"
-        f" {share:8.1f}%"
+        f"{name:40} {sum(c.values()):8} {not_run:8} {killed:7} {c['survived']:9} {other:6} {share}"
     )
 
 
-ROW = re.compile(r"^(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+[\d.]+%$")
+ROW = re.compile(r"^(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(?:[\d.]+%|-)$")
 
 
 def earlier_summary(text: str) -> dict[str, dict]:
