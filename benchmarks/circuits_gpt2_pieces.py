@@ -76,7 +76,7 @@ def measure() -> dict:
     prompt = sizes.worked_prompts[0]
     graph = None
     for name, layers in (
-        ("all 12 layers", tuple(range(12))),
+        ("all 12 layers", tuple(transcoders)),
         ("last 4 layers", tuple(range(8, 12))),
         ("last 2 layers", (10, 11)),
     ):
@@ -96,7 +96,10 @@ def measure() -> dict:
         lambda: replacement_losses(model, transcoders, tokens, mask),
     )
     x, y = harvest_mlp_io(model, tokens, [sizes.demo_layer], mask)[sizes.demo_layer]
-    demo = make_transcoder(768, 768, sizes.demo_d_sae, sizes.demo_k, sizes.demo_layer, seed=0)
+    d_model = model.cfg.d_model
+    demo = make_transcoder(
+        d_model, d_model, sizes.demo_d_sae, sizes.demo_k, sizes.demo_layer, seed=0
+    )
     clock(
         f"demonstration training, 16,384 tokens (the preset trains {sizes.demo_tokens:,})",
         lambda: train_transcoder(demo, x, y, n_tokens=16_384, progress=False),
@@ -104,7 +107,7 @@ def measure() -> dict:
     clock(
         f"dashboard statistics of one transcoder, {out['tokens']} tokens",
         lambda: collect_feature_stats(
-            model, transcoders[11], texts, context_size=preset.sample_context
+            model, transcoders[max(transcoders)], texts, context_size=preset.sample_context
         ),
     )
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024

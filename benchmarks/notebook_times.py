@@ -176,11 +176,10 @@ def main(argv: list[str]) -> int:
             sys.path.insert(0, str(ROOT / "tests"))
             from standin_hub import build_standin_hub
 
-            from utils.presets import SCALE_ENV_VAR, get_preset, scale_preset
+            from utils.presets import get_preset, run_scale, scale_preset
 
             # every transcoder the run loads (a scaled run: the default two; full size: all 12)
-            scale = float(os.environ.get(SCALE_ENV_VAR, "").strip() or 1)
-            layers = scale_preset(get_preset("gpt2-small"), scale).circuits.layers
+            layers = scale_preset(get_preset("gpt2-small"), run_scale()).circuits.layers
             standin_home = Path(tmp) / "hf_home"
             print(f"Building the stand-in Hub in {standin_home} ...", flush=True)
             build_standin_hub(standin_home, transcoder_layers=layers)

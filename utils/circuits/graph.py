@@ -162,7 +162,7 @@ def build_graph(
     ``target`` is ``"logit_diff"`` (logit of the top token minus the runner-up's, or of
     ``target_tokens = (a, b)``) or ``"demeaned_logit"`` (the top token's, or ``a``'s, logit minus
     the mean logit). One backward pass per node with inputs (latents and the target), run
-    ``batch_size`` at a time as a batch of copies of the prompt.
+    ``batch_size`` at a time after one forward pass of the frozen model (batched gradients).
 
     A smaller graph for a bigger model: only the latents of ``layers`` (default: every layer with a
     transcoder) and of the last ``positions`` positions (default: all after BOS) become nodes. The
