@@ -453,35 +453,6 @@ def test_kept_nodes_carry_their_influence():
     assert np.allclose(kept["influence"].to_numpy(), np.array([0.5, 4, 3, 1, 0]) / 5.5)
 
 
-def test_the_exported_json_of_the_hand_graph_field_by_field():
-    """Every node and link of the hand graph as circuit-tracer's schema writes them (ids, feature,
-    layer, type), with the bias node and its edges left out."""
-    pruned = C.prune_graph(hand_graph(), node_threshold=1.0, edge_threshold=1.0)
-    data = C.graph_json(pruned, "hand", scan="none", labels={2: "a label"})
-    by_type = {n["feature_type"]: n for n in data["nodes"]}
-    assert [n["node_id"] for n in data["nodes"]] == ["E_1_1", "0_5_1", "0_-1_1", "2_1_1"]
-    embedding = by_type["embedding"]
-    assert (embedding["feature"], embedding["layer"], embedding["jsNodeId"]) == (1, "E", "E_1-1")
-    latent = by_type["cross layer transcoder"]
-    assert (latent["feature"], latent["layer"], latent["jsNodeId"]) == (20, "0", "0_5-0")
-    assert latent["activation"] == 2.0 and latent["clerp"] == "a label"
-    assert latent["influence"] == pytest.approx(3 / 5.5)
-    error = by_type["mlp reconstruction error"]
-    assert (error["feature"], error["layer"], error["jsNodeId"]) == (-1, "0", "0_-1-1")
-    assert error["ctx_idx"] == 1 and error["activation"] is None
-    logit = by_type["logit"]
-    assert (logit["feature"], logit["layer"], logit["is_target_logit"]) == (1, "2", True)
-    links = {(link["source"], link["target"]): link["weight"] for link in data["links"]}
-    assert links == {
-        ("E_1_1", "0_5_1"): 2.0,
-        ("0_5_1", "2_1_1"): 3.0,
-        ("0_-1_1", "2_1_1"): 1.0,
-        ("E_1_1", "2_1_1"): -1.0,
-    }
-    assert data["metadata"]["prompt_tokens"] == ["<bos>", "a"]
-    assert data["metadata"]["prompt"] == "a"
-
-
 @pytest.mark.parametrize("latent", [True, -1, 64, 2.0])
 def test_a_latent_that_is_not_one_of_the_transcoders_is_refused(lm, transcoders, latent):
     with pytest.raises(ValueError, match="0..63"):
@@ -583,6 +554,9 @@ def test_the_exported_json_of_the_hand_graph_is_exactly_this(tmp_path):
     written["links"].sort(key=lambda link: (link["target"], link["source"]))
     expected["links"].sort(key=lambda link: (link["target"], link["source"]))
     assert written == expected
+    # a description given for a latent replaces its label
+    labelled = C.graph_json(pruned, "hand", scan="none", labels={2: "a label"})
+    assert [n["clerp"] for n in labelled["nodes"]][:3] == ["", "a label", ""]
 
 
 def test_node_positions_in_the_graph_figure_by_hand():

@@ -11,6 +11,7 @@ Running this file as a script is the subprocess's side:
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -462,7 +463,7 @@ def test_without_layers_the_preset_s_layers_are_loaded(tmp_path):
     tiny = tiny_with(tmp_path)
     only_one = replace(tiny, circuits=replace(tiny.circuits, layers=(1,)))
     assert list(load_transcoders(only_one)) == [1]
-    with pytest.raises(ValueError, match=rf"layer\(s\) \[5\] in {tmp_path}"):
+    with pytest.raises(ValueError, match=rf"layer\(s\) \[5\] in {re.escape(str(tmp_path))}"):
         load_transcoders(tiny, layers=[5])
     with pytest.raises(ValueError, match=r"the preset 'tiny' names no transcoders"):
         load_transcoders(replace(tiny, circuits=None))
@@ -523,6 +524,13 @@ def test_scale_circuits_by_hand():
     assert scale_circuits(gpt2, 1) is gpt2
     one_layer = scale_circuits(CircuitSizes(graph_layers=(5,), layers=(5,)), 0.1)
     assert one_layer.graph_layers == (5,)
+
+
+def test_tutorial_5_scores_on_as_many_texts_as_the_preset_samples():
+    # the presets' comments say so: full-size runs read the same texts as tutorials 1 and 3
+    for name in ("tiny", "gpt2-small"):
+        preset = get_preset(name)
+        assert preset.circuits.texts == preset.sample_texts
 
 
 def test_every_preset_names_one_transcoder_source_and_graph_layers_it_replaces():
