@@ -108,7 +108,7 @@ lock:
 	@echo "requirements-lock.txt refreshed ($$(grep -c '==' requirements-lock.txt) pins). Now: make clean && make test, then commit it."
 
 # Mutation testing (mutmut 3): each small change to the modules that print numbers is run against
-# their unit tests, one part at a time (tools/mutation.py: PARTS, which must together be
+# their unit tests, one part at a time (tools/mutation_parts.py: PARTS, which must together be
 # pyproject.toml's [tool.mutmut]), each in a copy of utils/, i18n/ and tests/ under $(VENV)/mutation. The
 # summary (killed/survived per module, date, commit, run time, each survivor's changed line) goes
 # to benchmarks/results/mutation.txt. Not part of `make test`: slow (see that file's run times).

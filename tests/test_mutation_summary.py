@@ -1,5 +1,5 @@
-"""tools/mutation.py's summary keeps the parts it did not run from the last summary, unless their
-modules moved since. Fast: no mutant is run (an empty results folder)."""
+"""tools/mutation_summary.py's summary keeps the parts it did not run from the last summary,
+unless their modules moved since. Fast: no mutant is run (an empty results folder)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from random_models import REPO
 
 sys.path.insert(0, str(REPO / "tools"))
 import mutation
+import mutation_summary
 
 HEADER = "module    mutants  not run  killed  survived  other  killed %"
 PREVIOUS = f"""Part presets: 2026-12-02 23:16 UTC, commit 7181cc5, 45 s wall with 2 workers
@@ -36,7 +37,7 @@ Survivors in utils/interventions.py:
 
 
 def test_earlier_summary_reads_each_parts_rows_and_survivors():
-    parts = mutation.earlier_summary(PREVIOUS)
+    parts = mutation_summary.earlier_summary(PREVIOUS)
     assert sorted(parts) == ["presets", "t3"]
     quality = parts["presets"]["counts"]["utils/quality.py"]
     assert (quality["killed"], quality["survived"], quality["not checked"]) == (15, 0, 1)
@@ -45,7 +46,7 @@ def test_earlier_summary_reads_each_parts_rows_and_survivors():
 
 
 def test_a_part_not_run_keeps_its_block_unless_its_modules_moved(tmp_path, capsys):
-    mutation.summary(tmp_path, PREVIOUS)
+    mutation_summary.summary(tmp_path, PREVIOUS)
     out = capsys.readouterr().out
     assert "Part presets: 2026-12-02 23:16 UTC" in out
     assert "(kept from the previous summary: not run again this time)" in out
@@ -82,8 +83,8 @@ def test_a_resumed_run_takes_each_function_with_a_mutant_not_run():
 def test_a_module_with_no_mutant_run_has_no_score_and_is_read_back():
     from collections import Counter
 
-    line = mutation.row("utils/m.py", Counter({"not checked": 3}))
+    line = mutation_summary.row("utils/m.py", Counter({"not checked": 3}))
     assert line.endswith(" -") and "0.0%" not in line
-    assert mutation.ROW.match(line).groups() == ("utils/m.py", "3", "3", "0", "0", "0")
-    scored = mutation.row("utils/m.py", Counter({"killed": 3, "survived": 1}))
-    assert scored.endswith(" 75.0%") and mutation.ROW.match(scored)
+    assert mutation_summary.ROW.match(line).groups() == ("utils/m.py", "3", "3", "0", "0", "0")
+    scored = mutation_summary.row("utils/m.py", Counter({"killed": 3, "survived": 1}))
+    assert scored.endswith(" 75.0%") and mutation_summary.ROW.match(scored)

@@ -19,7 +19,7 @@ OPTIONAL = {
     "google": "google.colab exists only in Colab (utils/language.py asks whether it runs there)",
     "httpx": "utils/loading.py recognises its errors when huggingface_hub uses it",
     "requests": "utils/loading.py recognises its errors when an older library uses it",
-    "toml": "tools/mutation.py on Python 3.10, where mutmut brings it (3.11+ has tomllib)",
+    "toml": "tools/mutation_parts.py on Python 3.10, where mutmut brings it (3.11+ has tomllib)",
 }
 
 
