@@ -457,6 +457,18 @@ def test_a_folder_that_names_its_layer_only_by_its_input_hook_loads(tmp_path):
             load_transcoders(tiny_with(other), layers=[0])
 
 
+def test_a_transcoder_s_layer_is_the_mlp_it_writes_to(tmp_path):
+    """hook_name_out decides the layer when the input hook names another block (a transcoder
+    reading block 0's residual stream to stand in for block 1's MLP is layer 1)."""
+    saved_transcoder(tmp_path / "zero", 0)
+    saved_transcoder(tmp_path / "one", 1)
+    cfg_path = tmp_path / "one" / "cfg.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["metadata"]["hook_name"] = "blocks.0.hook_resid_post"
+    cfg_path.write_text(json.dumps(cfg))
+    assert list(load_transcoders(tiny_with(tmp_path))) == [0, 1]
+
+
 def test_without_layers_the_preset_s_layers_are_loaded(tmp_path):
     for layer in (0, 1):
         saved_transcoder(tmp_path / f"layer_{layer}", layer)
@@ -581,6 +593,38 @@ def test_the_hub_path_downloads_each_layer_asked_for_and_converts_it(tmp_path, m
     assert calls == []
     with pytest.raises(ValueError, match=r"it has layers \[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11\]"):
         load_transcoders(get_preset("gpt2-small"), layers=[])
+
+
+def test_the_device_asked_for_reaches_both_loaders(tmp_path, monkeypatch):
+    """A CPU-only machine cannot tell "cpu" from no device by the result, so the loaders' calls
+    are recorded: SAELens' load_from_disk (a local folder) and the Hub checkpoint's converter."""
+    import huggingface_hub
+    from sae_lens import SAE
+
+    import utils.circuits.loading as loading
+
+    seen = []
+    load_from_disk = SAE.load_from_disk
+
+    def recording_load(path, device=None, **kwargs):
+        seen.append(("folder", device))
+        return load_from_disk(path, device="cpu", **kwargs)
+
+    convert = loading.transcoder_from_dunefsky
+
+    def recording_convert(*args, device=None, **kwargs):
+        seen.append(("hub", device))
+        return convert(*args, device="cpu", **kwargs)
+
+    monkeypatch.setattr(SAE, "load_from_disk", staticmethod(recording_load))
+    monkeypatch.setattr(loading, "transcoder_from_dunefsky", recording_convert)
+    saved_transcoder(tmp_path / "layer_1", 1)
+    checkpoint = tmp_path / "hub.pt"
+    save_authors_checkpoint(checkpoint, random_state(seed=1), **authors_cfg(4, 6, 20))
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: str(checkpoint))
+    load_transcoders(tiny_with(tmp_path), layers=[1], device="cpu")
+    load_transcoders(get_preset("gpt2-small"), layers=[4], device="cpu")
+    assert seen == [("folder", "cpu"), ("hub", "cpu")]
 
 
 def test_a_hub_failure_names_the_layer_and_file_and_other_errors_pass(monkeypatch):

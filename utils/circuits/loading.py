@@ -230,7 +230,7 @@ def _check_layers(layers: Iterable[int], available: Iterable[int], where: str) -
     return chosen
 
 
-def _load_local(folder: Path, layers: Iterable[int] | None, device: str) -> dict[int, Any]:
+def _load_local(folder: Path, layers: Iterable[int], device: str) -> dict[int, Any]:
     from sae_lens import SAE
     from sae_lens.saes.transcoder import Transcoder
 
@@ -254,7 +254,7 @@ def _load_local(folder: Path, layers: Iterable[int] | None, device: str) -> dict
         if layer in found:
             raise TranscoderFileError(f"{found[layer]} and {sub} are both layer {layer}")
         found[layer] = sub
-    chosen = _check_layers(found if layers is None else layers, found, str(folder))
+    chosen = _check_layers(layers, found, str(folder))
     transcoders = {}
     for layer in chosen:
         check_asset_folder(found[layer])
