@@ -130,6 +130,36 @@ def test_training_lowers_the_loss_and_checks_shapes():
         C.train_transcoder(tc, x[:, :4], y, n_tokens=512, progress=False)
     with pytest.raises(ValueError, match="at least one batch"):
         C.train_transcoder(tc, x, y, n_tokens=100, batch_size=256, progress=False)
+    assert C.train_transcoder(tc, x, y, n_tokens=256, batch_size=256, progress=False).n_steps == 1
+    for bad_x, bad_y in ((x[:100], y[:99]), (x[:100, 0], y[:100]), (x[:100], y[:100, 0])):
+        with pytest.raises(ValueError, match=r"must be \[n, d\] with the same n"):
+            C.train_transcoder(tc, bad_x, bad_y, n_tokens=256, progress=False)
+
+
+def test_training_s_defaults_and_its_progress_bar(capsys):
+    """The defaults the docstring reports as measured best (batch 2,048, rate 2e-3, seed 0, a
+    log every 25 steps, no decay, free decoder norms) and a progress bar named by the layer."""
+    import copy
+
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(2048 * 27, 4, generator=generator)
+    y = torch.relu(x @ torch.randn(4, 3, generator=generator))
+    tc = C.make_transcoder(4, 3, 8, 2, layer=3, seed=0)
+    explicit = copy.deepcopy(tc)
+    run = C.train_transcoder(tc, x, y, n_tokens=2048 * 27)
+    assert "layer 3" in capsys.readouterr().err
+    same = C.train_transcoder(
+        explicit, x, y, n_tokens=2048 * 27, batch_size=2048, lr=2e-3, seed=0, log_every=25,
+        progress=False, decay_fraction=0.0, unit_decoder=False,
+    )  # fmt: skip
+    assert (
+        (run.steps, run.fvu, run.n_steps)
+        == (same.steps, same.fvu, same.n_steps)
+        == ([0, 25, 26], same.fvu, 27)
+    )
+    for name, param in tc.named_parameters():
+        assert torch.equal(param, dict(explicit.named_parameters())[name]), name
+    assert not torch.allclose(tc.W_dec.norm(dim=-1), torch.ones(8))
 
 
 # --- replacement model -------------------------------------------------------------------------
@@ -604,14 +634,17 @@ def _training_by_hand(tc, x, y, n_tokens, batch_size, lr, seed, log_every, decay
     return logged
 
 
-@pytest.mark.parametrize(("decay_fraction", "unit"), [(0.0, False), (0.5, True)])
-def test_training_is_the_loop_written_out_by_hand(decay_fraction, unit):
-    """7 steps of 32 rows from 100 (the permutation is redrawn at step 3), logged every 4 steps
-    and at the last: the same weights and logged losses as the plain loop above."""
+@pytest.mark.parametrize(
+    ("decay_fraction", "unit", "rows"), [(0.0, False, 100), (0.5, True, 100), (1.0, False, 96)]
+)
+def test_training_is_the_loop_written_out_by_hand(decay_fraction, unit, rows):
+    """7 steps of 32 rows from 100 (the permutation is redrawn at step 3) or from exactly 96
+    (the third batch still uses the first permutation's last rows), logged every 4 steps and at
+    the last: the same weights and logged losses as the plain loop above."""
     import copy
 
     generator = torch.Generator().manual_seed(1)
-    x = torch.randn(100, 4, generator=generator)
+    x = torch.randn(rows, 4, generator=generator)
     y = torch.relu(x @ torch.randn(4, 3, generator=generator)) + 0.5
     tc = C.make_transcoder(4, 3, 12, 3, layer=1, seed=2)
     by_hand = copy.deepcopy(tc)
@@ -659,6 +692,49 @@ def test_agreement_edge_cases_by_hand():
     assert C.agreement(unit, n_boot=10)["pearson"] == pytest.approx(r)
     swapped = unit.rename(columns={"predicted": "real", "real": "predicted"})
     assert C.agreement(swapped, n_boot=10)["pearson"] == pytest.approx(r)
+
+
+def test_agreement_s_statistics_by_hand():
+    """Eight ablations from six prompts, no ties: Pearson from its definition, Spearman as
+    Pearson of hand-made ranks, the slope through the origin, signs and ratios counted; the
+    defaults are 1,000 bootstrap draws with seed 0; predictions that are all zero give NaN slope
+    and ratio without numpy's 0/0 warning."""
+    import warnings
+
+    pred = [0.5, -1.0, 2.0, 0.25, 3.0, -0.75, 1.5, -2.0]
+    real = [0.4, -0.2, 2.5, -0.1, 2.0, -1.5, 0.3, -1.0]
+    frame = pd.DataFrame(dict(prompt=[0, 0, 1, 1, 2, 3, 4, 5], predicted=pred, real=real))
+
+    def r(a, b):
+        ma, mb = sum(a) / len(a), sum(b) / len(b)
+        cov = sum((u - ma) * (v - mb) for u, v in zip(a, b))
+        return cov / (sum((u - ma) ** 2 for u in a) * sum((v - mb) ** 2 for v in b)) ** 0.5
+
+    def ranks(a):
+        return [sorted(a).index(v) + 1.0 for v in a]
+
+    stats = C.agreement(frame)
+    assert stats["pearson"] == pytest.approx(r(pred, real))
+    assert stats["spearman"] == pytest.approx(r(ranks(pred), ranks(real)))
+    slope = sum(p * q for p, q in zip(pred, real)) / sum(p * p for p in pred)
+    assert stats["slope"] == pytest.approx(slope)
+    assert stats["same_sign"] == pytest.approx(7 / 8)
+    assert stats["median_ratio"] == pytest.approx(
+        sum(sorted(q / p for p, q in zip(pred, real))[3:5]) / 2
+    )
+    assert (stats["n"], stats["prompts"]) == (8, 6)
+    assert stats == C.agreement(frame, n_boot=1000, seed=0)
+    for other in (dict(n_boot=1000, seed=1), dict(n_boot=1001, seed=0)):
+        assert (stats["r_low"], stats["r_high"]) != pytest.approx(
+            (C.agreement(frame, **other)["r_low"], C.agreement(frame, **other)["r_high"])
+        )
+    assert stats["r_low"] <= stats["r_high"]
+    zeros = frame.assign(predicted=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        flat = C.agreement(zeros, n_boot=10)
+    assert np.isnan(flat["slope"]) and np.isnan(flat["median_ratio"])
+    assert flat["same_sign"] == 0.0
 
 
 def test_token_mask_drops_position_zero_even_when_it_is_not_bos():

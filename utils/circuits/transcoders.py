@@ -266,7 +266,8 @@ def train_transcoder(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     order = torch.randperm(len(x), generator=generator)
     cursor = 0
-    run = TrainingRun(steps=[], fvu=[], n_steps=n_steps, n_tokens=n_steps * batch_size, seconds=0.0)
+    logged_steps: list[int] = []
+    logged_fvu: list[float] = []
     steps: Iterable[int] = range(n_steps)
     if progress:
         from tqdm.auto import tqdm
@@ -284,7 +285,7 @@ def train_transcoder(
             xb, yb = x[rows].float(), y[rows].float()
             y_hat = transcoder(xb)
             loss = (y_hat - yb).pow(2).sum() / (yb - yb.mean(dim=0)).pow(2).sum()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             scheduler.step()
@@ -292,11 +293,11 @@ def train_transcoder(
                 with torch.no_grad():
                     transcoder.W_dec /= transcoder.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-8)
             if step % log_every == 0 or step == n_steps - 1:
-                run.steps.append(step)
-                run.fvu.append(float(loss.detach()))
+                logged_steps.append(step)
+                logged_fvu.append(float(loss.detach()))
     transcoder.eval()
-    run.seconds = time.perf_counter() - started
-    return run
+    seconds = time.perf_counter() - started
+    return TrainingRun(logged_steps, logged_fvu, n_steps, n_steps * batch_size, seconds)
 
 
 @dataclass
