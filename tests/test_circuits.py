@@ -345,16 +345,38 @@ def test_freezing_the_final_layernorm_makes_last_layer_ablations_exact(lm, trans
         C.ablate_latents(lm, transcoders, graph, where, freeze=("mlp",))
 
 
-def test_ablation_check_and_agreement(lm, transcoders, graph):
+def test_ablation_check_and_agreement(lm, transcoders, graph, capsys):
     top, control = C.pick_ablations(graph, 4, seed=0)
     assert len(top) == 4 and len(control) == 4 and not set(top) & set(control)
     effects = C.total_effects(graph).abs()
     latents = graph.index("latent")
     assert effects[top].min() >= effects[[i for i in latents.tolist() if i not in top]].max()
     frame = C.ablation_check(lm, transcoders, [graph, graph], 4)
+    assert "ablations" not in capsys.readouterr().err  # no progress bar unless asked
     assert set(frame["group"]) == {"top", "random"} and len(frame) == 16
     stats = C.agreement(frame[frame.group == "top"], n_boot=50)
     assert stats["n"] == 8 and -1 <= stats["pearson"] <= 1
+
+    def where(nodes):
+        return [
+            tuple(int(graph.nodes.at[i, c]) for c in ("layer", "position", "latent")) for i in nodes
+        ]
+
+    # graph number g draws its control with seed + g: the same graph twice gets two controls
+    controls = [C.pick_ablations(graph, 4, seed=s)[1] for s in (0, 1, 2)]
+    assert controls[0] != controls[1] != controls[2]
+    for number in (0, 1):
+        rows = frame[frame.prompt == number]
+        assert list(zip(rows.layer, rows.position, rows.latent)) == where(top + controls[number])
+
+
+def test_ablation_check_s_seed_and_progress_bar(lm, transcoders, graph, capsys):
+    frame = C.ablation_check(lm, transcoders, [graph], 2, seed=2, progress=True)
+    assert "ablations" in capsys.readouterr().err
+    top, control = C.pick_ablations(graph, 2, seed=2)
+    picked = [graph.nodes.loc[i, ["layer", "position", "latent"]].tolist() for i in top + control]
+    assert frame[["layer", "position", "latent"]].values.tolist() == picked
+    assert frame["group"].tolist() == ["top"] * 2 + ["random"] * 2
 
 
 def test_residual_share_by_hand(lm, transcoders, graph):
