@@ -5,6 +5,7 @@ terms equal to the model, and ablations the frozen model predicts exactly."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -147,7 +148,7 @@ def test_training_s_defaults_and_its_progress_bar(capsys):
     tc = C.make_transcoder(4, 3, 8, 2, layer=3, seed=0)
     explicit = copy.deepcopy(tc)
     run = C.train_transcoder(tc, x, y, n_tokens=2048 * 27)
-    assert "layer 3" in capsys.readouterr().err
+    assert re.search(r"(?<![A-Za-z])layer 3:", capsys.readouterr().err)  # the bar's label
     same = C.train_transcoder(
         explicit, x, y, n_tokens=2048 * 27, batch_size=2048, lr=2e-3, seed=0, log_every=25,
         progress=False, decay_fraction=0.0, unit_decoder=False,
@@ -372,7 +373,7 @@ def test_ablation_check_and_agreement(lm, transcoders, graph, capsys):
 
 def test_ablation_check_s_seed_and_progress_bar(lm, transcoders, graph, capsys):
     frame = C.ablation_check(lm, transcoders, [graph], 2, seed=2, progress=True)
-    assert "ablations" in capsys.readouterr().err
+    assert re.search(r"(?<![A-Za-z])ablations:", capsys.readouterr().err)  # the bar's label
     top, control = C.pick_ablations(graph, 2, seed=2)
     picked = [graph.nodes.loc[i, ["layer", "position", "latent"]].tolist() for i in top + control]
     assert frame[["layer", "position", "latent"]].values.tolist() == picked
