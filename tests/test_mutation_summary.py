@@ -88,3 +88,21 @@ def test_a_module_with_no_mutant_run_has_no_score_and_is_read_back():
     assert mutation_summary.ROW.match(line).groups() == ("utils/m.py", "3", "3", "0", "0", "0")
     scored = mutation_summary.row("utils/m.py", Counter({"killed": 3, "survived": 1}))
     assert scored.endswith(" 75.0%") and mutation_summary.ROW.match(scored)
+
+
+def test_the_rules_explain_only_the_changes_they_name():
+    from mutation_summary import reason_for
+
+    def why(old, new):
+        return reason_for("m.py", f"x_f__mutmut_1: {old}  ->  {new}", {})
+
+    bar = 'items = tqdm(items, desc="ablations", leave=False)'
+    assert "progress bar" in why(bar, bar.replace("leave=False", "leave=True"))
+    assert "progress bar" in why(bar, bar.replace(", leave=False", ", "))
+    assert why(bar, bar.replace("(items,", "(None,")) == "NO REASON"
+    read = 'meta = json.loads((sub / "cfg.json").read_text(encoding="utf-8"))'
+    assert "ASCII" in why(read, read.replace('"utf-8"', '"UTF-8"'))
+    assert "ASCII" in why(read, read.replace('encoding="utf-8"', "encoding=None"))
+    assert why(read, read.replace("json.loads(", "(")) == "NO REASON"
+    other = 'text = path.read_text(encoding="utf-8")'
+    assert why(other, other.replace('"utf-8"', "None")) == "NO REASON"

@@ -42,6 +42,15 @@ RULES: list[tuple[re.Pattern[str], str]] = [
         "the device passed on: the tests run on a CPU-only machine, where no device (or None) "
         "is the CPU as well",
     ),
+    (
+        re.compile(r"tqdm\(.*leave=False.*  ->  (?:(?!leave=False).)*$"),
+        "whether a finished progress bar stays on screen (tqdm's leave): appearance only",
+    ),
+    (
+        re.compile(r'cfg\.json.*encoding="utf-8".*  ->  (?:(?!encoding="utf-8").)*$'),
+        "equivalent: cfg.json is ASCII (json.dump escapes the rest), read alike in any encoding "
+        "Python accepts for it",
+    ),
 ]
 REASONS_FILE = REPO / "tools" / "mutation_reasons.txt"
 STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
