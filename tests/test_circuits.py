@@ -321,6 +321,8 @@ def test_one_edge_through_attention_by_hand(lm, transcoders, prompt, graph):
     src = int(nodes.index[(nodes["kind"] == "embedding") & (nodes["position"] == q)][0])
     dst = graph.latent_node(0, p, j)
     assert float(graph.adjacency[dst, src]) == pytest.approx(by_hand, rel=1e-4, abs=1e-6)
+    with pytest.raises(KeyError, match=f"latent {lm.cfg.d_mlp * 99} of layer 0 .* not a node"):
+        graph.latent_node(0, p, lm.cfg.d_mlp * 99)
 
 
 def test_freezing_the_final_layernorm_makes_last_layer_ablations_exact(lm, transcoders, graph):
@@ -371,13 +373,33 @@ def test_ablation_check_and_agreement(lm, transcoders, graph, capsys):
         assert list(zip(rows.layer, rows.position, rows.latent)) == where(top + controls[number])
 
 
-def test_ablation_check_s_seed_and_progress_bar(lm, transcoders, graph, capsys):
-    frame = C.ablation_check(lm, transcoders, [graph], 2, seed=2, progress=True)
+def test_ablation_check_s_seed_progress_bar_and_frozen_parts(lm, transcoders, graph, capsys):
+    freeze = ("attention", "ln_final")
+    frame = C.ablation_check(lm, transcoders, [graph], 2, freeze=freeze, seed=2, progress=True)
     assert re.search(r"(?<![A-Za-z])ablations:", capsys.readouterr().err)  # the bar's label
     top, control = C.pick_ablations(graph, 2, seed=2)
     picked = [graph.nodes.loc[i, ["layer", "position", "latent"]].tolist() for i in top + control]
     assert frame[["layer", "position", "latent"]].values.tolist() == picked
     assert frame["group"].tolist() == ["top"] * 2 + ["random"] * 2
+    where = [tuple(int(v) for v in row) for row in picked]
+    frozen = C.ablate_latents(lm, transcoders, graph, where, freeze=freeze)
+    free = C.ablate_latents(lm, transcoders, graph, where)
+    assert torch.allclose(torch.tensor(frame["real"].tolist()), frozen, atol=1e-6)
+    assert not torch.allclose(frozen, free, atol=1e-4)
+
+
+def test_the_control_matches_the_top_latents_layer_by_layer(graph):
+    """For every seed: as many random latents in each layer as the top latents have there, none
+    of them a top latent, all active latents of that layer; the default seed is 0."""
+    layers = graph.nodes["layer"]
+    latents = set(graph.index("latent").tolist())
+    for n_top in (1, 3, 6):
+        for seed in range(4):
+            top, control = C.pick_ablations(graph, n_top, seed=seed)
+            assert sorted(layers[top]) == sorted(layers[control])
+            assert set(control) <= latents - set(top) and len(set(control)) == len(control)
+    assert C.pick_ablations(graph, 3) == C.pick_ablations(graph, 3, seed=0)
+    assert C.pick_ablations(graph, 3, seed=0) != C.pick_ablations(graph, 3, seed=1)
 
 
 def test_residual_share_by_hand(lm, transcoders, graph):

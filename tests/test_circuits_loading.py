@@ -246,8 +246,16 @@ def test_a_cfg_that_disagrees_with_the_tensors_is_refused(tmp_path):
 
 
 def test_something_else_than_a_checkpoint_is_refused():
+    """The error names the source (or 'the transcoder checkpoint' without one) and what it
+    found: a dict's keys, or the type of anything else."""
     with pytest.raises(TranscoderFileError, match="expected a dict with 'cfg' and 'state_dict'"):
         transcoder_from_dunefsky({"W_enc": torch.zeros(2, 2)}, 3, source="x.pt")
+    with pytest.raises(TranscoderFileError, match=r"^x\.pt is not .*found \['W_enc', 'cfg'\]$"):
+        transcoder_from_dunefsky({"W_enc": torch.zeros(2, 2), "cfg": {}}, 3, source="x.pt")
+    with pytest.raises(
+        TranscoderFileError, match=r"^the transcoder checkpoint is not .*found list$"
+    ):
+        transcoder_from_dunefsky([torch.zeros(2, 2)], 3)
 
 
 class SideEffect:
