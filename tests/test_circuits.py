@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import numpy as np
 import pandas as pd
@@ -381,6 +382,10 @@ def test_ablation_check_s_seed_progress_bar_and_frozen_parts(lm, transcoders, gr
     picked = [graph.nodes.loc[i, ["layer", "position", "latent"]].tolist() for i in top + control]
     assert frame[["layer", "position", "latent"]].values.tolist() == picked
     assert frame["group"].tolist() == ["top"] * 2 + ["random"] * 2
+    # the prediction: ablating a latent removes its total effect, so the target moves by minus it
+    effects = C.total_effects(graph)[top + control]
+    assert torch.allclose(torch.tensor(frame["predicted"].tolist()), -effects, atol=1e-6)
+    assert (effects != 0).any()
     where = [tuple(int(v) for v in row) for row in picked]
     frozen = C.ablate_latents(lm, transcoders, graph, where, freeze=freeze)
     free = C.ablate_latents(lm, transcoders, graph, where)
@@ -693,6 +698,7 @@ def test_training_is_the_loop_written_out_by_hand(decay_fraction, unit, rows):
     y = torch.relu(x @ torch.randn(4, 3, generator=generator)) + 0.5
     tc = C.make_transcoder(4, 3, 12, 3, layer=1, seed=2)
     by_hand = copy.deepcopy(tc)
+    started = time.perf_counter()
     run = C.train_transcoder(
         tc,
         x,
@@ -706,13 +712,14 @@ def test_training_is_the_loop_written_out_by_hand(decay_fraction, unit, rows):
         decay_fraction=decay_fraction,
         unit_decoder=unit,
     )
+    took = time.perf_counter() - started
     logged = _training_by_hand(by_hand, x, y, 7 * 32 + 5, 32, 3e-2, 4, 4, decay_fraction, unit)
     assert (run.n_steps, run.n_tokens) == (7, 7 * 32)
     assert run.steps == [s for s, _ in logged] == [0, 4, 6]
     assert run.fvu == pytest.approx([v for _, v in logged], rel=1e-5)
     for name, param in tc.named_parameters():
         assert torch.allclose(param, dict(by_hand.named_parameters())[name], atol=1e-6), name
-    assert not tc.training and run.seconds > 0
+    assert not tc.training and 0 < run.seconds <= took
     with pytest.raises(ValueError, match=r"decay_fraction must be in \[0, 1\], got 1.5"):
         C.train_transcoder(tc, x, y, n_tokens=64, batch_size=32, progress=False, decay_fraction=1.5)
 

@@ -245,6 +245,41 @@ def test_a_cfg_that_disagrees_with_the_tensors_is_refused(tmp_path):
         transcoder_from_dunefsky(checkpoint, 3)
 
 
+def test_each_hook_field_of_the_cfg_is_checked_on_its_own(tmp_path):
+    """A cfg whose input hook, or whose output hook alone, names another layer is refused by
+    that field; a plain dict cfg is read like the authors' config object."""
+    for field_name, hook in (
+        ("hook_point", "blocks.4.ln2.hook_normalized"),
+        ("out_hook_point", "blocks.4.hook_mlp_out"),
+    ):
+        (tmp_path / field_name).mkdir()
+        checkpoint = saved_and_read(tmp_path / field_name, random_state(), **{field_name: hook})
+        with pytest.raises(TranscoderFileError, match=rf"its cfg has {field_name}='{hook}'"):
+            transcoder_from_dunefsky(checkpoint, 3)
+        as_dict = {"cfg": {field_name: hook}, "state_dict": random_state()}
+        with pytest.raises(TranscoderFileError, match=rf"its cfg has {field_name}='{hook}'"):
+            transcoder_from_dunefsky(as_dict, 3)
+
+
+def test_a_checkpoint_without_cfg_takes_its_sizes_from_the_tensors():
+    """No cfg at all (or one without d_out): d_in and d_sae from W_enc, d_out from W_dec, here
+    narrower than d_in (5 against 6) so that no size can stand in for another."""
+    state = random_state()
+    g = torch.Generator().manual_seed(1)
+    state["W_dec"], state["b_dec_out"] = (
+        torch.randn(20, 5, generator=g),
+        torch.randn(5, generator=g),
+    )
+    for cfg in (None, {"d_in": 6}):
+        checkpoint = {"state_dict": state} if cfg is None else {"cfg": cfg, "state_dict": state}
+        transcoder = transcoder_from_dunefsky(checkpoint, 3)
+        assert (transcoder.cfg.d_in, transcoder.cfg.d_sae, transcoder.cfg.d_out) == (6, 20, 5)
+        assert transcoder.cfg.metadata.model_name == "gpt2-small"
+        x = torch.randn(4, 6, generator=g)
+        with torch.no_grad():
+            assert (transcoder(x).double() - by_hand(state, x)).abs().max() < 1e-5
+
+
 def test_something_else_than_a_checkpoint_is_refused():
     """The error names the source (or 'the transcoder checkpoint' without one) and what it
     found: a dict's keys, or the type of anything else."""
