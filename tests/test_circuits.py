@@ -229,6 +229,44 @@ def hand_graph() -> AttributionGraph:
     )
 
 
+def test_node_indices_by_kind_are_integers_even_when_there_are_none():
+    graph = hand_graph()
+    assert graph.index("latent").tolist() == [2] and graph.index("latent").dtype == torch.long
+    without_bias = graph.nodes[graph.nodes["kind"] != "bias"]
+    graph.nodes = without_bias
+    assert graph.index("bias").dtype == torch.long and len(graph.index("bias")) == 0
+    with pytest.raises(ValueError, match=r"kind must be one of \('embedding', .*got 'node'"):
+        graph.index("node")
+
+
+def test_which_hooks_each_frozen_part_holds_by_name():
+    """attention: every attention pattern; layernorm: every LayerNorm scale; ln_final: the final
+    LayerNorm's scale only; nothing else (the residual stream is never held). Each hook hands
+    back the clean value, repeated over the batch it is given."""
+    from utils.circuits.ablation import _freeze_hooks
+
+    cache = {
+        "blocks.0.attn.hook_pattern": torch.rand(1, 2, 3, 3),
+        "blocks.0.ln1.hook_scale": torch.rand(1, 3, 1),
+        "blocks.0.hook_resid_pre": torch.rand(1, 3, 4),
+        "ln_final.hook_scale": torch.rand(1, 3, 1),
+    }
+
+    def held(*parts):
+        return sorted(name for name, _ in _freeze_hooks(None, cache, parts))
+
+    assert held() == []
+    assert held("attention") == ["blocks.0.attn.hook_pattern"]
+    assert held("ln_final") == ["ln_final.hook_scale"]
+    assert held("layernorm") == ["blocks.0.ln1.hook_scale", "ln_final.hook_scale"]
+    assert held("attention", "ln_final") == ["blocks.0.attn.hook_pattern", "ln_final.hook_scale"]
+    for name, hook in _freeze_hooks(None, cache, ("attention", "layernorm")):
+        x = torch.zeros(5, *cache[name].shape[1:])
+        assert torch.equal(hook(x, hook=None), cache[name].expand(5, *cache[name].shape[1:]))
+    with pytest.raises(ValueError, match=r"freeze takes parts of .*got 'mlp'"):
+        _freeze_hooks(None, cache, ("mlp",))
+
+
 def test_influence_and_scores_by_hand():
     graph = hand_graph()
     assert C.edge_sum_error(graph) == pytest.approx(0.0)
@@ -833,6 +871,12 @@ def test_a_fresh_transcoder_by_hand():
     assert ((tc.encode(x) != 0).sum(-1) <= 2).all()
     assert C.make_transcoder(3, 3, 7, 1, layer=0).cfg.d_sae == 7  # k = 1 and k = d_sae are allowed
     assert C.make_transcoder(3, 3, 7, 7, layer=0).cfg.d_sae == 7
+    one = C.make_transcoder(1, 1, 1, 1, layer=0)  # every size may be 1
+    assert (one.cfg.d_in, one.cfg.d_out, one.cfg.d_sae) == (1, 1, 1)
+    default = C.make_transcoder(5, 3, 7, 2, layer=4)  # defaults: no model name, seed 0
+    assert default.cfg.metadata.model_name == ""
+    assert torch.equal(default.W_dec, C.make_transcoder(5, 3, 7, 2, layer=4, seed=0).W_dec)
+    assert not torch.equal(default.W_dec, C.make_transcoder(5, 3, 7, 2, layer=4, seed=1).W_dec)
 
 
 @pytest.mark.parametrize(

@@ -280,6 +280,39 @@ def test_a_checkpoint_without_cfg_takes_its_sizes_from_the_tensors():
             assert (transcoder(x).double() - by_hand(state, x)).abs().max() < 1e-5
 
 
+def test_the_cfg_s_model_name_is_kept_and_a_wrong_shape_is_spelled_out(tmp_path):
+    checkpoint = saved_and_read(tmp_path, random_state(), model_name="gpt2-medium")
+    meta = transcoder_from_dunefsky(checkpoint, 3).cfg.metadata
+    assert meta.model_name == "gpt2-medium" and meta.prepend_bos is True
+    state = random_state()
+    state["W_dec"] = torch.zeros(20, 7)
+    with pytest.raises(TranscoderFileError, match=r"expected \(20, 6\) \(d_sae=20 x d_out=6\)"):
+        transcoder_from_dunefsky({"cfg": {"d_out": 6}, "state_dict": state}, 3)
+
+
+def test_a_pickled_object_s_slots_and_dict_both_become_attributes(tmp_path):
+    """pickle hands __setstate__ a (dict, slots) pair for a class with __slots__, a plain dict
+    otherwise (two fields here, so a dict is not mistaken for the pair)."""
+    import types
+
+    module = types.ModuleType("slotted_records")
+    sys.modules["slotted_records"] = module
+    try:
+        exec(
+            "class Slotted:\n    __slots__ = ('a', '__dict__')\nclass Plain:\n    pass\n",
+            module.__dict__,
+        )
+        slotted, plain = module.Slotted(), module.Plain()
+        slotted.a, slotted.b = 1, 2
+        plain.x, plain.y = 3, 4
+        torch.save({"s": slotted, "p": plain}, tmp_path / "records.pt")
+    finally:
+        del sys.modules["slotted_records"]
+    loaded = read_checkpoint(tmp_path / "records.pt")
+    assert vars(loaded["s"]) == {"a": 1, "b": 2} and type(loaded["s"]).__name__ == "Slotted"
+    assert vars(loaded["p"]) == {"x": 3, "y": 4}
+
+
 def test_something_else_than_a_checkpoint_is_refused():
     """The error names the source (or 'the transcoder checkpoint' without one) and what it
     found: a dict's keys, or the type of anything else."""

@@ -106,3 +106,11 @@ def test_the_rules_explain_only_the_changes_they_name():
     assert why(read, read.replace("json.loads(", "(")) == "NO REASON"
     other = 'text = path.read_text(encoding="utf-8")'
     assert why(other, other.replace('"utf-8"', "None")) == "NO REASON"
+    for old, new in (
+        ("sae = SAE.load(path, device=device)", "sae = SAE.load(path, device=None)"),
+        ("return transcoder.to(device).eval()", "return transcoder.to(None).eval()"),
+        ("out = _load(path, layers, device)", "out = _load(path, layers, None)"),
+        ('x = torch.load(p, map_location="cpu")', "x = torch.load(p, )"),
+    ):
+        assert "CPU" in why(old, new), old
+    assert why("x = f(device)", "x = f(None)") == "NO REASON"

@@ -38,9 +38,17 @@ RULES: list[tuple[re.Pattern[str], str]] = [
         "appearance of a figure (colours, sizes, hover text): tests check a figure's data only",
     ),
     (
-        re.compile(r"device=device.*  ->  (?:(?!device=device).)*$"),
+        re.compile(
+            r"(device=device|\.to\(device\)|, device\)).*  ->  "
+            r"(?:(?!device=device|\.to\(device\)|, device\)).)*$"
+        ),
         "the device passed on: the tests run on a CPU-only machine, where no device (or None) "
         "is the CPU as well",
+    ),
+    (
+        re.compile(r'map_location="cpu".*  ->  (?:(?!map_location="cpu").)*$'),
+        "where loaded tensors go: the tests' checkpoints are saved on a CPU-only machine, so they "
+        "load on the CPU with or without map_location",
     ),
     (
         re.compile(r"tqdm\(.*leave=False.*  ->  (?:(?!leave=False).)*$"),
