@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 import torch
 from random_models import SAMPLE_TEXTS, build_model, build_tokenizer
@@ -265,6 +266,62 @@ def test_which_hooks_each_frozen_part_holds_by_name():
         assert torch.equal(hook(x, hook=None), cache[name].expand(5, *cache[name].shape[1:]))
     with pytest.raises(ValueError, match=r"freeze takes parts of .*got 'mlp'"):
         _freeze_hooks(None, cache, ("mlp",))
+
+
+def test_the_graph_figure_by_hand():
+    """The hand graph without its bias node: edges in the adjacency's row order, width 0.5 + 6
+    |w| / max |w|, coloured by sign, from source to target; one marker trace per kind present, in
+    KIND_COLORS' order, sized 10 + 40 sqrt(influence) (a negative influence counts as 0; the
+    target 24) with hover text built from each node's label, value, influence and inputs; rows
+    and columns named."""
+    from utils.circuits.figures import KIND_COLORS, NEGATIVE, POSITIVE
+    from utils.circuits.pruning import PrunedGraph
+    from utils.plots import LAYOUT
+
+    graph = hand_graph()
+    node_mask = torch.tensor([False, True, True, True, True])
+    edge_mask = (graph.adjacency != 0) & node_mask[:, None] & node_mask[None, :]
+    influence = torch.tensor([0.0, 0.3, 0.6, -0.1, 0.0])
+    pruned = PrunedGraph(graph, node_mask, edge_mask, influence, 0.8, 0.98)
+    fig = C.graph_figure(pruned, hover={2: "top tokens: ' x'"})
+    edges, markers = fig.data[:4], fig.data[4:]
+    # (target, source, weight): l <- e 2, T <- e -1, T <- l 3, T <- r 1; e at (1, 0), l at
+    # (0.65, 1), r at (1.35, 1), T at (1, 2)
+    expected = [((0.65, 1.0), (1.0, 0.0), 2.0), ((1.0, 2.0), (1.0, 0.0), -1.0)]
+    expected += [((1.0, 2.0), (0.65, 1.0), 3.0), ((1.0, 2.0), (1.35, 1.0), 1.0)]
+    for trace, (target, source, w) in zip(edges, expected):
+        assert trace.mode == "lines"
+        assert list(trace.x) == pytest.approx([source[0], target[0]])
+        assert list(trace.y) == pytest.approx([source[1], target[1]])
+        assert trace.line.width == pytest.approx(0.5 + 6 * abs(w) / 3)
+        assert trace.line.color == (POSITIVE if w > 0 else NEGATIVE)
+    assert [t.name for t in markers] == ["embedding", "latent", "error", "target"]
+    assert [t.marker.color for t in markers] == [KIND_COLORS[t.name] for t in markers]
+    assert [float(t.x[0]) for t in markers] == pytest.approx([1.0, 0.65, 1.35, 1.0])
+    assert [list(t.y) for t in markers] == [[0.0], [1.0], [1.0], [2.0]]
+    sizes = [float(t.marker.size[0]) for t in markers]
+    assert sizes == pytest.approx([10 + 40 * 0.3**0.5, 10 + 40 * 0.6**0.5, 10.0, 24.0])
+    assert [t.text[0] for t in markers] == [
+        "<b>e</b> at 'a' (position 1)<br>value 1, influence 0.300",
+        "<b>l</b> at 'a' (position 1)<br>value 2, influence 0.600<br>input from 1 nodes"
+        "<br>top tokens: ' x'",
+        "<b>r</b> at 'a' (position 1)<br>value 1, influence -0.100",
+        "<b>T</b> at 'a' (position 1)<br>value 3.5<br>input from 4 nodes",
+    ]
+    assert fig.layout.title.text == "Attribution graph: 4 nodes, 4 edges"
+    assert list(fig.layout.yaxis.ticktext) == ["inputs", "layer 0", "target"]
+    assert list(fig.layout.yaxis.tickvals) == [0, 1, 2]
+    assert list(fig.layout.xaxis.ticktext) == ["'<bos>'", "'a'"]
+    assert list(fig.layout.xaxis.tickvals) == [0, 1]
+    assert list(fig.layout.xaxis.range) == pytest.approx([-0.6, 1.6])
+    assert fig.layout.height == 480 and fig.layout.margin.l == LAYOUT["margin"]["l"]
+    book = go.Figure(layout=LAYOUT).layout.template.to_plotly_json()
+    assert (
+        fig.layout.template.to_plotly_json() == book != go.Figure().layout.template.to_plotly_json()
+    )
+    bare = C.graph_figure(PrunedGraph(graph, node_mask, edge_mask & False, influence, 0.8, 0.98))
+    assert [t.mode for t in bare.data] == ["markers"] * 4  # no edges, still drawn
+    assert C.graph_figure(pruned, title="mine").layout.title.text == "mine"
 
 
 def test_influence_and_scores_by_hand():
