@@ -168,6 +168,19 @@ def test_training_s_defaults_and_its_progress_bar(capsys):
 # --- replacement model -------------------------------------------------------------------------
 
 
+def test_every_mlp_is_replaced_by_its_transcoder_reading_the_live_input(lm, transcoders, prompt):
+    with lm.hooks(fwd_hooks=C.replacement_hooks(transcoders)):
+        _, cache = lm.run_with_cache(prompt[None])
+    _, clean = lm.run_with_cache(prompt[None])
+    by_layer = transcoders if isinstance(transcoders, dict) else dict(enumerate(transcoders))
+    assert sorted(by_layer) == [0, 1]
+    for layer, tc in by_layer.items():
+        with torch.no_grad():
+            expected = tc(cache[f"blocks.{layer}.ln2.hook_normalized"])
+        assert torch.allclose(cache[f"blocks.{layer}.hook_mlp_out"], expected, atol=1e-5)
+        assert not torch.allclose(clean[f"blocks.{layer}.hook_mlp_out"], expected, atol=1e-3)
+
+
 def test_with_error_terms_the_replacement_model_is_the_model(lm, transcoders, prompt):
     tokens = prompt[None]
     clean = lm(tokens)
@@ -322,6 +335,39 @@ def test_the_graph_figure_by_hand():
     bare = C.graph_figure(PrunedGraph(graph, node_mask, edge_mask & False, influence, 0.8, 0.98))
     assert [t.mode for t in bare.data] == ["markers"] * 4  # no edges, still drawn
     assert C.graph_figure(pruned, title="mine").layout.title.text == "mine"
+
+
+def test_edge_sum_error_is_the_largest_gap_at_a_latent_or_the_target():
+    graph = hand_graph()  # node inputs: l 2 (its edges add to 2), T 3.5 (edges 3 + 1 - 1 + 0.5)
+    graph.node_input = torch.tensor([0, 0, 2.25, 0, 3.5])  # l off by 0.25
+    assert C.edge_sum_error(graph) == pytest.approx(0.25)
+    graph.node_input = torch.tensor([0, 0, 2.0, 0, 3.0])  # the target off by 0.5
+    assert C.edge_sum_error(graph) == pytest.approx(0.5)
+    graph.node_input = torch.tensor([7.0, 7.0, 2.0, 7.0, 3.5])  # inputs and errors receive none
+    assert C.edge_sum_error(graph) == pytest.approx(0.0)
+
+
+def test_prompt_tokens_from_text_or_ids(lm, transcoders, monkeypatch):
+    """Text is tokenized with BOS even when the model would not add it; ids may come as [pos] or
+    [1, pos]; an empty text, a batch of several prompts or a lone token is refused by name."""
+    from utils.circuits.graph import prompt_tokens, str_tokens_of
+
+    monkeypatch.setattr(lm.cfg, "default_prepend_bos", False)
+    text = SAMPLE_TEXTS[1]
+    tokens = prompt_tokens(lm, text)
+    assert tokens.tolist() == [lm.tokenizer.bos_token_id] + lm.to_tokens(text)[0].tolist()
+    assert prompt_tokens(lm, tokens[None]).tolist() == tokens.tolist()
+    assert prompt_tokens(lm, tokens[:2]).tolist() == tokens[:2].tolist()
+    with pytest.raises(ValueError, match="the prompt is empty"):
+        prompt_tokens(lm, "  ")
+    for bad, shape in ((tokens[None].expand(2, -1), (2, len(tokens))), (tokens[:1], (1,))):
+        with pytest.raises(
+            ValueError, match=rf"at least one token.*got shape {re.escape(str(shape))}"
+        ):
+            prompt_tokens(lm, bad)
+    assert str_tokens_of(lm, tokens[1]) == lm.to_single_str_token(int(tokens[1]))
+    with pytest.raises(ValueError, match=r"target must be one of \('logit_diff'.*got 'logit'"):
+        C.build_graph(lm, transcoders, tokens, target="logit")
 
 
 def test_influence_and_scores_by_hand():
