@@ -370,6 +370,46 @@ def test_prompt_tokens_from_text_or_ids(lm, transcoders, monkeypatch):
         C.build_graph(lm, transcoders, tokens, target="logit")
 
 
+def test_the_ablation_and_training_figures_by_hand():
+    from utils.plots import LAYOUT, PALETTE
+
+    book = go.Figure(layout=LAYOUT).layout.template.to_plotly_json()
+    frame = pd.DataFrame(
+        dict(
+            prompt=[0, 0, 1],
+            group=["top", "random", "top"],
+            layer=[0, 1, 1],
+            position=[1, 2, 3],
+            latent=[3, 4, 5],
+            predicted=[0.1, -0.2, 0.4],
+            real=[0.2, -0.1, 0.5],
+        )
+    )
+    fig = C.ablation_figure(frame, "checked")
+    top, control, line = fig.data
+    assert [t.name for t in fig.data] == ["top", "random", "real = predicted"]  # first seen first
+    assert (list(top.x), list(top.y)) == ([0.1, 0.4], [0.2, 0.5])
+    assert (list(control.x), list(control.y)) == ([-0.2], [-0.1])
+    assert top.customdata.tolist() == [[0, 0, 1, 3], [1, 1, 3, 5]]
+    assert (top.marker.color, control.marker.color) == (PALETTE[0], PALETTE[1])
+    assert (list(line.x), list(line.y)) == ([-0.2, 0.5], [-0.2, 0.5])  # the diagonal, end to end
+    layout = fig.layout
+    assert (layout.title.text, layout.height) == ("checked", 450)
+    assert layout.xaxis.title.text == "change of the target predicted by the graph"
+    assert layout.yaxis.title.text == "real change (ablation in the model)"
+    assert layout.template.to_plotly_json() == book
+    run = C.TrainingRun(steps=[0, 4, 9], fvu=[1.0, 0.4, 0.2], n_steps=10, n_tokens=1000, seconds=1)
+    fig = C.training_figure(run, "layer 0")
+    assert list(fig.data[0].x) == [100, 500, 1000] and list(fig.data[0].y) == [1.0, 0.4, 0.2]
+    one_step = C.TrainingRun(steps=[0], fvu=[1.0], n_steps=1, n_tokens=64, seconds=1)
+    assert list(C.training_figure(one_step, "t").data[0].x) == [64]
+    layout = fig.layout
+    assert (layout.title.text, layout.height, layout.yaxis.type) == ("layer 0", 350, "log")
+    assert layout.xaxis.title.text == "training tokens"
+    assert layout.yaxis.title.text == "FVU of the batch (log scale)"
+    assert layout.template.to_plotly_json() == book
+
+
 def test_influence_and_scores_by_hand():
     graph = hand_graph()
     assert C.edge_sum_error(graph) == pytest.approx(0.0)
@@ -625,6 +665,11 @@ def test_figures_and_export(graph, tmp_path):
     latent = next(n for n in data["nodes"] if n["feature_type"] == "cross layer transcoder")
     layer, j, pos = (int(v) for v in latent["node_id"].split("_"))
     assert latent["feature"] == (layer + j) * (layer + j + 1) // 2 + j
+    assert isinstance(latent["feature"], int)
+    C.graph_json(pruned, "tiny-X_1", scan="x")  # any name without slashes or spaces
+    for slug in ("a b", "a\\b", ""):
+        with pytest.raises(ValueError, match="slug must be"):
+            C.graph_json(pruned, slug, scan="x")
     with pytest.raises(ValueError, match="slug"):
         C.graph_json(pruned, "a/b", scan="x")
     frame = pd.DataFrame(
