@@ -657,6 +657,7 @@ def test_figures_and_export(graph, tmp_path):
     path = C.write_graph_json(pruned, tmp_path, "tiny-test", scan="random")
     data = json.loads(path.read_text())
     assert set(data) == {"metadata", "qParams", "nodes", "links"}
+    assert data["metadata"]["prompt"] == "".join(graph.str_tokens[1:])  # the text after BOS
     ids = {n["node_id"] for n in data["nodes"]}
     assert all(link["source"] in ids and link["target"] in ids for link in data["links"])
     assert sum(n["is_target_logit"] for n in data["nodes"]) == 1
