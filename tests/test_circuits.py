@@ -410,6 +410,57 @@ def test_the_ablation_and_training_figures_by_hand():
     assert layout.template.to_plotly_json() == book
 
 
+def test_pruning_keeps_a_connected_graph_and_drops_what_it_says(graph):
+    """On a real graph, for several thresholds: inputs and the target always stay, some latents
+    go; every kept edge joins two kept nodes; every kept latent or error has a kept edge out, and
+    every kept latent one in; the cleanup after edge pruning really drops nodes here (so the
+    checks above test it), and the thresholds are recorded."""
+    from utils.circuits.pruning import _keep_share
+
+    kinds = graph.nodes["kind"].to_numpy()
+    fixed = torch.tensor([k in ("embedding", "bias", "target") for k in kinds])
+    latent = torch.tensor(kinds == "latent")
+    error = torch.tensor(kinds == "error")
+    cleaned_up = 0
+    for node_t, edge_t in ((0.8, 0.98), (0.5, 0.9), (0.95, 0.7), (1.0, 0.5), (1.0, 0.3)):
+        pruned = C.prune_graph(graph, node_t, edge_t)
+        nodes, edges = pruned.node_mask, pruned.edge_mask
+        assert nodes[fixed].all() and not nodes[latent].all()
+        assert not edges[~nodes].any() and not edges[:, ~nodes].any()
+        assert edges[:, nodes & (latent | error)].any(dim=0).all()
+        assert edges[nodes & latent].any(dim=1).all()
+        assert (pruned.node_threshold, pruned.edge_threshold) == (node_t, edge_t)
+        first = _keep_share(C.node_influence(graph), node_t) | fixed
+        assert not (nodes & ~first).any()
+        cleaned_up += int((first & ~nodes).sum())
+    assert cleaned_up > 0
+    with pytest.raises(ValueError, match=r"node_threshold must be in \(0, 1\], got 1.5"):
+        C.prune_graph(graph, 1.5)
+    with pytest.raises(ValueError, match=r"edge_threshold must be in \(0, 1\], got 0"):
+        C.prune_graph(graph, 0.8, 0)
+
+
+def test_keep_share_and_normalized_abs_by_hand():
+    from utils.circuits.pruning import _keep_share, normalized_abs
+
+    # the running total before each score (largest first) must be under the share
+    assert _keep_share(torch.tensor([0.2, 0.3]), 0.5).tolist() == [False, True]
+    assert _keep_share(torch.tensor([0.5, 0.5]), 0.5).tolist() == [True, False]
+    assert _keep_share(torch.tensor([[1.0, 3.0], [0.0, 4.0]]), 0.6).tolist() == [
+        [False, True],
+        [False, True],
+    ]
+    nothing = _keep_share(torch.zeros(3), 0.8)
+    assert nothing.dtype == torch.bool and not nothing.any()
+    got = normalized_abs(torch.tensor([[0.0, 0.0], [-1.0, 3.0]]))
+    assert got.tolist() == [[0.0, 0.0], [0.25, 0.75]]
+    for bad in (torch.zeros(2, 3), torch.zeros(2)):
+        with pytest.raises(
+            ValueError, match=rf"must be square, got shape {re.escape(str(tuple(bad.shape)))}"
+        ):
+            normalized_abs(bad)
+
+
 def test_influence_and_scores_by_hand():
     graph = hand_graph()
     assert C.edge_sum_error(graph) == pytest.approx(0.0)
