@@ -461,6 +461,25 @@ def test_keep_share_and_normalized_abs_by_hand():
             normalized_abs(bad)
 
 
+def test_the_target_read_from_a_batch_of_logits_by_hand():
+    from utils.circuits.graph import _target_from_logits
+
+    logits = torch.tensor(
+        [[[9.0, 9.0, 9.0], [1.0, 2.0, 6.0]], [[9.0, 9.0, 9.0], [0.0, 4.0, -1.0]]]
+    )  # [batch 2, pos 2, vocab 3]; only the last position counts
+    diff = _target_from_logits(logits, "logit_diff", 2, 0)
+    assert diff.tolist() == [6.0 - 1.0, -1.0 - 0.0]
+    demeaned = _target_from_logits(logits, "demeaned_logit", 1, 0)
+    assert demeaned.tolist() == pytest.approx([2.0 - 3.0, 4.0 - 1.0])  # each row's own mean
+
+
+def test_influence_refuses_weights_of_the_wrong_size():
+    from utils.circuits.pruning import influence
+
+    with pytest.raises(ValueError, match=r"weights must have shape \(3,\), got \(2,\)"):
+        influence(torch.zeros(3, 3), torch.zeros(2))
+
+
 def test_influence_and_scores_by_hand():
     graph = hand_graph()
     assert C.edge_sum_error(graph) == pytest.approx(0.0)
