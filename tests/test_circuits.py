@@ -452,8 +452,9 @@ def test_keep_share_and_normalized_abs_by_hand():
     ]
     nothing = _keep_share(torch.zeros(3), 0.8)
     assert nothing.dtype == torch.bool and not nothing.any()
-    got = normalized_abs(torch.tensor([[0.0, 0.0], [-1.0, 3.0]]))
-    assert got.tolist() == [[0.0, 0.0], [0.25, 0.75]]
+    got = normalized_abs(torch.tensor([[0.0, 0.0, 0.0], [-1.0, 3.0, 0.0], [0.1, -0.3, 0.0]]))
+    expected = [[0.0, 0.0, 0.0], [0.25, 0.75, 0.0], [0.25, 0.75, 0.0]]  # a small sum too
+    assert [row == pytest.approx(want) for row, want in zip(got.tolist(), expected)] == [True] * 3
     for bad in (torch.zeros(2, 3), torch.zeros(2)):
         with pytest.raises(
             ValueError, match=rf"must be square, got shape {re.escape(str(tuple(bad.shape)))}"
@@ -726,6 +727,10 @@ def test_figures_and_export(graph, tmp_path):
     assert fig.layout.title.text and fig.layout.xaxis.title.text
     path = C.write_graph_json(pruned, tmp_path, "tiny-test", scan="random")
     data = json.loads(path.read_text())
+    labelled = int(pruned.kept_nodes().query("kind == 'latent'").index[0])
+    again = C.write_graph_json(pruned, tmp_path, "labelled", scan="random", labels={labelled: "hi"})
+    assert again == tmp_path / "labelled.json"
+    assert "hi" in {n["clerp"] for n in json.loads(again.read_text())["nodes"]}
     assert set(data) == {"metadata", "qParams", "nodes", "links"}
     assert data["metadata"]["prompt"] == "".join(graph.str_tokens[1:])  # the text after BOS
     ids = {n["node_id"] for n in data["nodes"]}
