@@ -270,6 +270,12 @@ def test_a_checkpoint_without_cfg_takes_its_sizes_from_the_tensors():
         torch.randn(20, 5, generator=g),
         torch.randn(5, generator=g),
     )
+    flat = {
+        **state,
+        "W_dec": torch.zeros(20),
+    }  # a decoder of the wrong rank is named, not an IndexError
+    with pytest.raises(TranscoderFileError, match=r"W_dec has shape \(20,\), expected \(20, 20\)"):
+        transcoder_from_dunefsky({"state_dict": flat}, 3)
     for cfg in (None, {"d_in": 6}):
         checkpoint = {"state_dict": state} if cfg is None else {"cfg": cfg, "state_dict": state}
         transcoder = transcoder_from_dunefsky(checkpoint, 3)
