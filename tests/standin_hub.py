@@ -72,7 +72,7 @@ SEED = 0
 TRANSCODER_REPO = "pchlenski/gpt2-transcoders"
 TRANSCODER_FILE = "final_sparse_autoencoder_gpt2-small_blocks.{layer}.ln2.hook_normalized_24576.pt"
 # The MLPs a scaled run replaces: scale_circuits keeps the graph's last 2 of GPT-2's 12 layers at
-# the stand-in notebooks' scale (tests/test_circuits_loading.py checks the preset asks for no other).
+# the stand-in notebooks' scale (tests/test_circuits_hub.py checks the preset asks for no other).
 TRANSCODER_LAYERS = (10, 11)
 # Revisions: any 40-hex string works for an offline cache; these are fixed so paths are stable.
 MODEL_REVISION = "0" * 39 + "1"

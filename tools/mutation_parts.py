@@ -77,7 +77,18 @@ PARTS: dict[str, dict[str, list[str]]] = {  # "copy": more of the book a part's 
             "utils/circuits/transcoders.py",
             "utils/circuits/weights.py",
         ],
-        "tests": ["tests/test_circuits.py", "tests/test_circuits_loading.py"],
+        "tests": [
+            "tests/test_circuits_transcoders.py",
+            "tests/test_circuits_replacement.py",
+            "tests/test_circuits_graph.py",
+            "tests/test_circuits_pruning.py",
+            "tests/test_circuits_ablation.py",
+            "tests/test_circuits_weights.py",
+            "tests/test_circuits_figures.py",
+            "tests/test_circuits_checkpoints.py",
+            "tests/test_circuits_loading.py",
+            "tests/test_circuits_hub.py",
+        ],
     },
     "features": {
         "modules": [

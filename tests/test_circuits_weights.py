@@ -1,0 +1,34 @@
+"""utils/circuits/weights.py: virtual weights between two transcoders and a latent's
+de-embedding by hand, and the latents they accept."""
+
+from __future__ import annotations
+
+import pytest
+from circuit_fixtures import lm, transcoders  # noqa: F401 (fixtures)
+
+from utils import circuits as C
+
+
+def test_virtual_weights_and_de_embedding_by_hand(lm, transcoders):
+    low, high = transcoders
+    w = C.virtual_weights(low, high, scale=2.0)
+    d = low.W_dec[3] - low.W_dec[3].mean()
+    assert float(w[3, 5]) == pytest.approx(float(d @ high.W_enc[:, 5]) / 2, rel=1e-5)
+    table = C.de_embedding(lm, low, 4, k=3)
+    e = lm.W_E[table["token_id"][0]]
+    e = (e - e.mean()) / ((e - e.mean()).pow(2).mean() + 1e-5).sqrt()
+    assert table["score"][0] == pytest.approx(float(e @ low.W_enc[:, 4]), rel=1e-5)
+    assert table["score"].is_monotonic_decreasing
+    with pytest.raises(ValueError, match="0..63"):
+        C.de_embedding(lm, low, 64)
+
+
+@pytest.mark.parametrize("latent", [True, -1, 64, 2.0])
+def test_a_latent_that_is_not_one_of_the_transcoders_is_refused(lm, transcoders, latent):
+    with pytest.raises(ValueError, match="0..63"):
+        C.de_embedding(lm, transcoders[0], latent)
+
+
+def test_the_first_and_last_latents_are_accepted(lm, transcoders):
+    for latent in (0, 63):
+        assert len(C.de_embedding(lm, transcoders[0], latent, k=2)) == 2
