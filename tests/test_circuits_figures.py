@@ -59,6 +59,10 @@ def test_the_graph_figure_by_hand():
     ]
     assert fig.layout.title.text == "Attribution graph: 4 nodes, 4 edges"
     assert list(fig.layout.yaxis.ticktext) == ["inputs", "layer 0", "target"]
+    assert (fig.layout.yaxis.title.text, fig.layout.xaxis.title.text) == (
+        "layer",
+        "position (token)",
+    )
     assert list(fig.layout.yaxis.tickvals) == [0, 1, 2]
     assert list(fig.layout.xaxis.ticktext) == ["'<bos>'", "'a'"]
     assert list(fig.layout.xaxis.tickvals) == [0, 1]

@@ -66,3 +66,27 @@ def test_next_token_loss_sums_the_masked_predictions_by_hand():
             if mask[b, p]:
                 expected -= float(logits[b, p - 1].log_softmax(-1)[tokens[b, p]])
     assert float(_next_token_loss(logits, tokens, mask)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_transcoders_are_checked_against_the_model_s_layers(lm):
+    """An empty set is refused, and so is a layer past the last; the layer is read from the
+    input hook's number after blocks."""
+    from utils.circuits.replacement import check_transcoders
+    from utils.circuits.transcoders import transcoder_layer
+
+    with pytest.raises(ValueError, match="no transcoders given"):
+        check_transcoders(lm, {})
+    d = lm.cfg.d_model
+    n = lm.cfg.n_layers
+    past = C.make_transcoder(d, d, 8, 2, layer=n)
+    with pytest.raises(ValueError, match=rf"layer {n} is not in 0\.\.{n - 1}"):
+        check_transcoders(lm, {n: past})
+    for hook, layer in (("blocks.3.ln2.hook_normalized", 3), ("blocks.12", 12)):
+        past.cfg.metadata.hook_name = hook
+        assert transcoder_layer(past) == layer
+    for hook in ("hook_embed", "ln_final.hook_scale", "resid.3.x", "blocks.x.y", ""):
+        past.cfg.metadata.hook_name = hook
+        with pytest.raises(
+            ValueError, match=f"cannot read a layer from the transcoder's hook_name '{hook}'"
+        ):
+            transcoder_layer(past)
