@@ -35,6 +35,12 @@ def test_right_answers_pass_and_unfinished_ones_remind(checker, answer, capsys):
     assert "Not answered yet" in capsys.readouterr().out
 
 
+def test_a_right_answer_in_another_form_passes():
+    """float64 or a NumPy array: learners often compute in either."""
+    assert check_transcoder_forward(lambda *a: right_forward(*a).double()) is True
+    assert check_transcoder_forward(lambda *a: right_forward(*a).numpy()) is True
+
+
 def no_bias(x, w_enc, b_enc, w_dec, b_dec, k):
     return right_forward(x, w_enc, b_enc, w_dec, b_dec, k) - b_dec
 
@@ -77,10 +83,15 @@ def test_virtual_weight_refuses_the_common_mistakes(wrong, hint):
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda a, r, s, w, t, u: float(a * (r / s * w) @ (t - u)), "centre"),
-        (lambda a, r, s, w, t, u: right_edge(a, r, 1.0, w, t, u), "final_scale"),
-        (lambda a, r, s, w, t, u: right_edge(a, r, s, torch.ones_like(w), t, u), "ln_w"),
-        (lambda a, r, s, w, t, u: right_edge(1.0, r, s, w, t, u), "activation"),
+        # each mistake's own diagnosis (the closing hint names every ingredient, so a test
+        # matching only "ln_w" would pass on that hint too)
+        (lambda a, r, s, w, t, u: float(a * (r / s * w) @ (t - u)), "subtracts the mean first"),
+        (lambda a, r, s, w, t, u: right_edge(a, r, 1.0, w, t, u), "Divide by the frozen"),
+        (
+            lambda a, r, s, w, t, u: right_edge(a, r, s, torch.ones_like(w), t, u),
+            "Multiply by LayerNorm's weight ln_w",
+        ),
+        (lambda a, r, s, w, t, u: right_edge(1.0, r, s, w, t, u), "multiply by activation"),
         (lambda *args: right_edge(*args) + 0.01, "differs"),
     ],
 )
