@@ -32,6 +32,23 @@ def test_runner_config_reads_every_number_from_the_preset(name):
     assert topk.k == sizes.topk_k and topk.d_sae == sizes.expansion_factor * D_MODEL
 
 
+def test_runner_config_takes_each_size_from_the_preset_not_from_saelens_defaults():
+    """Sizes no preset happens to share with SAELens' defaults, so a field left out shows."""
+    preset = PRESETS["tiny"]
+    odd = dict(
+        context_size=33,
+        train_batch_size_tokens=33 * 32,
+        lr_warm_up_steps=7,
+        n_batches_in_buffer=5,
+        store_batch_size_prompts=3,
+        n_batches_for_norm_estimate=9,
+    )
+    changed = dataclasses.replace(preset, training=dataclasses.replace(preset.training, **odd))
+    cfg = C.runner_config(changed, C.standard_sae_config(changed, D_MODEL), "cpu")
+    assert {name: getattr(cfg, name) for name in odd} == odd
+    assert cfg.checkpoint_path is None and cfg.verbose is False and cfg.exclude_special_tokens
+
+
 def test_overrides_replace_fields():
     preset = PRESETS["tiny"]
     sae = C.topk_sae_config(preset, D_MODEL, d_sae=2 * D_MODEL)
