@@ -60,6 +60,15 @@ def test_a_part_not_run_keeps_its_block_unless_its_modules_moved(tmp_path, capsy
     assert out.count("-> NO REASON") == 1
 
 
+def test_a_block_kept_twice_says_so_once(tmp_path, capsys):
+    mutation_summary.summary(tmp_path, PREVIOUS)
+    once = capsys.readouterr().out
+    mutation_summary.summary(tmp_path, once)
+    twice = capsys.readouterr().out
+    line = next(x for x in twice.splitlines() if x.startswith("Part presets"))
+    assert line.count("kept from the previous summary") == 1
+
+
 def test_a_resumed_run_takes_each_function_with_a_mutant_not_run():
     earlier = {
         "mutants/utils/a.py.meta": {

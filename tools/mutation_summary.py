@@ -231,6 +231,9 @@ def earlier_summary(text: str) -> dict[str, dict]:
     return parts
 
 
+KEPT = " (kept from the previous summary: not run again this time)"
+
+
 def summary(folder: Path, previous: str = "") -> None:
     """Print the summary of every part run in ``folder``; a part not run there keeps its block
     from ``previous`` (the last summary's text) when its modules are the same as today."""
@@ -278,7 +281,8 @@ def summary(folder: Path, previous: str = "") -> None:
     for record, counts in runs:
         print()
         if "kept" in record:
-            print(record["kept"][0] + " (kept from the previous summary: not run again this time)")
+            first = record["kept"][0].replace(KEPT, "")  # said once, however often it was kept
+            print(first + KEPT)
             print("\n".join(record["kept"][1:]))
             continue
         print(
