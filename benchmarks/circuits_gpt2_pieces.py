@@ -4,14 +4,15 @@ scoring the replacement model cost with GPT-2 small's real shapes (24,576-latent
     python benchmarks/circuits_gpt2_pieces.py            # prints, and writes the results file
     python benchmarks/circuits_gpt2_pieces.py --no-write
 
-The whole notebook at the preset's sizes takes hours on a two-core CPU (every layer's graph,
-30 prompts, 512 texts through 12 transcoders), too long to time as a whole on the book's build
-machine: this times its pieces instead, against a stand-in Hugging Face cache with all 12
-transcoders (tests/standin_hub.py: GPT-2's real tokenizer, shapes and file formats, random
-weights; the same computation, so the same cost), built in a temporary folder. Each piece runs
-once in a fresh Python with the stand-in's environment; times are wall and CPU seconds of that
-process, with the load average before and after (on a busy machine the wall time inflates).
-Results: benchmarks/results/circuits_gpt2_pieces.txt (the Teaching page quotes it).
+The whole notebook is timed by ``benchmarks/notebook_times.py --standin 05`` at the preset's
+sizes; this says why the preset is sized as it is: a graph at the preset's layers and positions
+next to one over every layer's latents at 4 positions (each node costs a backward pass through
+GPT-2), and the other pieces at the preset's sizes. It runs against a stand-in Hugging Face cache
+with all 12 transcoders (tests/standin_hub.py: GPT-2's real tokenizer, shapes and file formats,
+random weights; the same computation, so the same cost), built in a temporary folder. Each piece
+runs once in a fresh Python with the stand-in's environment; times are wall and CPU seconds of
+that process, with the load average before and after (on a busy machine the wall time inflates).
+Results: benchmarks/results/circuits_gpt2_pieces.txt.
 """
 
 from __future__ import annotations
@@ -67,32 +68,33 @@ def measure() -> dict:
 
     preset = get_preset("gpt2-small")
     sizes = preset.circuits
-    transcoders = clock("load 12 transcoders", lambda: load_transcoders(preset))
+    every = clock("load 12 transcoders", lambda: load_transcoders(preset, layers=range(12)))
+    transcoders = {i: every[i] for i in sizes.layers}  # what the notebook loads
     model = load_model(preset, "cpu", **model_kwargs_for(transcoders))
-    texts = load_texts(preset, n=16)
+    texts = load_texts(preset, n=sizes.texts)
     tokens, lengths = tokenize_texts(model, texts, preset.sample_context)
     mask = token_mask(tokens, model.tokenizer.bos_token_id, lengths)
     out["tokens"] = int(mask.sum())
     prompt = sizes.worked_prompts[0]
-    graph = None
-    for name, layers in (
-        ("all 12 layers", tuple(transcoders)),
-        ("last 4 layers", tuple(range(8, 12))),
-        ("last 2 layers", (10, 11)),
+    layers = ", ".join(str(i) for i in sizes.graph_layers)
+    for name, tcs, graph_layers, positions in (
+        ("every layer, last 4 positions", every, tuple(range(12)), 4),
+        (f"the preset's: layers {layers}, last {sizes.graph_positions} positions", transcoders,
+         sizes.graph_layers, sizes.graph_positions),
     ):
         graph = clock(
-            f"graph, {name}, last {sizes.graph_positions} positions",
-            lambda layers=layers: build_graph(
-                model, transcoders, prompt, layers=layers, positions=sizes.graph_positions
+            f"graph, {name}",
+            lambda tcs=tcs, graph_layers=graph_layers, positions=positions: build_graph(
+                model, tcs, prompt, layers=graph_layers, positions=positions
             ),
         )
-        out[f"graph, {name}, last {sizes.graph_positions} positions"]["nodes"] = graph.n_nodes
+        out[f"graph, {name}"]["nodes"] = graph.n_nodes
     clock(
         f"ablation check of one graph ({sizes.ablated_per_prompt} top + control)",
         lambda: ablation_check(model, transcoders, [graph], sizes.ablated_per_prompt),
     )
     clock(
-        f"replacement losses, 12 MLPs replaced, {out['tokens']} tokens",
+        f"replacement losses, {len(transcoders)} MLPs replaced, {out['tokens']} tokens",
         lambda: replacement_losses(model, transcoders, tokens, mask),
     )
     x, y = harvest_mlp_io(model, tokens, [sizes.demo_layer], mask)[sizes.demo_layer]
@@ -101,8 +103,8 @@ def measure() -> dict:
         d_model, d_model, sizes.demo_d_sae, sizes.demo_k, sizes.demo_layer, seed=0
     )
     clock(
-        f"demonstration training, 16,384 tokens (the preset trains {sizes.demo_tokens:,})",
-        lambda: train_transcoder(demo, x, y, n_tokens=16_384, progress=False),
+        f"demonstration training, {sizes.demo_tokens:,} tokens",
+        lambda: train_transcoder(demo, x, y, n_tokens=sizes.demo_tokens, progress=False),
     )
     clock(
         f"dashboard statistics of one transcoder, {out['tokens']} tokens",

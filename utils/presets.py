@@ -271,27 +271,31 @@ PRESETS: dict[str, Preset] = {
         ),
         circuits=CircuitSizes(
             transcoder_repo="pchlenski/gpt2-transcoders",  # Dunefsky et al., 24,576 latents
-            layers=tuple(range(12)),
-            # Every layer, the last 4 positions (earlier positions' MLP outputs are held fixed,
-            # like error nodes). Measured on two CPU cores (benchmarks/circuits_gpt2_pieces.py):
-            # one such graph is minutes of CPU (3,921 nodes), one over the last 2 layers a little
-            # less; the whole notebook at these sizes is hours, so it is meant for a GPU and a CPU
-            # room reads the graphs on tiny (Teaching page).
-            graph_layers=tuple(range(12)),
-            graph_positions=4,
-            faithfulness_prompts=30,
+            # The MLPs replaced: layer 0 (its latents read the token embedding, the de-embedding's
+            # example) and the last four, whose latents are the graph's nodes; the other MLPs stay
+            # exact. Sized for a laptop CPU (benchmarks/notebook_times.py --standin 05 times the
+            # notebook; the Teaching page has it): five 24,576-latent transcoders instead of 12
+            # (about 150 MB each to download), graphs over the last 2 positions, 10 checked prompts.
+            # Each graph node costs one backward pass through GPT-2 (about 0.1 CPU s), so a graph
+            # over every layer and 4 positions (3,921 nodes) costs minutes of CPU
+            # (benchmarks/circuits_gpt2_pieces.py); on a GPU raise these for a bigger study.
+            layers=(0, 8, 9, 10, 11),
+            graph_layers=(8, 9, 10, 11),
+            graph_positions=2,
+            faithfulness_prompts=7,  # with the 3 worked prompts: 10 prompts, 100 ablated latents
+            diagnosed_prompts=2,  # the reruns with parts frozen: the worked prompts and 2 more
             ablated_per_prompt=10,
             faithfulness_tokens=12,
-            texts=512,  # the preset's sample_texts
+            texts=32,  # the first 32 of the texts tutorials 1 and 3 sample
             worked_prompts=(
                 "When Mary and John went to the store, John gave a drink to",
                 "The Eiffel Tower is located in the city of",
                 "def add(a, b):\n    return a +",
             ),
             # one GPT-2 small MLP transcoder trained as a demonstration: 16,384 tokens took 11 CPU s
-            # on two cores (benchmarks/circuits_gpt2_pieces.py), so these take a little over 2 minutes
+            # on two cores (benchmarks/circuits_gpt2_pieces.py), so these take about 45 s
             demo_layer=0,
-            demo_tokens=204_800,
+            demo_tokens=65_536,
             demo_d_sae=6144,
             demo_k=32,
         ),
