@@ -145,6 +145,9 @@ class CircuitSizes:
     # prefixes drawn from, each cut to the preset's sample_context
     texts: int = 256
     faithfulness_tokens: int = 8  # tokens after BOS in each random held-out prefix checked
+    # The notebook's quality claim: the share of the zero-ablation loss the transcoders recover
+    # with every MLP of ``layers`` replaced is at least this (random transcoders fall far below).
+    min_recovered: float = 0.9
     # Prompts in the preset's own domain whose graphs the notebook reads (the worked examples).
     worked_prompts: tuple[str, ...] = (
         "Raise a ValueError if the",
@@ -287,6 +290,9 @@ PRESETS: dict[str, Preset] = {
             ablated_per_prompt=10,
             faithfulness_tokens=12,
             texts=32,  # the first 32 of the texts tutorials 1 and 3 sample
+            # Not measured on the real weights (this book is built offline): a floor any useful
+            # set of transcoders clears, since zeroing MLP 0 costs GPT-2 small most of its loss.
+            min_recovered=0.8,
             worked_prompts=(
                 "When Mary and John went to the store, John gave a drink to",
                 "The Eiffel Tower is located in the city of",
@@ -357,6 +363,9 @@ PRESETS: dict[str, Preset] = {
             # lowest 0.87 (issue 32). The check costs ~0.25 CPU s a prompt.
             faithfulness_prompts=200,
             texts=256,  # the preset's sample_texts: 230 of them are long enough for a prefix
+            # the shipped transcoders recover 94.6 % on these held-out texts (the model card's
+            # figure, card.json; a test keeps this claim below it)
+            min_recovered=0.94,
         ),
     ),
 }
