@@ -42,12 +42,10 @@ def test_recording_runner_records_every_log_frequency_steps(model, dataset):
     curves = runner.curves
     assert isinstance(curves, pd.DataFrame)
     assert curves["step"].tolist() == [3, 6, 9, 12]
-    assert curves["tokens"].tolist() == [
-        3 * BATCH_TOKENS,
-        6 * BATCH_TOKENS,
-        9 * BATCH_TOKENS,
-        12 * BATCH_TOKENS,
-    ]
+    tokens = [3 * BATCH_TOKENS, 6 * BATCH_TOKENS, 9 * BATCH_TOKENS, 12 * BATCH_TOKENS]
+    assert curves["tokens"].tolist() == tokens
+    # the trainer's own count, passed on to build_train_step_log_dict
+    assert curves["details/n_training_samples"].tolist() == tokens
     for column in (
         "losses/overall_loss",
         "losses/mse_loss",
@@ -69,6 +67,26 @@ def test_recording_runner_log_every_overrides_and_topk_has_aux_loss(model, datas
     assert runner.curves["step"].tolist() == [4, 8]
     assert "losses/auxiliary_reconstruction_loss" in runner.curves.columns
     assert np.allclose(runner.curves["metrics/l0"], 8)  # TopK: exactly k active latents
+
+
+def test_recording_runner_log_every_1_records_every_step(model, dataset):
+    runner, _ = train(
+        T.RecordingTrainingRunner, make_cfg("standard", steps=3), model, dataset, log_every=1
+    )
+    assert runner.curves["step"].tolist() == [1, 2, 3]
+
+
+def test_recording_runner_trains_the_sae_it_is_given(model, dataset):
+    from sae_lens import StandardTrainingSAE
+
+    cfg = make_cfg("standard", steps=3)
+    torch.manual_seed(1)
+    given = StandardTrainingSAE(cfg.sae)
+    runner, trained = train(
+        T.RecordingTrainingRunner, cfg, model, dataset, override_sae=given, log_every=1
+    )
+    assert runner.sae is given and trained is given
+    assert runner.curves["step"].tolist() == [1, 2, 3]
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True])
@@ -99,3 +117,16 @@ def test_quiet_expected_training_messages_hides_only_the_listed_ones(caplog):
         )
         warnings.warn("an unrelated warning", UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["an unrelated warning"]
+
+
+def test_quiet_expected_training_messages_hides_only_user_warnings():
+    """The same text in another category of warning is not one of the expected notices."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        T.quiet_expected_training_messages()
+        warnings.warn(
+            "The training dataset contains fewer samples (3) than ...", RuntimeWarning, stacklevel=1
+        )
+    assert [(w.category, str(w.message)) for w in caught] == [
+        (RuntimeWarning, "The training dataset contains fewer samples (3) than ...")
+    ]

@@ -65,6 +65,9 @@ def test_book_eval_config():
     assert cfg.batch_size_prompts == 8
     with pytest.raises(ValueError, match="n_ce_batches"):
         C.book_eval_config(batch_size_prompts=8, n_batches=5, n_ce_batches=0)
+    one = C.book_eval_config(batch_size_prompts=1, n_batches=1, n_ce_batches=1)  # the least
+    assert one.batch_size_prompts == 1
+    assert one.n_eval_reconstruction_batches == 1 and one.n_eval_sparsity_variance_batches == 1
 
 
 # ---- the stand-alone script ------------------------------------------------------------------
@@ -121,6 +124,26 @@ def test_the_script_differs_from_the_notebook_only_where_a_script_must():
         "n_checkpoints",
         "verbose",
     }
+
+
+@pytest.mark.parametrize(
+    ("architecture", "label", "other"),
+    [("standard", "Standard", "TopK"), ("topk", "TopK", "Standard")],
+)
+def test_training_script_says_what_it_trains_and_how_to_run_it(architecture, label, other):
+    preset = PRESETS["gpt2-small"]
+    source = C.training_script(preset, architecture=architecture, filename="my_run.py")
+    title = source.splitlines()[0]
+    assert label in title and other not in title
+    assert '"gpt2-small" preset' in source
+    assert "Run:  python my_run.py\n" in source
+    # the comment on dead_feature_window counts the steps as SAELens does
+    steps = C.runner_config(
+        preset, SAE_CONFIGS[architecture](preset, D_MODEL), "cpu"
+    ).total_training_steps
+    assert f"this run has {steps:,}\n" in source
+    # consistent 4-space indentation, as ruff format writes it
+    assert all((len(line) - len(line.lstrip(" "))) % 4 == 0 for line in source.splitlines())
 
 
 def test_training_script_errors():

@@ -277,8 +277,9 @@ def training_script(
         dead_feature_window=sizes.dead_feature_window,
         steps=sizes.training_tokens // sizes.train_batch_size_tokens,
         device=device,
-        autocast=autocast,
-        wandb=log_to_wandb,
+        # the script's differences from the notebook's run, from the one place that lists them
+        autocast=overrides["autocast"],
+        wandb=overrides["logger"].log_to_wandb,
         output_path=overrides["output_path"],
-        n_checkpoints=n_checkpoints,
+        n_checkpoints=overrides["n_checkpoints"],
     )
