@@ -74,7 +74,7 @@ test: $(STAMP)
 # NOTEBOOK_DIRS=zh/notebooks (see .ci/run: the English notebooks ran in the main pass's site build).
 NOTEBOOK_DIRS ?= notebooks zh/notebooks
 test-tiny: $(STAMP)
-	$(RUN_ENV) $(BIN)/python -m pytest tests/test_tiny.py tests/test_corpus.py $(NOTEBOOK_DIRS) --nbmake -v -rs
+	$(RUN_ENV) $(BIN)/python -m pytest tests/test_tiny.py tests/test_tiny_metrics.py tests/test_corpus.py $(NOTEBOOK_DIRS) --nbmake -v -rs
 
 # JupyterLab with notebooks/ as its root (the notebooks find utils/ one folder up); the kernels
 # inherit the preset environment, as in `make test`.
