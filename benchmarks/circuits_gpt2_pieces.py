@@ -61,6 +61,8 @@ def measure() -> dict:
         out[name] = {
             "wall": round(time.perf_counter() - wall, 1),
             "cpu": round(time.process_time() - cpu, 1),
+            # the process's peak so far: a piece that raises it is the one that needs the memory
+            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
             **extra,
         }
         print(name, out[name], flush=True)
@@ -127,7 +129,10 @@ def report(out: dict) -> str:
     for name, value in out.items():
         if isinstance(value, dict):
             nodes = f", {value['nodes']:,} nodes" if "nodes" in value else ""
-            lines.append(f"{name}: {value['cpu']:.0f} CPU s ({value['wall']:.0f} s wall{nodes})")
+            lines.append(
+                f"{name}: {value['cpu']:.0f} CPU s ({value['wall']:.0f} s wall{nodes}; "
+                f"peak memory so far {value['peak_mib']:,} MiB)"
+            )
     lines.append(f"peak memory: {out['peak_rss_mib']:,} MiB")
     return "\n".join(lines) + "\n"
 
