@@ -4,6 +4,7 @@ de-embedding by hand, and the latents they accept."""
 from __future__ import annotations
 
 import pytest
+import torch
 from circuit_fixtures import lm, transcoders  # noqa: F401 (fixtures)
 
 from utils import circuits as C
@@ -21,6 +22,20 @@ def test_virtual_weights_and_de_embedding_by_hand(lm, transcoders):
     assert table["score"].is_monotonic_decreasing
     with pytest.raises(ValueError, match="0..63"):
         C.de_embedding(lm, low, 64)
+
+
+def test_one_virtual_weight_column_is_the_whole_matrix_column(transcoders):
+    low, high = transcoders
+    column = C.virtual_weights(low, high, scale=2.0, latent=5)
+    assert column.shape == (low.cfg.d_sae,)
+    centred = low.W_dec - low.W_dec.mean(dim=1, keepdim=True)  # by hand, row by row
+    torch.testing.assert_close(column, centred @ high.W_enc[:, 5] / 2, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(column, C.virtual_weights(low, high, scale=2.0)[:, 5])
+    for latent in (0, 63):  # the first and last of high's 64 latents
+        assert C.virtual_weights(low, high, latent=latent).shape == (low.cfg.d_sae,)
+    for wrong in (True, -1, 64, 2.0):
+        with pytest.raises(ValueError, match="0..63"):
+            C.virtual_weights(low, high, latent=wrong)
 
 
 @pytest.mark.parametrize("latent", [True, -1, 64, 2.0])
