@@ -12,6 +12,7 @@ a test asks for them.
 
 from __future__ import annotations
 
+import locale
 import os
 
 import pytest
@@ -116,3 +117,16 @@ def visit(browser, server):
     from site_browser import page_visitor
 
     return page_visitor(browser, server)
+
+
+@pytest.fixture
+def ascii_locale():
+    """A machine whose locale's encoding is not UTF-8 (Windows in China uses GBK): LC_CTYPE "C",
+    ASCII, so a file read or written without encoding="utf-8" fails on Chinese text (where
+    Python runs in UTF-8 mode, PYTHONUTF8=1, open() ignores the locale and this changes nothing)."""
+    old = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_CTYPE, old)

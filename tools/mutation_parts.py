@@ -141,7 +141,13 @@ PARTS: dict[str, dict[str, list[str]]] = {  # "copy": more of the book a part's 
             "i18n/records.py",
             "i18n/twins.py",
         ],
-        "tests": ["tests/test_translations.py"],
+        "tests": [
+            "tests/test_i18n_issues.py",
+            "tests/test_i18n_records.py",
+            "tests/test_i18n_code_identity.py",
+            "tests/test_i18n_twins.py",
+            "tests/test_translations.py",
+        ],
         # the tests read the book's pages and both tables of contents
         "copy": [
             "_config.yml",
