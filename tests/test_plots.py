@@ -342,6 +342,7 @@ def test_l0_histogram_one_bar_per_three_integers_and_the_mean_line():
     assert fig.layout.yaxis.title.text == "tokens"
     (line,) = fig.layout.shapes
     assert line.x0 == line.x1 == 31.75
+    assert (line.line.dash, line.line.color) == ("dash", "firebrick")
     assert [a.text for a in fig.layout.annotations] == ["mean"]
     with pytest.raises(ValueError, match=r"^l0_values is empty: there is nothing to plot\.$"):
         plots.l0_histogram(torch.zeros(0))
@@ -367,6 +368,7 @@ def test_feature_density_histogram_by_hand():
     assert fig.layout.yaxis.title.text == "features"
     (line,) = fig.layout.shapes
     assert line.x0 == line.x1 == pytest.approx(-3.0)  # log10(1 / 1000): one token
+    assert (line.line.dash, line.line.color) == ("dot", "grey")
     assert [a.text for a in fig.layout.annotations] == ["fires once"]
     bare = plots.feature_density_histogram(density)
     assert bare.layout.title.text == "Feature density: 1 of 5 features never fired"
@@ -401,6 +403,8 @@ def test_ce_loss_bar_by_hand():
     assert list(bar.y) == [3.0, 3.2, 8.0, 6.0]
     assert list(bar.text) == ["3.000", "3.200", "8.000", "6.000"]
     assert bar.textposition == "outside"
+    # the palette's green, blue, red, orange: the original model, the SAE, the two ablations
+    assert list(bar.marker.color) == ["#2ca02c", "#1f77b4", "#d62728", "#ff7f0e"]
     assert list(fig.layout.yaxis.range) == pytest.approx([0, 8.0 * 1.15])  # room for the labels
     assert fig.layout.title.text == "Next-token loss with the hook's activations replaced"
     assert fig.layout.xaxis.title.text == "condition"
@@ -411,6 +415,7 @@ def test_ce_loss_bar_by_hand():
     )
     two = plots.ce_loss_bar(frame.iloc[:2])  # fewer conditions: fewer bars, same scale rule
     assert list(two.data[0].y) == [3.0, 3.2]
+    assert list(two.data[0].marker.color) == ["#2ca02c", "#1f77b4"]
     assert list(two.layout.yaxis.range) == pytest.approx([0, 3.2 * 1.15])
     with pytest.raises(ValueError, match=r"SpliceLosses.to_frame\(\) \(a 'ce_loss' column\)"):
         plots.ce_loss_bar(frame.rename(columns={"ce_loss": "loss"}))
@@ -549,7 +554,15 @@ def test_architecture_comparison_figure_points_panels_and_axes_by_hand():
         "explained variance vs L0",
         "CE loss recovered vs L0",
     ]
-    assert fig.layout.xaxis.domain[1] < fig.layout.xaxis2.domain[0]  # side by side
+    # side by side, 0.14 of the width between them
+    assert fig.layout.xaxis.domain == pytest.approx((0.0, 0.43))
+    assert fig.layout.xaxis2.domain == pytest.approx((0.57, 1.0))
+    assert fig.layout.height == 380
+    assert (fig.layout.margin.t, fig.layout.margin.b) == (60, 40)
+    assert (
+        fig.layout.template.layout.to_plotly_json()
+        == pio.templates[plots.TEMPLATE].layout.to_plotly_json()
+    )
     assert "xaxis3" not in fig.layout and "yaxis3" not in fig.layout  # one row of two panels
     assert fig.layout.yaxis.domain == fig.layout.yaxis2.domain == (0.0, 1.0)
     for axis in (fig.layout.xaxis, fig.layout.xaxis2):
