@@ -118,6 +118,9 @@ def test_check_attribution(model, sae, tokens):
         E.check_attribution(gradient_only, model, sae, tokens, target)
     with pytest.raises(AssertionError, match="shape"):
         E.check_attribution(lambda *a: right(*a)[:-1], model, sae, tokens, target)
+    # a batch of two copies is not one context's [pos, d_sae] answer, even if its first matches
+    with pytest.raises(AssertionError, match="shape"):
+        E.check_attribution(lambda *a: torch.stack([right(*a)] * 2), model, sae, tokens, target)
 
 
 def test_checkers_print_their_counts_and_reminders(model, sae, tokens, capsys):

@@ -159,3 +159,39 @@ def test_gain_scatter_draws_the_line_and_marks_a_group():
     assert traces["picked"].marker.symbol == "diamond"
     assert traces["band"].marker.symbol == "circle"
     assert "trend" not in {t.name for t in I.steering_gain_scatter(table, "t").data}
+
+
+def test_figures_have_the_books_layout_titles_and_thresholds():
+    from utils.plots import LAYOUT
+
+    table = pd.DataFrame(
+        {
+            "group": ["picked", "band"],
+            "direction": ["latent 1", "latent 2"],
+            "concentration": [5.0, 1.0],
+            "logprob_gain": [4.0, 1.0],
+        }
+    )
+    gain = I.steering_gain_scatter(table, "gain title")
+    assert gain.layout.title.text == "gain title"
+    assert gain.layout.xaxis.title.text == (
+        "concentration of the direct logit effects (the rule's score)"
+    )
+    assert gain.layout.yaxis.title.text == "gain in mean log-prob of its own top tokens (nats)"
+    curves = table.assign(scale=0.0).rename(columns={"concentration": "unused"})
+    frame = pd.DataFrame(
+        {
+            "latent": [1, 2],
+            "position": [0, 1],
+            "actual": [0.5, 2.0],
+            "predicted": [0.4, 1.0],
+            "probability": [0.6, 0.9],
+            "share_of_norm": [0.1, 0.1],
+        }
+    )
+    attribution = I.attribution_scatter(frame, "t", confident=0.5)
+    # the threshold passed on to the regimes: both pairs are above p = 0.5
+    assert [t.name for t in attribution.data[1:]] == ["p > 0.5 (2)"]
+    for fig in (gain, I.steering_spread_figure(curves, "picked", "t"), attribution):
+        assert fig.layout.template.layout.plot_bgcolor == "white"  # plotly_white, the book's
+        assert fig.layout.margin.l == LAYOUT["margin"]["l"]
