@@ -146,3 +146,111 @@ def test_every_tutorial_4_figure_has_a_title_and_axis_titles():
     for fig in figures:
         assert fig.layout.title.text and fig.layout.template.layout.paper_bgcolor is not None
         assert fig.layout.xaxis.title.text and fig.layout.yaxis.title.text, fig.layout.title.text
+
+
+# the survivors of the mutation run of part t4: each figure's data and structure, by hand
+def book_layout(fig) -> bool:
+    """The figure starts from utils.plots.LAYOUT (the book's template and margins)."""
+    import plotly.graph_objects as go
+
+    from utils.plots import LAYOUT
+
+    template = go.Figure(layout={"template": LAYOUT["template"]}).layout.template
+    return fig.layout.template == template and fig.layout.margin.l == LAYOUT["margin"]["l"]
+
+
+def axes(fig, letter: str) -> list[str]:
+    return sorted(k for k in fig.layout.to_plotly_json() if k.startswith(f"{letter}axis"))
+
+
+def test_absorption_distribution_figure_panels_points_and_zero_line():
+    tables = {
+        ("A", 0): outcome_table([(0, 0.2, 0.5, 0.3), (1, 0.6, 0.1, 0.3)]),
+        ("A", 3): outcome_table([(4, 1.0, 0.0, 0.0), (5, 0.0, 0.0, 1.0)]),
+    }
+    fig = absorption_distribution_figure(tables)
+    assert axes(fig, "x") == ["xaxis", "xaxis2"] and axes(fig, "y") == ["yaxis", "yaxis2"]
+    assert [a.text for a in fig.layout.annotations] == [
+        "firing-ratio absorption",
+        "carried with a child (Chanin et al.)",
+    ]
+    box = fig.data[0]
+    assert box.boxpoints == "all"  # every parent's dot is drawn
+    assert list(box.text) == [
+        "A, parent 0, seed 0", "A, parent 1, seed 0", "A, parent 4, seed 3", "A, parent 5, seed 3"
+    ]  # fmt: skip
+    assert list(fig.data[1].text) == list(box.text)
+    zero = [s for s in fig.layout.shapes if s.type == "line"]
+    assert [(s.y0, s.y1) for s in zero] == [(0, 0)] * len(zero) and zero
+    assert fig.layout.yaxis.title.text == "per parent" and fig.layout.yaxis2.title.text is None
+    assert book_layout(fig)
+
+
+def test_absorption_outcomes_figure_axis_is_a_share():
+    fires, carried, lost = OUTCOMES.values()
+    outcomes = pd.DataFrame({"SAE": ["A"], "seed": [0], fires: [0.2], carried: [0.5], lost: [0.3]})
+    fig = absorption_outcomes_figure(outcomes)
+    assert tuple(fig.layout.yaxis.range) == (0, 1)
+    assert book_layout(fig)
+
+
+def test_firing_rate_figure_one_trace_per_role_log_scale():
+    rates = torch.tensor([0.3, 0.1, 0.01, 0.02])
+    fig = firing_rate_figure(rates, ["parent", "child", "parent", "other"])
+    traces = {t.name: (list(t.x), list(t.y)) for t in fig.data}
+    assert traces.keys() == {"parent", "child", "other"}
+    assert traces["parent"][0] == [0, 2] and traces["parent"][1] == pytest.approx([0.3, 0.01])
+    assert traces["child"][0] == [1] and traces["child"][1] == pytest.approx([0.1])
+    assert fig.layout.yaxis.type == "log"
+    assert book_layout(fig)
+
+
+def test_frontier_figure_panels_titles_reference_line_and_log_axes():
+    frontier = pd.DataFrame(
+        {
+            "SAE": ["L1", "L1", "TopK"],
+            "L1 or k": [1.0, 0.1, 4],
+            "l0": [3.0, 9.0, 4.0],
+            "mcc": [0.7, 0.6, 0.9],
+            "explained_variance": [0.5, 0.9, 0.8],
+        }
+    )
+    panels = {"mcc": "MCC", "explained_variance": "EV"}
+    for metric, yref in (("mcc", "y"), ("explained_variance", "y2")):
+        fig = frontier_figure(frontier, panels, "t", lines={metric: (0.3, "random")})
+        assert axes(fig, "x") == ["xaxis", "xaxis2"] and axes(fig, "y") == ["yaxis", "yaxis2"]
+        assert [a.text for a in fig.layout.annotations][:2] == ["MCC", "EV"]
+        flat = [s for s in fig.layout.shapes if s.y0 == s.y1]
+        assert [(s.y0, s.yref) for s in flat] == [(0.3, yref)]  # in its metric's panel
+    assert [t.name for t in fig.data] == ["L1", "L1", "TopK", "TopK"]
+    assert list(fig.data[0].text) == ["L1, L1 or k = 1", "L1, L1 or k = 0.1"]  # sorted by L0
+    assert fig.layout.yaxis.title.text == "MCC" and fig.layout.yaxis2.title.text == "EV"
+    assert fig.layout.xaxis.type == fig.layout.xaxis2.type == "log"
+    assert book_layout(fig)
+
+
+def test_pair_cosine_figure_bins_by_hand():
+    import numpy as np
+
+    # 4 features in 3 dimensions, rows of different lengths: the cosines of every pair
+    features = torch.tensor([[2.0, 0, 0], [0, 3.0, 0], [1, 1, 0], [-1, 0.5, 2]])
+    unit = features.numpy() / np.linalg.norm(features.numpy(), axis=1, keepdims=True)
+    cosines = [unit[i] @ unit[j] for i in range(4) for j in range(i + 1, 4)]
+    counts, edges = np.histogram(cosines, bins=5, range=(min(cosines), max(cosines)))
+    bars = pair_cosine_figure(features, bins=5).data[0]
+    assert list(bars.y) == counts.tolist() and sum(bars.y) == 6  # 4 * 3 / 2 pairs
+    assert list(bars.x) == pytest.approx((edges[:-1] + edges[1:]) / 2, abs=1e-6)
+    assert bars.width == pytest.approx(edges[1] - edges[0], abs=1e-6)
+    assert len(pair_cosine_figure(features).data[0].x) == 80  # the default number of bins
+
+
+def test_seed_scatter_figure_one_trace_per_sae():
+    frame = pd.DataFrame(
+        {"SAE": ["A", "B", "A"], "seed": [0, 0, 1], "l0": [1.0, 2.0, 3.0], "mcc": [0.5, 0.6, 0.7]}
+    )
+    fig = seed_scatter_figure(frame, "l0", "mcc", "t")
+    assert [t.name for t in fig.data] == ["A", "B"]
+    assert list(fig.data[0].x) == [1.0, 3.0] and list(fig.data[0].y) == [0.5, 0.7]
+    assert list(fig.data[1].x) == [2.0] and list(fig.data[1].y) == [0.6]
+    assert list(fig.data[0].text) == ["A, seed 0", "A, seed 1"]
+    assert book_layout(fig)

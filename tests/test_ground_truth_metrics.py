@@ -236,3 +236,14 @@ def test_absorption_outcomes_of_a_real_table_sum_to_one():
     table = absorption_table(perfect_sae(model), model, hidden, features, batch_size=500)
     out = absorption_outcomes({("perfect", 0): table})
     assert out[list(OUTCOMES.values())].sum(axis=1).iloc[0] == pytest.approx(1.0)
+
+
+def test_detection_table_unit_normalises_the_true_directions():
+    # the true features are 3 x the standard basis: their unit directions are the basis, so the
+    # table is the hand-worked one above (magnitude ratios 1 and 1/2), not 3 or 9 times it
+    hidden = torch.tensor([[1.0, 0, 0], [1, 1, 0], [0, 0, 0], [0, 1, 0]])
+    features = torch.tensor([[1.0, 0, 0], [1, 2, 0], [0, 0, 0], [0, 2, 0]])
+    model = SimpleNamespace(feature_dict=SimpleNamespace(feature_vectors=3 * torch.eye(3)))
+    table = feature_detection_table(identity_sae(3), model, hidden, features, batch_size=2)
+    assert table["cos"].tolist() == pytest.approx([1.0, 1.0, 1.0])
+    assert table["magnitude_ratio"].tolist()[:2] == pytest.approx([1.0, 0.5])

@@ -306,3 +306,83 @@ def test_tutorial_4_reads_the_gpt2_small_comparison_from_its_results_file():
         assert int(row["k"]) == sizes.k
         assert abs(float(row["l0"]) - sizes.k) < 0.5
         assert 0 < float(row["mcc"]) <= 1 and 0 < float(row["explained_variance"]) <= 1
+
+
+# the survivors of the mutation run of part t4: the replay of the last run's training batches
+def test_replayed_sample_refuses_a_batch_of_another_size():
+    import utils.ground_truth.training as G
+
+    sample = G._ReplayedSample([torch.zeros(3, 1)])
+    with pytest.raises(ValueError, match="asked for 4 samples, the replayed batch has 3"):
+        sample.sample(4)
+
+
+def replaying_iterator(monkeypatch, last):
+    """A _ReplayingIterator without SAELens' set-up, whose own draws are 10, 11, ... (rows [2])."""
+    import utils.ground_truth.training as G
+
+    drawn = iter(range(10, 100))
+    monkeypatch.setattr(
+        G.SyntheticActivationIterator, "next_batch", lambda self: torch.full((2,), next(drawn))
+    )
+    dropped = []
+    iterator = G._ReplayingIterator.__new__(G._ReplayingIterator)
+    iterator.last, iterator.record = last, G._Stream()
+    iterator.drop_last = lambda: dropped.append(True)
+    return iterator, dropped
+
+
+def test_replaying_iterator_replays_then_draws(monkeypatch):
+    import utils.ground_truth.training as G
+
+    torch.manual_seed(0)
+    last = G._Stream()
+    last.batches, last.before = [torch.full((2,), 1.0)], [torch.get_rng_state()]
+    torch.manual_seed(1)
+    last.after = [torch.get_rng_state()]
+    torch.manual_seed(0)
+    iterator, dropped = replaying_iterator(monkeypatch, last)
+    first = iterator.next_batch()
+    assert first.tolist() == [1.0, 1.0] and iterator.record.batches[0] is last.batches[0]
+    assert torch.equal(torch.get_rng_state(), last.after[0])  # left as the last run's draw left it
+    # the last run had one batch: the second is drawn, and the spent stream dropped
+    assert dropped == []
+    assert iterator.next_batch().tolist() == [10, 10] and dropped == [True]
+    assert len(iterator.record.batches) == len(iterator.record.before) == 2
+
+
+def test_replaying_iterator_drops_the_last_stream_once_when_it_diverges(monkeypatch):
+    import utils.ground_truth.training as G
+
+    torch.manual_seed(0)
+    last = G._Stream()
+    last.batches, last.before, last.after = [torch.ones(2)] * 2, [torch.get_rng_state()] * 2, []
+    torch.manual_seed(5)  # another state: nothing to replay
+    iterator, dropped = replaying_iterator(monkeypatch, last)
+    assert [iterator.next_batch().tolist() for _ in range(3)] == [[10, 10], [11, 11], [12, 12]]
+    assert dropped == [True] and iterator.last is None
+    fresh, dropped = replaying_iterator(monkeypatch, None)  # nothing to drop on a first run
+    fresh.next_batch()
+    assert dropped == []
+
+
+def test_train_on_synthetic_keeps_the_last_stream_per_batch_size():
+    # two runs with the same seed and model but different batch sizes: the second must not be
+    # handed the first's batches (its SAE is the one a fresh model gives)
+    import utils.ground_truth.training as G
+
+    cfg = StandardTrainingSAEConfig(d_in=D, d_sae=N)
+
+    def train(model, batch_size):
+        return train_on_synthetic(
+            model, cfg, training_samples=batch_size * 6, batch_size=batch_size, lr=1e-3,
+            dead_feature_window=2, show_progress=False,
+        )  # fmt: skip
+
+    model = small_model()
+    train(model, 32)
+    assert set(G._TRAINING_STREAMS[model]) == {32}
+    assert G._TRAINING_STREAMS[model][32].batches[0].shape == (32, D)
+    second = train(model, 64)
+    assert set(G._TRAINING_STREAMS[model]) == {32, 64}
+    torch.testing.assert_close(second.W_dec, train(small_model(), 64).W_dec)
