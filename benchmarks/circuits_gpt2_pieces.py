@@ -81,8 +81,12 @@ def measure() -> dict:
     layers = ", ".join(str(i) for i in sizes.graph_layers)
     for name, tcs, graph_layers, positions in (
         ("every layer, last 4 positions", every, tuple(range(12)), 4),
-        (f"the preset's: layers {layers}, last {sizes.graph_positions} positions", transcoders,
-         sizes.graph_layers, sizes.graph_positions),
+        (
+            f"the preset's: layers {layers}, last {sizes.graph_positions} positions",
+            transcoders,
+            sizes.graph_layers,
+            sizes.graph_positions,
+        ),
     ):
         graph = clock(
             f"graph, {name}",
