@@ -75,8 +75,9 @@ def test_absorption_distribution_figure_has_every_parent_of_every_seed():
     assert boxes[2][0] == "B" and len(boxes[2][1]) == 2
 
 
-def test_frontier_figure_one_line_per_architecture_sorted_by_l0():
-    frontier = pd.DataFrame(
+def small_frontier() -> pd.DataFrame:
+    """Three SAEs of two architectures, written out (the frontier figures' tests share it)."""
+    return pd.DataFrame(
         {
             "SAE": ["L1", "L1", "TopK"],
             "L1 or k": [1.0, 0.1, 4],
@@ -85,6 +86,10 @@ def test_frontier_figure_one_line_per_architecture_sorted_by_l0():
             "explained_variance": [0.5, 0.9, 0.8],
         }
     )
+
+
+def test_frontier_figure_one_line_per_architecture_sorted_by_l0():
+    frontier = small_frontier()
     fig = frontier_figure(
         frontier,
         {"mcc": "MCC", "explained_variance": "EV"},
@@ -206,15 +211,7 @@ def test_firing_rate_figure_one_trace_per_role_log_scale():
 
 
 def test_frontier_figure_panels_titles_reference_line_and_log_axes():
-    frontier = pd.DataFrame(
-        {
-            "SAE": ["L1", "L1", "TopK"],
-            "L1 or k": [1.0, 0.1, 4],
-            "l0": [3.0, 9.0, 4.0],
-            "mcc": [0.7, 0.6, 0.9],
-            "explained_variance": [0.5, 0.9, 0.8],
-        }
-    )
+    frontier = small_frontier()
     panels = {"mcc": "MCC", "explained_variance": "EV"}
     for metric, yref in (("mcc", "y"), ("explained_variance", "y2")):
         fig = frontier_figure(frontier, panels, "t", lines={metric: (0.3, "random")})
