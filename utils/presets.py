@@ -279,8 +279,9 @@ PRESETS: dict[str, Preset] = {
             # exact. Sized for a laptop CPU (benchmarks/notebook_times.py --standin 05 times the
             # notebook; the Teaching page has it): five 24,576-latent transcoders instead of 12
             # (about 150 MB each to download), graphs over the last 2 positions, 10 checked prompts.
-            # Each graph node costs one backward pass through GPT-2 (about 0.1 CPU s), so a graph
-            # over every layer and 4 positions (3,921 nodes) costs minutes of CPU
+            # Each graph node with inputs costs one backward pass through GPT-2 (42 CPU s for this
+            # graph's 783 nodes on two cores), so a graph over every layer and 4 positions (3,921
+            # nodes) costs minutes of CPU
             # (benchmarks/circuits_gpt2_pieces.py); on a GPU raise these for a bigger study.
             layers=(0, 8, 9, 10, 11),
             graph_layers=(8, 9, 10, 11),
