@@ -295,3 +295,32 @@ def test_agreement_edges_by_hand():
     # no effect above the floor: no sign agreement to report
     tiny = pd.DataFrame({"predicted": [0.3, -0.2, 0.1], "actual": [1e-5, -1e-5, 0.0]})
     assert math.isnan(I.agreement(tiny)["sign_agreement"])
+
+
+@pytest.mark.parametrize("cap", [0.5, 1.0, 2.0, 0.0, -1.0])
+def test_unembed_gives_the_forward_logits_with_and_without_a_soft_cap(model, monkeypatch, cap):
+    """The logits attribution differentiates are the forward pass's, soft cap included (Gemma 2's
+    cap * tanh(logits / cap); a cap of 0 or below means none, as in TransformerLens)."""
+    from utils.interventions.checks import _final_name, _unembed
+
+    monkeypatch.setattr(model.cfg, "output_logits_soft_cap", cap)
+    tokens = torch.randint(0, model.cfg.d_vocab, (2, 6), generator=torch.Generator().manual_seed(3))
+    logits, cache = model.run_with_cache(tokens, names_filter=_final_name(model))
+    got = _unembed(model, cache[_final_name(model)])
+    assert torch.allclose(got, logits, atol=1e-5)
+    with torch.no_grad():
+        uncapped = model.unembed(model.ln_final(cache[_final_name(model)]))
+    assert uncapped.abs().max() > 3 * max(cap, 0.1)  # the cap, where there is one, does bite
+    expected = cap * torch.tanh(uncapped / cap) if cap > 0 else uncapped
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_unembed_without_a_soft_cap_setting_applies_none():
+    """A config with no ``output_logits_soft_cap`` at all (older TransformerLens): no cap."""
+    from types import SimpleNamespace
+
+    from utils.interventions.checks import _unembed
+
+    fake = SimpleNamespace(cfg=SimpleNamespace(normalization_type=None), unembed=lambda r: 10 * r)
+    resid = torch.tensor([[[0.5, -2.0, 4.0]]])
+    assert torch.equal(_unembed(fake, resid), 10 * resid)
