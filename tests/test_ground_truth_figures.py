@@ -251,3 +251,101 @@ def test_seed_scatter_figure_one_trace_per_sae():
     assert list(fig.data[1].x) == [2.0] and list(fig.data[1].y) == [0.6]
     assert list(fig.data[0].text) == ["A, seed 0", "A, seed 1"]
     assert book_layout(fig)
+
+
+def test_detection_figure_panels_axes_colours_and_hover_text():
+    from utils.plots import PALETTE
+
+    detection = pd.DataFrame(
+        {
+            "feature": [0, 1, 2, 3],
+            "firing_rate": [0.3, 0.1, 0.01, 0.05],
+            "latent": [5, 6, 7, 8],
+            "cos": [0.99, 0.6, 0.9, 0.4],
+            "precision": [1.0, 0.5, 0.9, 0.25],
+            "recall": [0.3, 0.9, 1.0, 0.2],
+            "role": ["parent", "child", "parent", "mystery"],
+        }
+    )
+    fig = detection_figure(detection, "t")
+    # one row of two panels, 0.12 apart: each panel (1 - 0.12) / 2 wide
+    assert axes(fig, "x") == ["xaxis", "xaxis2"] and axes(fig, "y") == ["yaxis", "yaxis2"]
+    assert fig.layout.xaxis.domain[1] == pytest.approx(0.44)
+    assert fig.layout.xaxis2.domain[0] == pytest.approx(0.56)
+    assert [a.text for a in fig.layout.annotations] == [
+        "direction: cosine to its best latent",
+        "detection: recall",
+    ]
+    # per role, in order of first appearance, a trace in each panel; the legend once per role
+    assert [(t.name, t.xaxis, t.showlegend) for t in fig.data] == [
+        ("parent", "x", True), ("parent", "x2", False),
+        ("child", "x", True), ("child", "x2", False),
+        ("mystery", "x", True), ("mystery", "x2", False),
+    ]  # fmt: skip
+    # the roles' colours; a role without one takes the palette's colour of its panel's number
+    colours = [t.marker.color for t in fig.data]
+    assert colours[:4] == [PALETTE[1], PALETTE[1], PALETTE[4], PALETTE[4]]
+    assert colours[4:] == [PALETTE[1], PALETTE[2]]
+    assert fig.data[0].text == (
+        "feature 0 (parent), latent 5<br>precision 1.00",
+        "feature 2 (parent), latent 7<br>precision 0.90",
+    )
+    assert fig.data[5].text == ("feature 3 (mystery), latent 8<br>precision 0.25",)
+    # each axis its own title; the firing rate alone on a log scale; recall on [0, 1.05]
+    assert fig.layout.xaxis.type == "log" and fig.layout.xaxis2.type != "log"
+    assert fig.layout.xaxis.title.text == "true feature's firing rate"
+    assert fig.layout.xaxis2.title.text == "cosine to its best latent"
+    assert fig.layout.yaxis.title.text == "cosine to its best latent"
+    assert fig.layout.yaxis2.title.text == "recall of that latent"
+    assert fig.layout.yaxis.range is None and list(fig.layout.yaxis2.range) == [0, 1.05]
+    assert fig.layout.height == 420 and fig.layout.legend.title.text == "role"
+    assert fig.layout.title.text == "t" and book_layout(fig)
+
+
+def test_seed_spread_figure_panels_share_the_sae_axis_and_each_has_its_label():
+    frame = pd.DataFrame(
+        {
+            "SAE": ["A", "A", "B", "B", "C", "C"],
+            "seed": [0, 1] * 3,
+            "mcc": [1, 3, 2, 2, 0, 4],  # whole numbers: drawn as floats all the same
+            "ev": [0.5, 0.7, 0.1, 0.3, 0.2, 0.2],
+        }
+    )
+    metrics = {"mcc": "a: b", "ev": "twenty chars: exact!"}  # 4 and 20 characters: no break
+    assert len("twenty chars: exact!") == 20 and len("twenty-1 chars: exact") == 21
+    fig = seed_spread_figure(frame, metrics, "t")
+    assert axes(fig, "x") == ["xaxis", "xaxis2"] and axes(fig, "y") == ["yaxis", "yaxis2"]
+    assert [a.text for a in fig.layout.annotations] == ["a: b", "twenty chars: exact!"]
+    assert fig.layout.yaxis2.matches == "y"  # shared: one SAE axis for every panel
+    assert fig.layout.xaxis.title.text == "a: b"
+    assert fig.layout.xaxis2.title.text == "twenty chars: exact!"
+    assert fig.layout.yaxis.title.text == "SAE" and fig.layout.yaxis2.title.text is None
+    assert fig.layout.yaxis.autorange == "reversed"
+    assert fig.layout.height == 160 + 45 * 3 and fig.layout.margin.t == 70
+    assert fig.layout.title.text.startswith("t ") and book_layout(fig)
+    # per SAE and panel: range line, seeds, mean; in the second panel, on the second axes
+    assert len(fig.data) == 2 * 3 * 3 and {t.xaxis for t in fig.data[9:]} == {"x2"}
+    line, seeds, mean = fig.data[3:6]  # B in the first panel
+    assert list(line.y) == ["B", "B"] and list(line.x) == [2.0, 2.0]
+    assert list(seeds.y) == ["B", "B"] and list(seeds.text) == ["B, seed 0", "B, seed 1"]
+    assert mean.name == "B" and list(mean.x) == [2.0] and mean.showlegend
+    assert not fig.data[12 + 2].showlegend  # B's mean in the second panel: no second entry
+    # 21 characters: broken after the colon, and the top margin makes room for two lines
+    long = seed_spread_figure(frame, {"mcc": "twenty-1 chars: exact"}, "t")
+    assert long.layout.annotations[0].text == "twenty-1 chars:<br>exact"
+    assert long.layout.margin.t == 100
+
+
+def test_pair_cosine_figure_counts_on_a_log_axis_in_the_book_layout():
+    fig = pair_cosine_figure(torch.eye(3) + 0.1, bins=3)
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.title.text == "pairs"
+    assert book_layout(fig)
+
+
+def test_frontier_figure_reference_line_in_its_own_panel_of_three():
+    """With three panels a line's panel cannot come out right by wrapping around."""
+    frontier = small_frontier().assign(dead=[0.1, 0.2, 0.3])
+    panels = {"mcc": "MCC", "explained_variance": "EV", "dead": "dead"}
+    for metric, yref in (("mcc", "y"), ("explained_variance", "y2"), ("dead", "y3")):
+        fig = frontier_figure(frontier, panels, "t", lines={metric: (0.3, "random")})
+        assert [(s.y0, s.yref) for s in fig.layout.shapes if s.y0 == s.y1] == [(0.3, yref)]
