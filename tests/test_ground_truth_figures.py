@@ -349,3 +349,83 @@ def test_frontier_figure_reference_line_in_its_own_panel_of_three():
     for metric, yref in (("mcc", "y"), ("explained_variance", "y2"), ("dead", "y3")):
         fig = frontier_figure(frontier, panels, "t", lines={metric: (0.3, "random")})
         assert [(s.y0, s.yref) for s in fig.layout.shapes if s.y0 == s.y1] == [(0.3, yref)]
+
+
+# what the reader sees of each figure: the titles that say what is drawn, one colour per role,
+# outcome and SAE used the same way in every figure, reference lines drawn apart from the data
+def test_firing_rate_figure_titles_and_role_colours():
+    from utils.plots import PALETTE
+
+    fig = firing_rate_figure(torch.tensor([0.3, 0.1, 0.01, 0.02]), ["other", "x", "parent", "y"])
+    # roles of the hierarchy keep their colour; any other takes the palette's next free colour
+    assert [(t.name, t.marker.color) for t in fig.data] == [
+        ("other", PALETTE[0]), ("x", PALETTE[1]), ("parent", PALETTE[1]), ("y", PALETTE[3]),
+    ]  # fmt: skip
+    assert fig.layout.title.text == "How often each true feature fires (Zipfian)"
+    assert fig.layout.xaxis.title.text == "feature index"
+    assert fig.layout.yaxis.title.text == "firing rate"
+    assert fig.layout.legend.title.text == "role"
+
+
+def test_frontier_figure_reference_lines_labels_and_size():
+    from utils.ground_truth.figures import REFERENCE
+
+    fig = frontier_figure(
+        small_frontier(),
+        {"mcc": "MCC", "explained_variance": "EV"},
+        "t",
+        true_l0=4.1,
+        lines={"mcc": (0.3, "random")},
+    )
+    vertical = [s for s in fig.layout.shapes if s.x0 == s.x1]
+    flat = [s for s in fig.layout.shapes if s.y0 == s.y1]
+    assert {(s.line.dash, s.line.color) for s in vertical} == {("dot", REFERENCE)}
+    assert [(s.line.dash, s.line.color) for s in flat] == [("dash", REFERENCE)]
+    assert [a.text for a in fig.layout.annotations] == ["MCC", "EV", "random"]
+    assert fig.layout.xaxis.title.text == fig.layout.xaxis2.title.text
+    assert fig.layout.xaxis.title.text == "L0 (latents active per sample)"
+    assert fig.layout.height == 420
+    # one colour per architecture, the same in both panels
+    assert [t.line.color for t in fig.data] == [fig.data[0].line.color] * 2 + [
+        fig.data[2].line.color
+    ] * 2
+    assert fig.data[0].line.color != fig.data[2].line.color
+
+
+def test_seed_scatter_figure_axis_titles_from_columns_and_a_symbol_per_seed():
+    frame = pd.DataFrame(
+        {"SAE": ["A"] * 7, "seed": range(7), "mean_l0": range(7), "mcc_gap": [0.1] * 7}
+    )
+    fig = seed_scatter_figure(frame, "mean_l0", "mcc_gap", "t")
+    assert fig.layout.xaxis.title.text == "mean l0"
+    assert fig.layout.yaxis.title.text == "MCC gap"
+    assert fig.layout.title.text == "t (symbol: seed)"
+    symbols = ["circle", "square", "diamond", "cross", "x", "triangle-up", "circle"]
+    assert list(fig.data[0].marker.symbol) == symbols  # seed 6 wraps around
+
+
+def test_absorption_figures_colours_lines_and_titles():
+    from utils.ground_truth.figures import REFERENCE
+    from utils.plots import PALETTE
+
+    tables = {
+        (name, seed): outcome_table([(0, 0.2, 0.5, 0.3), (1, 0.6, 0.1, 0.3)])
+        for name in ("A", "B")
+        for seed in (0, 1)
+    }
+    spread = absorption_distribution_figure(tables)
+    assert [t.marker.color for t in spread.data] == [PALETTE[0]] * 2 + [PALETTE[1]] * 2
+    assert {(t.boxpoints, t.jitter, t.pointpos) for t in spread.data} == {("all", 0.5, 0)}
+    zeros = {(s.y0, s.y1, s.yref, s.line.dash, s.line.color) for s in spread.layout.shapes}
+    assert zeros == {(0, 0, y, "dot", REFERENCE) for y in ("y", "y2")}  # in both panels
+    assert spread.layout.xaxis.title.text == spread.layout.xaxis2.title.text == "SAE"
+    assert spread.layout.yaxis.title.text == "per parent" and spread.layout.height == 420
+    assert spread.layout.title.text.startswith("Absorption per parent feature, every seed")
+    bars = absorption_outcomes_figure(absorption_outcomes(tables))
+    # the parent's latent fires: green; silent but carried by other latents: orange; lost: red
+    colours = ["#2ca02c", "#ff7f0e", "#d62728"]
+    assert [(t.name, t.marker.color) for t in bars.data] == list(zip(OUTCOMES.values(), colours))
+    assert bars.layout.yaxis.title.text == "share of parent-and-child samples"
+    assert bars.layout.xaxis.title.text == "SAE"
+    assert bars.layout.legend.title.text == "the parent's latent"
+    assert bars.layout.title.text.startswith("What happens to a parent when a child is active")
