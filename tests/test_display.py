@@ -529,3 +529,68 @@ def test_table_html_quotes_strings_in_object_columns_and_index():
         ["' i'", "' a'", "1.000"],  # three places by default
         ["'j'", "'b'", "2.500"],
     ]
+
+
+def test_table_html_quotes_only_the_strings_of_a_mixed_object_column_and_index():
+    import pandas as pd
+
+    # an object column / index holding a string and a number: the string quoted, the number
+    # formatted as a number (three places), not quoted
+    frame = pd.DataFrame({"token": pd.Series([" a", 0.12345], dtype=object), "n": [1.0, 2.5]})
+    frame.index = pd.Index([" i", 2], dtype=object)
+    assert not pd.api.types.is_string_dtype(frame["token"])
+    assert not pd.api.types.is_string_dtype(frame.index)
+    assert table_cells(D._table_html(frame, "T")) == [
+        ["' i'", "' a'", "1.000"],
+        ["2", "0.123", "2.500"],
+    ]
+
+
+def test_highlight_tokens_html_largest_value_below_one_gets_full_colour():
+    # the scale is the largest value (0.5), not 1: 0.5 -> 1.00, 0.25 -> 0.50
+    html = D.highlight_tokens_html(["a", "b"], [0.5, 0.25])
+    assert [alpha for _, alpha, _, _ in spans(html)] == ["1.00", "0.50"]
+
+
+def test_neuronpedia_url_of_metadata_without_the_attribute_is_none():
+    from types import SimpleNamespace
+
+    sae = SimpleNamespace(cfg=SimpleNamespace(d_sae=D_SAE, metadata=SimpleNamespace()))
+    assert D.neuronpedia_url(sae, 17) is None
+    assert D.neuronpedia_url(sae, 17, embed=True) is None
+    assert "No Neuronpedia page" in D.neuronpedia_link_html(sae, 17)
+
+
+def test_token_values_html_of_no_tokens():
+    assert D.token_values_html([], []) == f"<div style='{D._BOX}'></div>"
+    assert D.token_values_html([], [], caption="C") == (
+        f"<div style='{D._BOX}'><div style='margin-bottom: 4px;'>C</div></div>"
+    )
+
+
+def test_feature_dashboard_defaults_show_ten_contexts_and_ten_tokens(model, sae, sample):
+    feature = int(sample.firing_counts.argmax())
+    assert sample.firing_counts[feature] > 10  # enough contexts for the default to show
+    dash = D.feature_dashboard(sample, model, sae, feature)
+    assert len(dash.contexts) == 10 and len(dash.logit_effects) == 10
+
+
+def test_feature_dashboard_density_of_a_one_token_sample(model, sae):
+    one = F.collect_feature_stats(model, sae, ["x"], context_size=8, batch_size=1, progress=False)
+    assert one.n_tokens == 1
+    feature = int(one.firing_counts.argmax())
+    assert one.firing_counts[feature] == 1
+    dash = D.feature_dashboard(one, model, sae, feature, k_contexts=1, k_tokens=1)
+    assert dash.summary["fires"] == 1 and dash.summary["density"] == 1.0  # 1 of 1 token
+
+
+def test_feature_dashboard_names_logit_tokens_from_the_sample_vocab(model, sae, sample):
+    import dataclasses
+
+    # the sample's vocab is what the logit table names tokens by (not decoded again)
+    marked = [f"\u27e8{i}\u27e9" for i in range(len(sample.vocab))]
+    relabelled = dataclasses.replace(sample, vocab=marked, _token_cache={})
+    feature = int(sample.firing_counts.argmax())
+    dash = D.feature_dashboard(relabelled, model, sae, feature, k_contexts=1, k_tokens=3)
+    for column in ("promoted", "suppressed"):
+        assert all(token in marked for token in dash.logit_effects[column]), dash.logit_effects

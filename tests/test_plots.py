@@ -575,3 +575,25 @@ def test_architecture_comparison_figure_points_panels_and_axes_by_hand():
         plots.architecture_comparison_figure(table.drop(columns=["l0", "ce_loss_score"]), "sae")
     with pytest.raises(KeyError, match=r"lacks columns \['architecture'\]"):
         plots.architecture_comparison_figure(table)
+
+
+def test_histogram_and_an_empty_activation_histogram_use_the_book_layout():
+    template = pio.templates[plots.TEMPLATE].layout.to_plotly_json()
+    for fig in (
+        plots.histogram([0.0, 1.0], "t", "x"),
+        plots.feature_activation_histogram(torch.zeros(0), feature=5),
+    ):
+        assert fig.layout.template.layout.to_plotly_json() == template
+        margin = fig.layout.margin
+        assert (margin.l, margin.r, margin.t, margin.b) == (60, 20, 60, 50)
+
+
+def test_histogram_integer_bins_away_from_zero_and_an_exact_multiple():
+    # 100..104 in 5 bins: 5 integers, one per bar (ceil(5 / 5)); edges 99.5 .. 104.5
+    bar = plots.histogram([100, 101, 101, 104], "t", "x", nbins=5, integer_bins=True).data[0]
+    assert list(bar.x) == [100.0, 101.0, 102.0, 103.0, 104.0] and list(bar.y) == [1, 2, 0, 0, 1]
+    assert bar.width == 1.0
+    # 0..9 in 5 bins: 10 integers, 2 per bar (ceil(10 / 5)); edges -0.5, 1.5, ..., 9.5
+    even = plots.histogram(list(range(10)), "t", "x", nbins=5, integer_bins=True).data[0]
+    assert list(even.x) == [0.5, 2.5, 4.5, 6.5, 8.5] and list(even.y) == [2] * 5
+    assert even.width == 2.0
