@@ -122,12 +122,15 @@ MUTATION_BUDGET ?=
 SURVIVORS ?=
 # RESUME=1: run what a stopped run of each part left unfinished, keeping the rest.
 RESUME ?=
+# NEW=1: run the functions each part's last run had no mutant of (new functions, or ones that lost a
+# decorator: mutmut 3 does not mutate decorated functions), keeping the rest.
+NEW ?=
 mutation: $(STAMP)
 	$(BIN)/python -m pip install --quiet "$(call MAINTAINER_TOOL,mutmut)"
 	for part in $(PARTS); do \
 	  $(RUN_ENV) $(BIN)/python tools/mutation.py run $$part --folder $(MUTATION_DIR) \
 	    --jobs $(MUTATION_JOBS) $(if $(MUTATION_BUDGET),--budget $(MUTATION_BUDGET)) \
-	    $(if $(SURVIVORS),--survivors) $(if $(RESUME),--resume) || exit 1; \
+	    $(if $(SURVIVORS),--survivors) $(if $(RESUME),--resume) $(if $(NEW),--new) || exit 1; \
 	done
 	$(BIN)/python tools/mutation.py summary --folder $(MUTATION_DIR) \
 	  --previous benchmarks/results/mutation.txt > $(MUTATION_DIR)/summary.txt

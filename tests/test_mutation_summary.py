@@ -89,6 +89,32 @@ def test_a_resumed_run_takes_each_function_with_a_mutant_not_run():
     assert mutation.unfinished_functions({"m.meta": {"utils.a.x_f__mutmut_1": 33}}) == set()
 
 
+def test_new_functions_are_the_mutable_ones_the_last_run_had_no_mutant_of(tmp_path, monkeypatch):
+    """mutmut 3 skips decorated functions (but staticmethod/classmethod); a function that lost
+    its decorator, or is new, has no mutant in the last run: those are the ones --new runs."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "m.py").write_text(
+        "import torch\n"
+        "def old(): return 1\n"
+        "def fresh():\n    with torch.no_grad():\n        return 2\n"
+        "@torch.no_grad()\ndef hidden(): return 3\n"
+        "class K:\n"
+        "    def method(self): return 4\n"
+        "    @staticmethod\n    def static(): return 5\n"
+        "    @property\n    def prop(self): return 6\n"
+        "    def known(self): return 7\n"
+    )
+    monkeypatch.setattr(mutation, "REPO", tmp_path)
+    earlier = {
+        "mutants/pkg/m.py.meta": {"pkg.m.x_old__mutmut_1": 1, "pkg.m.xǁKǁknown__mutmut_3": 0}
+    }
+    assert mutation.new_functions(["pkg/m.py"], earlier) == {
+        "pkg.m.x_fresh__mutmut_*",
+        "pkg.m.xǁKǁmethod__mutmut_*",
+        "pkg.m.xǁKǁstatic__mutmut_*",
+    }
+
+
 def test_a_module_with_no_mutant_run_has_no_score_and_is_read_back():
     from collections import Counter
 

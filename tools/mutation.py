@@ -62,6 +62,36 @@ def unfinished_functions(earlier: dict[str, dict[str, int | None]]) -> set[str]:
     }
 
 
+def new_functions(modules: list[str], earlier: dict[str, dict[str, int | None]]) -> set[str]:
+    """``module.function__mutmut_*`` of each function of ``modules`` that mutmut can mutate
+    (top-level or a class's method, not decorated but for staticmethod/classmethod) and that has
+    no mutant in ``earlier`` (:func:`earlier_results`): new functions, or ones a decorator hid
+    from an earlier run (mutmut 3 leaves decorated functions alone)."""
+    import ast
+
+    seen = {key.rsplit("__mutmut_", 1)[0] for results in earlier.values() for key in results}
+    found = set()
+    for module in modules:
+        dotted = module.removesuffix(".py").replace("/", ".")
+        tree = ast.parse((REPO / module).read_text())
+        for node in tree.body:
+            methods = node.body if isinstance(node, ast.ClassDef) else [node]
+            for function in methods:
+                if not isinstance(function, ast.FunctionDef):
+                    continue
+                decorators = [ast.unparse(d) for d in function.decorator_list]
+                if decorators not in ([], ["staticmethod"], ["classmethod"]):
+                    continue
+                name = (
+                    f"xǁ{node.name}ǁ{function.name}"
+                    if isinstance(node, ast.ClassDef)
+                    else f"x_{function.name}"
+                )
+                if f"{dotted}.{name}" not in seen:
+                    found.add(f"{dotted}.{name}__mutmut_*")
+    return found
+
+
 def run(
     part: str,
     folder: Path,
@@ -69,18 +99,21 @@ def run(
     budget: float | None = None,
     survivors: bool = False,
     resume: bool = False,
+    new: bool = False,
 ) -> None:
     """Run ``part`` in a fresh copy under ``folder``. With ``survivors``, run again only the
     functions that had a survivor with no reason in the part's last run (every mutant of each),
     against today's tests, and keep that run's results for the other functions (the record says
     so): after new tests, minutes instead of the whole part. With ``resume``, run the functions
     that a stopped run left with mutants not run (every mutant of each), keeping the rest; both
-    together take both sets. (mutmut 3 itself forgets its results when it is run again.)"""
+    together take both sets. With ``new``, also the functions the last run had no mutant of
+    (:func:`new_functions`). (mutmut 3 itself forgets its results when it is run again.)"""
     check_parts_cover_the_configuration()
     spec = PARTS[part]
     where = folder / part
     earlier, earlier_record = {}, None
-    if survivors or resume:
+    again_run = survivors or resume or new
+    if again_run:
         if not (where / "run.json").exists():
             sys.exit(f"part {part} has no earlier run in {where} to take the functions from")
         earlier = earlier_results(where)
@@ -98,9 +131,10 @@ def run(
                     function = line.split(": ", 1)[0].rsplit("__mutmut_", 1)[0]
                     again_set.add(f"{dotted}.{function}__mutmut_*")
     unfinished = unfinished_functions(earlier) if resume else set()
-    again = sorted(again_set | unfinished)
-    if (survivors or resume) and not again:
-        print(f"part {part}: no survivor without a reason and no mutant left; nothing to run")
+    fresh = new_functions(spec["modules"], earlier) if new else set()
+    again = sorted(again_set | unfinished | fresh)
+    if again_run and not again:
+        print(f"part {part}: no survivor without a reason, no mutant left, no new function")
         return
     shutil.rmtree(where, ignore_errors=True)
     where.mkdir(parents=True)
@@ -153,7 +187,7 @@ def run(
     seconds = time.monotonic() - start
     if returncode != 0:
         sys.exit(f"mutmut failed on part {part}; see {where / 'mutmut.log'}")
-    if survivors or resume:  # the earlier run's results for every mutant not run again
+    if again_run:  # the earlier run's results for every mutant not run again
         for name, results in earlier.items():
             meta = where / name
             data = json.loads(meta.read_text())
@@ -172,12 +206,13 @@ def run(
         "stopped": stopped,
         "tests": spec["tests"],
     }
-    if survivors or resume:
+    if again_run:
         which = " and ".join(
             name
             for name, chosen in (
                 (f"with unexplained survivors ({len(again_set)})", survivors),
                 (f"with mutants not run ({len(unfinished)})", resume),
+                (f"with no mutant in that run ({len(fresh)}: new or no longer decorated)", new),
             )
             if chosen
         )
@@ -213,6 +248,11 @@ def main() -> None:
         action="store_true",
         help="run the functions a stopped run of this part left unfinished, keeping the rest",
     )
+    run_parser.add_argument(
+        "--new",
+        action="store_true",
+        help="run the functions this part's last run had no mutant of, keeping the rest",
+    )
     summary_parser = commands.add_parser("summary", help="summarise every part run")
     summary_parser.add_argument("--folder", type=Path, required=True)
     summary_parser.add_argument(
@@ -222,7 +262,15 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.command == "run":
-        run(args.part, args.folder.resolve(), args.jobs, args.budget, args.survivors, args.resume)
+        run(
+            args.part,
+            args.folder.resolve(),
+            args.jobs,
+            args.budget,
+            args.survivors,
+            args.resume,
+            args.new,
+        )
     else:
         previous = args.previous.read_text() if args.previous and args.previous.exists() else ""
         summary(args.folder.resolve(), previous)

@@ -114,7 +114,6 @@ def explained_variances(x: torch.Tensor, x_hat: torch.Tensor) -> dict[str, float
     return _explained_variances(sums)
 
 
-@torch.no_grad()
 def sample_explained_variances(
     model: Any, sae: Any, sample: Any, batch_size: int = 16
 ) -> dict[str, float]:
@@ -126,28 +125,29 @@ def sample_explained_variances(
     counted tokens. The ratio of averages equals ``sample.metrics["explained_variance"]`` for the
     same SAE (up to float rounding).
     """
-    from .features import hook_activations
+    with torch.no_grad():
+        from .features import hook_activations
 
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    if sample.d_sae != sae.cfg.d_sae:
-        raise ValueError(
-            f"The sample has {sample.d_sae} latents but the SAE has d_sae={sae.cfg.d_sae}: "
-            "collect the sample with this SAE."
-        )
-    sums = ReconstructionSums()
-    n_texts, ctx = sample.tokens.shape
-    valid = torch.arange(ctx)[None, :] < sample.lengths[:, None]
-    for start in range(0, n_texts, batch_size):
-        batch = slice(start, start + batch_size)
-        acts = hook_activations(
-            model, sample.tokens[batch], sample.hook_name, attention_mask=valid[batch].long()
-        )
-        x = acts[sample.counted[batch].to(acts.device)].to(sae.device, sae.dtype)
-        if x.shape[0] < 2:
-            continue
-        sums.add(x, sae.decode(sae.encode(x)))
-    return _explained_variances(sums)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if sample.d_sae != sae.cfg.d_sae:
+            raise ValueError(
+                f"The sample has {sample.d_sae} latents but the SAE has d_sae={sae.cfg.d_sae}: "
+                "collect the sample with this SAE."
+            )
+        sums = ReconstructionSums()
+        n_texts, ctx = sample.tokens.shape
+        valid = torch.arange(ctx)[None, :] < sample.lengths[:, None]
+        for start in range(0, n_texts, batch_size):
+            batch = slice(start, start + batch_size)
+            acts = hook_activations(
+                model, sample.tokens[batch], sample.hook_name, attention_mask=valid[batch].long()
+            )
+            x = acts[sample.counted[batch].to(acts.device)].to(sae.device, sae.dtype)
+            if x.shape[0] < 2:
+                continue
+            sums.add(x, sae.decode(sae.encode(x)))
+        return _explained_variances(sums)
 
 
 def headline_metrics(

@@ -76,7 +76,6 @@ def _freeze_hooks(model: Any, cache: dict[str, torch.Tensor], freeze: Sequence[s
     ]
 
 
-@torch.no_grad()
 def ablate_latents(
     model: Any,
     transcoders: Transcoders,
@@ -87,36 +86,38 @@ def ablate_latents(
 ) -> torch.Tensor:
     """The real change of ``graph``'s target when each ``(layer, position, latent)`` is zeroed in
     turn: ``[len(latents)]`` (see the module docstring)."""
-    transcoders = check_transcoders(model, transcoders)
-    device = model.cfg.device
-    tokens = graph.tokens[None].to(device)
-    names = {n for n in model.hook_dict if n.endswith("hook_scale") or n.endswith("hook_pattern")}
-    logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
-    top, second = graph.target_tokens
-    second = -1 if second is None else second
-    clean = float(_target_from_logits(logits, graph.target, top, second)[0])
-    errors = mlp_errors(model, transcoders, tokens)
-    frozen = _freeze_hooks(model, cache, freeze)
-    changes = []
-    for start in range(0, len(latents), batch_size):
-        chunk = list(latents[start : start + batch_size])
-        batch = len(chunk)
+    with torch.no_grad():
+        transcoders = check_transcoders(model, transcoders)
+        device = model.cfg.device
+        tokens = graph.tokens[None].to(device)
+        names = {
+            n for n in model.hook_dict if n.endswith("hook_scale") or n.endswith("hook_pattern")
+        }
+        logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+        top, second = graph.target_tokens
+        second = -1 if second is None else second
+        clean = float(_target_from_logits(logits, graph.target, top, second)[0])
+        errors = mlp_errors(model, transcoders, tokens)
+        frozen = _freeze_hooks(model, cache, freeze)
+        changes = []
+        for start in range(0, len(latents), batch_size):
+            chunk = list(latents[start : start + batch_size])
+            batch = len(chunk)
 
-        def edit(layer: int, acts: torch.Tensor, chunk=chunk) -> torch.Tensor:
-            acts = acts.clone()
-            for b, (lay, p, j) in enumerate(chunk):
-                if lay == layer:
-                    acts[b, p, j] = 0.0
-            return acts
+            def edit(layer: int, acts: torch.Tensor, chunk=chunk) -> torch.Tensor:
+                acts = acts.clone()
+                for b, (lay, p, j) in enumerate(chunk):
+                    if lay == layer:
+                        acts[b, p, j] = 0.0
+                return acts
 
-        held = {layer: e.expand(batch, -1, -1) for layer, e in errors.items()}
-        hooks = replacement_hooks(transcoders, held, edit)
-        out = model.run_with_hooks(tokens.expand(batch, -1), fwd_hooks=frozen + hooks)
-        changes.append(_target_from_logits(out, graph.target, top, second) - clean)
-    return torch.cat(changes).cpu() if changes else torch.empty(0)
+            held = {layer: e.expand(batch, -1, -1) for layer, e in errors.items()}
+            hooks = replacement_hooks(transcoders, held, edit)
+            out = model.run_with_hooks(tokens.expand(batch, -1), fwd_hooks=frozen + hooks)
+            changes.append(_target_from_logits(out, graph.target, top, second) - clean)
+        return torch.cat(changes).cpu() if changes else torch.empty(0)
 
 
-@torch.no_grad()
 def residual_share(
     model: Any,
     transcoders: Transcoders,
@@ -126,20 +127,21 @@ def residual_share(
     """``[len(latents)]``: each ``(layer, position, latent)``'s share of the residual stream that
     enters the final LayerNorm at its position (see the module docstring); the latent's activation
     is its node value in ``graph``."""
-    transcoders = check_transcoders(model, transcoders)
-    final = f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
-    _, cache = model.run_with_cache(
-        graph.tokens[None].to(model.cfg.device), names_filter=lambda n: n == final
-    )
-    stream = cache[final][0]
-    stream = stream - stream.mean(dim=-1, keepdim=True)
-    shares = []
-    for layer, p, j in latents:
-        value = float(graph.nodes.at[graph.latent_node(layer, p, j), "value"])
-        row = transcoders[layer].W_dec[j]
-        written = value * (row - row.mean())
-        shares.append(float(written.norm() / stream[p].norm()))
-    return torch.tensor(shares)
+    with torch.no_grad():
+        transcoders = check_transcoders(model, transcoders)
+        final = f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
+        _, cache = model.run_with_cache(
+            graph.tokens[None].to(model.cfg.device), names_filter=lambda n: n == final
+        )
+        stream = cache[final][0]
+        stream = stream - stream.mean(dim=-1, keepdim=True)
+        shares = []
+        for layer, p, j in latents:
+            value = float(graph.nodes.at[graph.latent_node(layer, p, j), "value"])
+            row = transcoders[layer].W_dec[j]
+            written = value * (row - row.mean())
+            shares.append(float(written.norm() / stream[p].norm()))
+        return torch.tensor(shares)
 
 
 def pick_ablations(

@@ -59,16 +59,18 @@ def check_transcoders(model: Any, transcoders: Transcoders) -> dict[int, Any]:
     return dict(sorted(by_layer.items()))
 
 
-@torch.no_grad()
 def mlp_errors(
     model: Any, transcoders: Transcoders, tokens: torch.Tensor
 ) -> dict[int, torch.Tensor]:
     """Each replaced layer's error term on a clean run: ``{layer: mlp_out - transcoder(mlp_in)}``,
     ``[batch, pos, d_model]`` each (the transcoder reads the clean MLP input)."""
-    transcoders = check_transcoders(model, transcoders)
-    names = {mlp_in_hook(i) for i in transcoders} | {mlp_out_hook(i) for i in transcoders}
-    _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
-    return {i: cache[mlp_out_hook(i)] - tc(cache[mlp_in_hook(i)]) for i, tc in transcoders.items()}
+    with torch.no_grad():
+        transcoders = check_transcoders(model, transcoders)
+        names = {mlp_in_hook(i) for i in transcoders} | {mlp_out_hook(i) for i in transcoders}
+        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+        return {
+            i: cache[mlp_out_hook(i)] - tc(cache[mlp_in_hook(i)]) for i, tc in transcoders.items()
+        }
 
 
 LatentEdit = Callable[[int, torch.Tensor], torch.Tensor]
@@ -151,7 +153,6 @@ class ReplacementLosses:
         }
 
 
-@torch.no_grad()
 def replacement_losses(
     model: Any,
     transcoders: Transcoders,
@@ -163,29 +164,30 @@ def replacement_losses(
     """Next-token losses of :class:`ReplacementLosses` on ``tokens [n, ctx]``, averaged over the
     predictions of tokens where ``mask [n, ctx]`` is true (use :func:`.transcoders.token_mask`: no
     BOS, no padding)."""
-    transcoders = check_transcoders(model, transcoders)
-    if tokens.shape != mask.shape:
-        raise ValueError(f"tokens {tuple(tokens.shape)} and mask {tuple(mask.shape)} differ")
-    totals = torch.zeros(4, dtype=torch.float64)
-    zero_hooks = [(mlp_out_hook(i), _zero) for i in transcoders]
-    starts = range(0, len(tokens), batch_size)
-    if progress:
-        from tqdm.auto import tqdm
+    with torch.no_grad():
+        transcoders = check_transcoders(model, transcoders)
+        if tokens.shape != mask.shape:
+            raise ValueError(f"tokens {tuple(tokens.shape)} and mask {tuple(mask.shape)} differ")
+        totals = torch.zeros(4, dtype=torch.float64)
+        zero_hooks = [(mlp_out_hook(i), _zero) for i in transcoders]
+        starts = range(0, len(tokens), batch_size)
+        if progress:
+            from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc="losses", leave=False)
-    for start in starts:
-        batch = tokens[start : start + batch_size].to(model.cfg.device)
-        keep = mask[start : start + batch_size].to(model.cfg.device).float()
-        errors = mlp_errors(model, transcoders, batch)
-        runs = [
-            [],
-            replacement_hooks(transcoders),
-            replacement_hooks(transcoders, errors),
-            zero_hooks,
-        ]
-        for i, hooks in enumerate(runs):
-            logits = model.run_with_hooks(batch, fwd_hooks=hooks)
-            totals[i] += float(_next_token_loss(logits, batch, keep))
-    n = int(mask[:, 1:].sum())
-    clean, replaced, with_errors, zero = (totals / n).tolist()
-    return ReplacementLosses(clean, replaced, with_errors, zero, n)
+            starts = tqdm(starts, desc="losses", leave=False)
+        for start in starts:
+            batch = tokens[start : start + batch_size].to(model.cfg.device)
+            keep = mask[start : start + batch_size].to(model.cfg.device).float()
+            errors = mlp_errors(model, transcoders, batch)
+            runs = [
+                [],
+                replacement_hooks(transcoders),
+                replacement_hooks(transcoders, errors),
+                zero_hooks,
+            ]
+            for i, hooks in enumerate(runs):
+                logits = model.run_with_hooks(batch, fwd_hooks=hooks)
+                totals[i] += float(_next_token_loss(logits, batch, keep))
+        n = int(mask[:, 1:].sum())
+        clean, replaced, with_errors, zero = (totals / n).tolist()
+        return ReplacementLosses(clean, replaced, with_errors, zero, n)

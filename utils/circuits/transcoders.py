@@ -145,7 +145,6 @@ def token_mask(tokens: torch.Tensor, bos_token_id: int | None, lengths: torch.Te
     return mask
 
 
-@torch.no_grad()
 def harvest_mlp_io(
     model: Any,
     tokens: torch.Tensor,
@@ -161,36 +160,37 @@ def harvest_mlp_io(
     ``tokens`` ``[n_texts, ctx]``; ``mask`` ``[n_texts, ctx]`` (default: :func:`token_mask` with the
     tokenizer's BOS). ``dtype`` float16 halves the memory of a large harvest.
     """
-    if tokens.ndim != 2:
-        raise ValueError(f"tokens must be [n_texts, ctx], got shape {tuple(tokens.shape)}")
-    layers = [int(layer) for layer in layers]
-    for layer in layers:
-        if not 0 <= layer < model.cfg.n_layers:
-            raise ValueError(f"layer {layer} is not in 0..{model.cfg.n_layers - 1}")
-    if mask is None:
-        mask = token_mask(tokens, getattr(model.tokenizer, "bos_token_id", None))
-    names = {mlp_in_hook(layer) for layer in layers} | {mlp_out_hook(layer) for layer in layers}
-    parts: dict[str, list[torch.Tensor]] = {name: [] for name in names}
-    starts = range(0, len(tokens), batch_size)
-    if progress:
-        from tqdm.auto import tqdm
+    with torch.no_grad():
+        if tokens.ndim != 2:
+            raise ValueError(f"tokens must be [n_texts, ctx], got shape {tuple(tokens.shape)}")
+        layers = [int(layer) for layer in layers]
+        for layer in layers:
+            if not 0 <= layer < model.cfg.n_layers:
+                raise ValueError(f"layer {layer} is not in 0..{model.cfg.n_layers - 1}")
+        if mask is None:
+            mask = token_mask(tokens, getattr(model.tokenizer, "bos_token_id", None))
+        names = {mlp_in_hook(layer) for layer in layers} | {mlp_out_hook(layer) for layer in layers}
+        parts: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+        starts = range(0, len(tokens), batch_size)
+        if progress:
+            from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc="harvest", leave=False)
-    for start in starts:
-        batch = tokens[start : start + batch_size].to(model.cfg.device)
-        keep = mask[start : start + batch_size]
-        _, cache = model.run_with_cache(
-            batch, names_filter=lambda n: n in names, stop_at_layer=max(layers) + 1
-        )
-        for name in names:
-            parts[name].append(cache[name][keep.to(cache[name].device)].to("cpu", dtype))
-    return {
-        layer: (
-            torch.cat(parts[mlp_in_hook(layer)]),
-            torch.cat(parts[mlp_out_hook(layer)]),
-        )
-        for layer in layers
-    }
+            starts = tqdm(starts, desc="harvest", leave=False)
+        for start in starts:
+            batch = tokens[start : start + batch_size].to(model.cfg.device)
+            keep = mask[start : start + batch_size]
+            _, cache = model.run_with_cache(
+                batch, names_filter=lambda n: n in names, stop_at_layer=max(layers) + 1
+            )
+            for name in names:
+                parts[name].append(cache[name][keep.to(cache[name].device)].to("cpu", dtype))
+        return {
+            layer: (
+                torch.cat(parts[mlp_in_hook(layer)]),
+                torch.cat(parts[mlp_out_hook(layer)]),
+            )
+            for layer in layers
+        }
 
 
 @dataclass
@@ -314,23 +314,25 @@ class TranscoderMetrics:
         return {"fvu": self.fvu, "l0": self.l0, "dead": self.dead, "n_tokens": self.n_tokens}
 
 
-@torch.no_grad()
 def transcoder_metrics(
     transcoder: Any, x: torch.Tensor, y: torch.Tensor, batch_size: int = 8192
 ) -> TranscoderMetrics:
     """FVU, mean L0 and dead latents of ``transcoder`` on ``x [n, d_in]`` -> ``y [n, d_out]``."""
-    if len(x) != len(y) or len(x) == 0:
-        raise ValueError(f"x and y need the same, non-zero number of rows: {len(x)} vs {len(y)}")
-    y_hat, active, fired = [], 0.0, torch.zeros(transcoder.cfg.d_sae, dtype=torch.bool)
-    for start in range(0, len(x), batch_size):
-        acts = transcoder.encode(x[start : start + batch_size].float())
-        y_hat.append(transcoder.decode(acts))
-        nonzero = acts != 0
-        active += float(nonzero.sum())
-        fired |= nonzero.any(dim=0).cpu()
-    return TranscoderMetrics(
-        fvu=fvu(torch.cat(y_hat), y),
-        l0=active / len(x),
-        dead=int((~fired).sum()),
-        n_tokens=len(x),
-    )
+    with torch.no_grad():
+        if len(x) != len(y) or len(x) == 0:
+            raise ValueError(
+                f"x and y need the same, non-zero number of rows: {len(x)} vs {len(y)}"
+            )
+        y_hat, active, fired = [], 0.0, torch.zeros(transcoder.cfg.d_sae, dtype=torch.bool)
+        for start in range(0, len(x), batch_size):
+            acts = transcoder.encode(x[start : start + batch_size].float())
+            y_hat.append(transcoder.decode(acts))
+            nonzero = acts != 0
+            active += float(nonzero.sum())
+            fired |= nonzero.any(dim=0).cpu()
+        return TranscoderMetrics(
+            fvu=fvu(torch.cat(y_hat), y),
+            l0=active / len(x),
+            dead=int((~fired).sum()),
+            n_tokens=len(x),
+        )

@@ -64,31 +64,31 @@ def check_steering_hook(my_steering_hook: Callable[..., Any] | None) -> bool | N
     return True
 
 
-@torch.no_grad()
 def _ablated_sae_output(model: Any, sae: Any, tokens: torch.Tensor, latent: int) -> torch.Tensor:
     """What flows on from the SAE's hook with ``latent`` removed and the error term kept:
     ``[pos, d_in]``."""
-    hook_name = F.sae_hook_name(sae)
-    store: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        hook_name = F.sae_hook_name(sae)
+        store: dict[str, torch.Tensor] = {}
 
-    def remove(acts: torch.Tensor, hook: Any) -> torch.Tensor:
-        acts = acts.clone()
-        acts[..., latent] = 0
-        return acts
+        def remove(acts: torch.Tensor, hook: Any) -> torch.Tensor:
+            acts = acts.clone()
+            acts[..., latent] = 0
+            return acts
 
-    def keep(acts: torch.Tensor, hook: Any) -> torch.Tensor:
-        store["out"] = acts.detach().clone()
-        return acts
+        def keep(acts: torch.Tensor, hook: Any) -> torch.Tensor:
+            store["out"] = acts.detach().clone()
+            return acts
 
-    with model.saes(saes=[sae], use_error_term=True):
-        model.run_with_hooks(
-            tokens,
-            fwd_hooks=[
-                (f"{hook_name}.hook_sae_acts_post", remove),
-                (f"{hook_name}.hook_sae_output", keep),
-            ],
-        )
-    return store["out"][0]
+        with model.saes(saes=[sae], use_error_term=True):
+            model.run_with_hooks(
+                tokens,
+                fwd_hooks=[
+                    (f"{hook_name}.hook_sae_acts_post", remove),
+                    (f"{hook_name}.hook_sae_output", keep),
+                ],
+            )
+        return store["out"][0]
 
 
 def check_ablated_activation(

@@ -30,20 +30,19 @@ def final_norm_direction(model: Any, direction: torch.Tensor) -> torch.Tensor:
     return direction
 
 
-@torch.no_grad()
 def direct_logit_effects(model: Any, directions: torch.Tensor) -> torch.Tensor:
     """Each direction's direct effect on the logits, through :func:`final_norm_direction` and the
     unembedding: ``[..., d_model] -> [..., d_vocab]`` (float32, on the CPU)."""
-    if directions.shape[-1] != model.cfg.d_model:
-        raise ValueError(
-            f"directions have last dimension {directions.shape[-1]}, the model's d_model is "
-            f"{model.cfg.d_model}"
-        )
-    directions = directions.to(model.W_U.device, model.W_U.dtype)
-    return (final_norm_direction(model, directions) @ model.W_U).float().cpu()
+    with torch.no_grad():
+        if directions.shape[-1] != model.cfg.d_model:
+            raise ValueError(
+                f"directions have last dimension {directions.shape[-1]}, the model's d_model is "
+                f"{model.cfg.d_model}"
+            )
+        directions = directions.to(model.W_U.device, model.W_U.dtype)
+        return (final_norm_direction(model, directions) @ model.W_U).float().cpu()
 
 
-@torch.no_grad()
 def feature_logit_effects(
     model: Any, sae: Any, feature: int, k: int = 10, vocab: Sequence[str] | None = None
 ) -> pd.DataFrame:
@@ -59,28 +58,29 @@ def feature_logit_effects(
     ``suppressed``, ``suppressed_logit``. ``vocab`` (token strings, e.g. ``sample.vocab``) saves
     decoding the vocabulary again.
     """
-    feature = check_feature_index(feature, sae.cfg.d_sae)
-    if not 1 <= k <= model.cfg.d_vocab:
-        raise ValueError(f"k must be between 1 and d_vocab={model.cfg.d_vocab}, got {k}")
-    if sae.cfg.d_in != model.cfg.d_model:
-        raise ValueError(
-            f"The SAE's d_in ({sae.cfg.d_in}) is not the model's d_model ({model.cfg.d_model}): direct "
-            "logit effects need an SAE on the residual stream."
+    with torch.no_grad():
+        feature = check_feature_index(feature, sae.cfg.d_sae)
+        if not 1 <= k <= model.cfg.d_vocab:
+            raise ValueError(f"k must be between 1 and d_vocab={model.cfg.d_vocab}, got {k}")
+        if sae.cfg.d_in != model.cfg.d_model:
+            raise ValueError(
+                f"The SAE's d_in ({sae.cfg.d_in}) is not the model's d_model ({model.cfg.d_model}): direct "
+                "logit effects need an SAE on the residual stream."
+            )
+        logits = direct_logit_effects(model, sae.W_dec[feature])  # [d_vocab]
+        vocab = vocabulary_strings(model) if vocab is None else vocab
+        if len(vocab) != model.cfg.d_vocab:
+            raise ValueError(
+                f"vocab has {len(vocab)} strings but the model has d_vocab={model.cfg.d_vocab}"
+            )
+        top = logits.topk(k)
+        bottom = logits.topk(k, largest=False)
+        return pd.DataFrame(
+            {
+                "promoted": [vocab[i] for i in top.indices.tolist()],
+                "promoted_logit": top.values.tolist(),
+                "suppressed": [vocab[i] for i in bottom.indices.tolist()],
+                "suppressed_logit": bottom.values.tolist(),
+            },
+            index=pd.RangeIndex(1, k + 1, name="rank"),
         )
-    logits = direct_logit_effects(model, sae.W_dec[feature])  # [d_vocab]
-    vocab = vocabulary_strings(model) if vocab is None else vocab
-    if len(vocab) != model.cfg.d_vocab:
-        raise ValueError(
-            f"vocab has {len(vocab)} strings but the model has d_vocab={model.cfg.d_vocab}"
-        )
-    top = logits.topk(k)
-    bottom = logits.topk(k, largest=False)
-    return pd.DataFrame(
-        {
-            "promoted": [vocab[i] for i in top.indices.tolist()],
-            "promoted_logit": top.values.tolist(),
-            "suppressed": [vocab[i] for i in bottom.indices.tolist()],
-            "suppressed_logit": bottom.values.tolist(),
-        },
-        index=pd.RangeIndex(1, k + 1, name="rank"),
-    )

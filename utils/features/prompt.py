@@ -22,7 +22,6 @@ from .checks import (
 )
 
 
-@torch.no_grad()
 def hook_activations(
     model: Any,
     tokens: torch.Tensor,
@@ -42,23 +41,27 @@ def hook_activations(
     Returns:
         ``[batch, pos, d_model]`` activations (``[batch, pos, ...]`` for non-residual hooks).
     """
-    check_hook_name(model, hook_name)
-    if tokens.ndim == 1:
-        tokens = tokens[None]
-    if tokens.ndim != 2 or tokens.shape[1] == 0:
-        raise ValueError(
-            f"tokens must have shape [batch, pos] with pos >= 1, got {tuple(tokens.shape)}"
+    with torch.no_grad():
+        check_hook_name(model, hook_name)
+        if tokens.ndim == 1:
+            tokens = tokens[None]
+        if tokens.ndim != 2 or tokens.shape[1] == 0:
+            raise ValueError(
+                f"tokens must have shape [batch, pos] with pos >= 1, got {tuple(tokens.shape)}"
+            )
+        layer = hook_layer(hook_name)
+        # Blocks 0..layer are all that is needed for a hook inside block `layer` (and no unembedding).
+        stop_at_layer = layer + 1 if layer is not None else None
+        kwargs: dict[str, Any] = {}
+        if attention_mask is not None:
+            kwargs["attention_mask"] = attention_mask.to(model.cfg.device)
+        _, cache = model.run_with_cache(
+            tokens.to(model.cfg.device),
+            names_filter=[hook_name],
+            stop_at_layer=stop_at_layer,
+            **kwargs,
         )
-    layer = hook_layer(hook_name)
-    # Blocks 0..layer are all that is needed for a hook inside block `layer` (and no unembedding).
-    stop_at_layer = layer + 1 if layer is not None else None
-    kwargs: dict[str, Any] = {}
-    if attention_mask is not None:
-        kwargs["attention_mask"] = attention_mask.to(model.cfg.device)
-    _, cache = model.run_with_cache(
-        tokens.to(model.cfg.device), names_filter=[hook_name], stop_at_layer=stop_at_layer, **kwargs
-    )
-    return cache[hook_name]
+        return cache[hook_name]
 
 
 @dataclass
@@ -82,29 +85,29 @@ class PromptFeatures:
     has_bos: bool
 
 
-@torch.no_grad()
 def encode_prompt(model: Any, sae: Any, prompt: str) -> PromptFeatures:
     """Run ``prompt`` through ``model`` up to the SAE's hook and encode it with ``sae``.
 
     Uses the SAE's metadata for the hook name and whether to prepend a BOS token.
     Returns a :class:`PromptFeatures` (shapes ``[pos, ...]``, batch dimension removed).
     """
-    check_prompt(prompt)
-    hook_name = sae_hook_name(sae)
-    prepend_bos = sae_prepend_bos(sae)
-    tokens = model.to_tokens(prompt, prepend_bos=prepend_bos)
-    acts = hook_activations(model, tokens, hook_name)[0]
-    _check_last_dim(acts, sae.cfg.d_in, "the SAE's d_in", f"The activations at {hook_name}")
-    feature_acts = sae.encode(acts.to(sae.device))
-    reconstruction = sae.decode(feature_acts)
-    return PromptFeatures(
-        str_tokens=list(model.to_str_tokens(tokens[0])),
-        tokens=tokens[0].cpu(),
-        activations=acts.cpu(),
-        feature_acts=feature_acts.cpu(),
-        reconstruction=reconstruction.cpu(),
-        has_bos=prepend_bos,
-    )
+    with torch.no_grad():
+        check_prompt(prompt)
+        hook_name = sae_hook_name(sae)
+        prepend_bos = sae_prepend_bos(sae)
+        tokens = model.to_tokens(prompt, prepend_bos=prepend_bos)
+        acts = hook_activations(model, tokens, hook_name)[0]
+        _check_last_dim(acts, sae.cfg.d_in, "the SAE's d_in", f"The activations at {hook_name}")
+        feature_acts = sae.encode(acts.to(sae.device))
+        reconstruction = sae.decode(feature_acts)
+        return PromptFeatures(
+            str_tokens=list(model.to_str_tokens(tokens[0])),
+            tokens=tokens[0].cpu(),
+            activations=acts.cpu(),
+            feature_acts=feature_acts.cpu(),
+            reconstruction=reconstruction.cpu(),
+            has_bos=prepend_bos,
+        )
 
 
 def l0_per_token(feature_acts: torch.Tensor) -> torch.Tensor:

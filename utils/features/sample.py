@@ -221,7 +221,6 @@ class FeatureSample:
         return self._token_cache["counts"]
 
 
-@torch.no_grad()
 def collect_feature_stats(
     model: Any,
     sae: Any,
@@ -248,76 +247,86 @@ def collect_feature_stats(
             that many features respond to, or that the SAE reconstructs badly).
         progress: show a tqdm progress bar.
     """
-    from tqdm.auto import tqdm
+    with torch.no_grad():
+        from tqdm.auto import tqdm
 
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    hook_name, tokens, lengths, valid, counted = _tokenize_for_sae(
-        model, sae, texts, context_size, exclude_bos
-    )
-    n_texts, ctx = tokens.shape
-    d_sae = sae.cfg.d_sae
-
-    l0 = torch.zeros(n_texts, ctx, dtype=torch.int32)
-    firing_counts = torch.zeros(d_sae, dtype=torch.long)
-    max_activation = torch.zeros(d_sae)
-    reconstruction = ReconstructionSums()
-    nz_pos: list[torch.Tensor] = []
-    nz_feat: list[torch.Tensor] = []
-    nz_val: list[torch.Tensor] = []
-
-    starts = range(0, n_texts, batch_size)
-    for start in tqdm(starts, desc="Encoding the sample", disable=not progress):
-        batch = slice(start, start + batch_size)
-        acts = hook_activations(model, tokens[batch], hook_name, attention_mask=valid[batch].long())
-        if start == 0:
-            _check_last_dim(acts, sae.cfg.d_in, "the SAE's d_in", f"The activations at {hook_name}")
-        mask = counted[batch].to(acts.device)
-        x = acts[mask].to(sae.device, sae.dtype)  # [n_counted, d_in]
-        if x.shape[0] == 0:
-            continue
-        f = sae.encode(x)  # [n_counted, d_sae]
-        x_hat = sae.decode(f)
-        active = f != 0
-        rows, feats = active.nonzero(as_tuple=True)
-        flat = (
-            torch.arange(start, start + mask.shape[0])[:, None] * ctx + torch.arange(ctx)[None, :]
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        hook_name, tokens, lengths, valid, counted = _tokenize_for_sae(
+            model, sae, texts, context_size, exclude_bos
         )
-        flat_counted = flat[mask.cpu()]
-        nz_pos.append(flat_counted[rows.cpu()].to(torch.int64))
-        nz_feat.append(feats.cpu().to(torch.int64))
-        nz_val.append(f[rows, feats].float().cpu())
-        l0[batch][mask.cpu()] = active.sum(-1).int().cpu()
-        firing_counts += active.sum(0).cpu()
-        max_activation = torch.maximum(max_activation, f.max(0).values.float().cpu())
-        reconstruction.add(x, x_hat)
+        n_texts, ctx = tokens.shape
+        d_sae = sae.cfg.d_sae
 
-    n = int(counted.sum().item())
-    if n == 0:
-        raise ValueError("No tokens to count: every text is only a BOS token. Give longer texts.")
-    positions = torch.cat(nz_pos) if nz_pos else torch.zeros(0, dtype=torch.int64)
-    features = torch.cat(nz_feat) if nz_feat else torch.zeros(0, dtype=torch.int64)
-    values = torch.cat(nz_val) if nz_val else torch.zeros(0)
-    order = torch.argsort(features, stable=True)
-    offsets = torch.zeros(d_sae + 1, dtype=torch.long)
-    offsets[1:] = torch.cumsum(torch.bincount(features, minlength=d_sae), 0)
-    measured = reconstruction.result()
-    metrics = {name: measured[name] for name in ("mse", "explained_variance", "cosine_similarity")}
-    return FeatureSample(
-        tokens=tokens,
-        lengths=lengths,
-        counted=counted,
-        l0=l0,
-        firing_counts=firing_counts,
-        max_activation=max_activation,
-        mean_activation_vector=reconstruction.mean.float(),
-        metrics=metrics,
-        vocab=vocabulary_strings(model),
-        hook_name=hook_name,
-        nz_positions=positions[order],
-        nz_values=values[order],
-        feature_offsets=offsets,
-    )
+        l0 = torch.zeros(n_texts, ctx, dtype=torch.int32)
+        firing_counts = torch.zeros(d_sae, dtype=torch.long)
+        max_activation = torch.zeros(d_sae)
+        reconstruction = ReconstructionSums()
+        nz_pos: list[torch.Tensor] = []
+        nz_feat: list[torch.Tensor] = []
+        nz_val: list[torch.Tensor] = []
+
+        starts = range(0, n_texts, batch_size)
+        for start in tqdm(starts, desc="Encoding the sample", disable=not progress):
+            batch = slice(start, start + batch_size)
+            acts = hook_activations(
+                model, tokens[batch], hook_name, attention_mask=valid[batch].long()
+            )
+            if start == 0:
+                _check_last_dim(
+                    acts, sae.cfg.d_in, "the SAE's d_in", f"The activations at {hook_name}"
+                )
+            mask = counted[batch].to(acts.device)
+            x = acts[mask].to(sae.device, sae.dtype)  # [n_counted, d_in]
+            if x.shape[0] == 0:
+                continue
+            f = sae.encode(x)  # [n_counted, d_sae]
+            x_hat = sae.decode(f)
+            active = f != 0
+            rows, feats = active.nonzero(as_tuple=True)
+            flat = (
+                torch.arange(start, start + mask.shape[0])[:, None] * ctx
+                + torch.arange(ctx)[None, :]
+            )
+            flat_counted = flat[mask.cpu()]
+            nz_pos.append(flat_counted[rows.cpu()].to(torch.int64))
+            nz_feat.append(feats.cpu().to(torch.int64))
+            nz_val.append(f[rows, feats].float().cpu())
+            l0[batch][mask.cpu()] = active.sum(-1).int().cpu()
+            firing_counts += active.sum(0).cpu()
+            max_activation = torch.maximum(max_activation, f.max(0).values.float().cpu())
+            reconstruction.add(x, x_hat)
+
+        n = int(counted.sum().item())
+        if n == 0:
+            raise ValueError(
+                "No tokens to count: every text is only a BOS token. Give longer texts."
+            )
+        positions = torch.cat(nz_pos) if nz_pos else torch.zeros(0, dtype=torch.int64)
+        features = torch.cat(nz_feat) if nz_feat else torch.zeros(0, dtype=torch.int64)
+        values = torch.cat(nz_val) if nz_val else torch.zeros(0)
+        order = torch.argsort(features, stable=True)
+        offsets = torch.zeros(d_sae + 1, dtype=torch.long)
+        offsets[1:] = torch.cumsum(torch.bincount(features, minlength=d_sae), 0)
+        measured = reconstruction.result()
+        metrics = {
+            name: measured[name] for name in ("mse", "explained_variance", "cosine_similarity")
+        }
+        return FeatureSample(
+            tokens=tokens,
+            lengths=lengths,
+            counted=counted,
+            l0=l0,
+            firing_counts=firing_counts,
+            max_activation=max_activation,
+            mean_activation_vector=reconstruction.mean.float(),
+            metrics=metrics,
+            vocab=vocabulary_strings(model),
+            hook_name=hook_name,
+            nz_positions=positions[order],
+            nz_values=values[order],
+            feature_offsets=offsets,
+        )
 
 
 def top_activating_contexts(

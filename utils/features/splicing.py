@@ -62,7 +62,6 @@ class SpliceLosses:
         )
 
 
-@torch.no_grad()
 def splice_losses(
     model: Any,
     sae: Any,
@@ -92,23 +91,23 @@ def splice_losses(
             ``sample.mean_activation_vector`` from :func:`collect_feature_stats`. If ``None`` it is
             the mean over the counted positions of ``texts``.
     """
-    hook_name, tokens, _, valid, counted = _tokenize_for_sae(
-        model, sae, texts, context_size, exclude_bos
-    )
-    return spliced_losses(
-        model,
-        sae,
-        tokens,
-        counted,
-        valid,
-        batch_size=batch_size,
-        mean_activation=mean_activation,
-        zero_ablate_all=zero_ablate_bos,
-        progress=progress,
-    )
+    with torch.no_grad():
+        hook_name, tokens, _, valid, counted = _tokenize_for_sae(
+            model, sae, texts, context_size, exclude_bos
+        )
+        return spliced_losses(
+            model,
+            sae,
+            tokens,
+            counted,
+            valid,
+            batch_size=batch_size,
+            mean_activation=mean_activation,
+            zero_ablate_all=zero_ablate_bos,
+            progress=progress,
+        )
 
 
-@torch.no_grad()
 def spliced_losses(
     model: Any,
     sae: Any,
@@ -140,73 +139,74 @@ def spliced_losses(
         zero_ablate_all: zero every real position, BOS included (SAELens' zero-ablation), instead
             of the counted positions only.
     """
-    from tqdm.auto import tqdm
+    with torch.no_grad():
+        from tqdm.auto import tqdm
 
-    from .checks import sae_hook_name
+        from .checks import sae_hook_name
 
-    hook_name = sae_hook_name(sae)
-    valid = torch.ones_like(counted, dtype=torch.bool) if valid is None else valid.bool()
-    counted = counted.bool()
-    if tokens.ndim != 2 or counted.shape != tokens.shape or valid.shape != tokens.shape:
-        raise ValueError(
-            f"tokens, counted and valid must all be [n, ctx]; got {tuple(tokens.shape)}, "
-            f"{tuple(counted.shape)} and {tuple(valid.shape)}"
-        )
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    # A prediction at position p is scored against token p + 1, so p + 1 must be a real token.
-    scored = counted[:, :-1] & valid[:, 1:]
-    if not scored.any():
-        raise ValueError("The texts are too short: need at least two real tokens after BOS.")
-    batches = [slice(s, s + batch_size) for s in range(0, tokens.shape[0], batch_size)]
-
-    if mean_activation is None:
-        total, count = None, 0
-        for batch in batches:
-            acts = hook_activations(
-                model, tokens[batch], hook_name, attention_mask=valid[batch].long()
+        hook_name = sae_hook_name(sae)
+        valid = torch.ones_like(counted, dtype=torch.bool) if valid is None else valid.bool()
+        counted = counted.bool()
+        if tokens.ndim != 2 or counted.shape != tokens.shape or valid.shape != tokens.shape:
+            raise ValueError(
+                f"tokens, counted and valid must all be [n, ctx]; got {tuple(tokens.shape)}, "
+                f"{tuple(counted.shape)} and {tuple(valid.shape)}"
             )
-            picked = acts[counted[batch].to(acts.device)].double()
-            total = picked.sum(0) if total is None else total + picked.sum(0)
-            count += picked.shape[0]
-        mean_activation = (total / count).float()
-    _check_last_dim(mean_activation, sae.cfg.d_in, "the SAE's d_in", "mean_activation")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        # A prediction at position p is scored against token p + 1, so p + 1 must be a real token.
+        scored = counted[:, :-1] & valid[:, 1:]
+        if not scored.any():
+            raise ValueError("The texts are too short: need at least two real tokens after BOS.")
+        batches = [slice(s, s + batch_size) for s in range(0, tokens.shape[0], batch_size)]
 
-    def replace_with(make: Any, mask: torch.Tensor):
-        def hook(acts: torch.Tensor, hook: Any) -> torch.Tensor:
-            new = make(acts).to(acts.dtype)
-            return torch.where(mask.to(acts.device)[..., None], new, acts)
+        if mean_activation is None:
+            total, count = None, 0
+            for batch in batches:
+                acts = hook_activations(
+                    model, tokens[batch], hook_name, attention_mask=valid[batch].long()
+                )
+                picked = acts[counted[batch].to(acts.device)].double()
+                total = picked.sum(0) if total is None else total + picked.sum(0)
+                count += picked.shape[0]
+            mean_activation = (total / count).float()
+        _check_last_dim(mean_activation, sae.cfg.d_in, "the SAE's d_in", "mean_activation")
 
-        return hook
+        def replace_with(make: Any, mask: torch.Tensor):
+            def hook(acts: torch.Tensor, hook: Any) -> torch.Tensor:
+                new = make(acts).to(acts.dtype)
+                return torch.where(mask.to(acts.device)[..., None], new, acts)
 
-    def reconstruct(acts: torch.Tensor) -> torch.Tensor:
-        return sae.decode(sae.encode(acts.to(sae.device, sae.dtype))).to(acts.device)
+            return hook
 
-    conditions = {
-        "original": None,
-        "sae": reconstruct,
-        "zero_ablated": torch.zeros_like,
-        "mean_ablated": lambda acts: mean_activation.to(acts.device).expand_as(acts),
-    }
-    sums = dict.fromkeys(conditions, 0.0)
-    n_scored = 0
-    for batch in tqdm(batches, desc="Cross-entropy under 4 conditions", disable=not progress):
-        batch_tokens = tokens[batch].to(model.cfg.device)
-        mask = counted[batch]
-        zero_mask = valid[batch] if zero_ablate_all else mask  # padding is never scored
-        score_mask = scored[batch].to(model.cfg.device)
-        n_scored += int(score_mask.sum().item())
-        for name, make in conditions.items():
-            where = zero_mask if name == "zero_ablated" else mask
-            hooks = [] if make is None else [(hook_name, replace_with(make, where))]
-            loss = model.run_with_hooks(
-                batch_tokens,
-                return_type="loss",
-                loss_per_token=True,
-                fwd_hooks=hooks,
-                attention_mask=valid[batch].long().to(model.cfg.device),
-            )  # [batch, ctx - 1]
-            sums[name] += loss[score_mask].double().sum().item()
-    return SpliceLosses(
-        **{name: total / n_scored for name, total in sums.items()}, n_tokens=n_scored
-    )
+        def reconstruct(acts: torch.Tensor) -> torch.Tensor:
+            return sae.decode(sae.encode(acts.to(sae.device, sae.dtype))).to(acts.device)
+
+        conditions = {
+            "original": None,
+            "sae": reconstruct,
+            "zero_ablated": torch.zeros_like,
+            "mean_ablated": lambda acts: mean_activation.to(acts.device).expand_as(acts),
+        }
+        sums = dict.fromkeys(conditions, 0.0)
+        n_scored = 0
+        for batch in tqdm(batches, desc="Cross-entropy under 4 conditions", disable=not progress):
+            batch_tokens = tokens[batch].to(model.cfg.device)
+            mask = counted[batch]
+            zero_mask = valid[batch] if zero_ablate_all else mask  # padding is never scored
+            score_mask = scored[batch].to(model.cfg.device)
+            n_scored += int(score_mask.sum().item())
+            for name, make in conditions.items():
+                where = zero_mask if name == "zero_ablated" else mask
+                hooks = [] if make is None else [(hook_name, replace_with(make, where))]
+                loss = model.run_with_hooks(
+                    batch_tokens,
+                    return_type="loss",
+                    loss_per_token=True,
+                    fwd_hooks=hooks,
+                    attention_mask=valid[batch].long().to(model.cfg.device),
+                )  # [batch, ctx - 1]
+                sums[name] += loss[score_mask].double().sum().item()
+        return SpliceLosses(
+            **{name: total / n_scored for name, total in sums.items()}, n_tokens=n_scored
+        )

@@ -73,7 +73,6 @@ def absorption(
 CARRIED_FRACTION = 0.5
 
 
-@torch.no_grad()
 def absorption_table(
     sae: TrainingSAE[Any],
     model: SyntheticModel,
@@ -106,44 +105,44 @@ def absorption_table(
     - ``parent_cos_to_children``: the mean cosine between the parent's latent and its
       children's directions (a large value: the parent's latent took part of its children).
     """
-    true_dirs = _unit_true_directions(model, hidden, features)
-    decoder = sae.W_dec.detach()
-    cos = cosine_similarities(true_dirs, decoder)  # [N, L]
-    best_latent = cos.argmax(dim=1)  # [N]
-    acts = encode_in_batches(sae, hidden, batch_size)  # [n, L]
-    fires = acts > 0
-    active = features > 0  # [n, N]
-    rows = []
-    for parent, children in parent_children(model).items():
-        latent = int(best_latent[parent])
-        parent_on = active[:, parent]
-        child_on = active[:, children].any(dim=1)
-        with_child = parent_on & child_on
-        alone = parent_on & ~child_on
-        # what the firing latents put along the parent's direction, against its magnitude
-        along_parent = acts @ (decoder @ true_dirs[parent])  # [n]
-        carried = along_parent >= CARRIED_FRACTION * features[:, parent]
-        silent = ~fires[:, latent]
-        child_latents = best_latent[children]
-        rows.append(
-            {
-                "parent": parent,
-                "parent_latent": latent,
-                "parent_cos": float(cos[parent, latent]),
-                "rate_alone": float(fires[alone, latent].float().mean()),
-                "rate_with_child": float(fires[with_child, latent].float().mean()),
-                "absorption": absorption(fires[:, latent], parent_on, child_on),
-                "carried_with_child": float((silent & carried)[with_child].float().mean()),
-                "lost_with_child": float((silent & ~carried)[with_child].float().mean()),
-                "carried_alone": float((silent & carried)[alone].float().mean()),
-                "child_cos_to_parent": float(cos[parent, child_latents].mean()),
-                "parent_cos_to_children": float(cos[children, latent].mean()),
-            }
-        )
-    return pd.DataFrame(rows)
+    with torch.no_grad():
+        true_dirs = _unit_true_directions(model, hidden, features)
+        decoder = sae.W_dec.detach()
+        cos = cosine_similarities(true_dirs, decoder)  # [N, L]
+        best_latent = cos.argmax(dim=1)  # [N]
+        acts = encode_in_batches(sae, hidden, batch_size)  # [n, L]
+        fires = acts > 0
+        active = features > 0  # [n, N]
+        rows = []
+        for parent, children in parent_children(model).items():
+            latent = int(best_latent[parent])
+            parent_on = active[:, parent]
+            child_on = active[:, children].any(dim=1)
+            with_child = parent_on & child_on
+            alone = parent_on & ~child_on
+            # what the firing latents put along the parent's direction, against its magnitude
+            along_parent = acts @ (decoder @ true_dirs[parent])  # [n]
+            carried = along_parent >= CARRIED_FRACTION * features[:, parent]
+            silent = ~fires[:, latent]
+            child_latents = best_latent[children]
+            rows.append(
+                {
+                    "parent": parent,
+                    "parent_latent": latent,
+                    "parent_cos": float(cos[parent, latent]),
+                    "rate_alone": float(fires[alone, latent].float().mean()),
+                    "rate_with_child": float(fires[with_child, latent].float().mean()),
+                    "absorption": absorption(fires[:, latent], parent_on, child_on),
+                    "carried_with_child": float((silent & carried)[with_child].float().mean()),
+                    "lost_with_child": float((silent & ~carried)[with_child].float().mean()),
+                    "carried_alone": float((silent & carried)[alone].float().mean()),
+                    "child_cos_to_parent": float(cos[parent, child_latents].mean()),
+                    "parent_cos_to_children": float(cos[children, latent].mean()),
+                }
+            )
+        return pd.DataFrame(rows)
 
 
-@torch.no_grad()
 def feature_detection_table(
     sae: TrainingSAE[Any],
     model: SyntheticModel,
@@ -162,34 +161,35 @@ def feature_detection_table(
     along the feature's unit direction (activation times ``W_dec[latent] . f``) divided by the
     feature's true magnitude (below 1: the latent shrinks the feature). NaN where undefined.
     """
-    true_dirs = _unit_true_directions(model, hidden, features)
-    decoder = sae.W_dec.detach()
-    cos = cosine_similarities(true_dirs, decoder)
-    best_cos, best_latent = cos.max(dim=1)  # [N]
-    acts = encode_in_batches(sae, hidden, batch_size)[:, best_latent]  # [n, N]
-    fires = (acts > 0).float()
-    active = (features > 0).float()  # [n, N]
-    true_pos = (fires * active).sum(dim=0)
-    precision = true_pos / fires.sum(dim=0)  # NaN where the latent never fires
-    recall = true_pos / active.sum(dim=0)
-    along = (decoder[best_latent] * true_dirs).sum(dim=1)  # [N]: W_dec[latent] . f
-    both = fires * active
-    ratio = torch.where(both > 0, acts * along / features.clamp(min=1e-12), 0.0)
-    magnitude_ratio = ratio.sum(dim=0) / both.sum(dim=0)  # NaN where never both on
-    columns = {
-        "firing_rate": active.mean(dim=0),
-        "latent": best_latent,
-        "cos": best_cos,
-        "precision": precision,
-        "recall": recall,
-        "magnitude_ratio": magnitude_ratio,
-    }
-    return pd.DataFrame(
-        {
-            "feature": range(features.shape[1]),
-            **{name: values.cpu().numpy() for name, values in columns.items()},
+    with torch.no_grad():
+        true_dirs = _unit_true_directions(model, hidden, features)
+        decoder = sae.W_dec.detach()
+        cos = cosine_similarities(true_dirs, decoder)
+        best_cos, best_latent = cos.max(dim=1)  # [N]
+        acts = encode_in_batches(sae, hidden, batch_size)[:, best_latent]  # [n, N]
+        fires = (acts > 0).float()
+        active = (features > 0).float()  # [n, N]
+        true_pos = (fires * active).sum(dim=0)
+        precision = true_pos / fires.sum(dim=0)  # NaN where the latent never fires
+        recall = true_pos / active.sum(dim=0)
+        along = (decoder[best_latent] * true_dirs).sum(dim=1)  # [N]: W_dec[latent] . f
+        both = fires * active
+        ratio = torch.where(both > 0, acts * along / features.clamp(min=1e-12), 0.0)
+        magnitude_ratio = ratio.sum(dim=0) / both.sum(dim=0)  # NaN where never both on
+        columns = {
+            "firing_rate": active.mean(dim=0),
+            "latent": best_latent,
+            "cos": best_cos,
+            "precision": precision,
+            "recall": recall,
+            "magnitude_ratio": magnitude_ratio,
         }
-    )
+        return pd.DataFrame(
+            {
+                "feature": range(features.shape[1]),
+                **{name: values.cpu().numpy() for name, values in columns.items()},
+            }
+        )
 
 
 #: What happens to a parent on the samples where it is active together with a child, in

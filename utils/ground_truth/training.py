@@ -307,11 +307,11 @@ def parent_children(model: SyntheticModel) -> dict[int, list[int]]:
     return pairs
 
 
-@torch.no_grad()
 def encode_in_batches(sae: TrainingSAE[Any], hidden: torch.Tensor, batch_size: int) -> torch.Tensor:
     """``sae.encode`` over ``hidden`` ``[n, d]`` in batches of ``batch_size``: ``[n, L]``.
 
     In batches because BatchTopK-style SAEs in training form pick a batch-level top k.
     """
-    sae.eval()
-    return torch.cat([sae.encode(chunk) for chunk in hidden.split(batch_size)])
+    with torch.no_grad():
+        sae.eval()
+        return torch.cat([sae.encode(chunk) for chunk in hidden.split(batch_size)])

@@ -49,7 +49,6 @@ class AblationEffect:
         )
 
 
-@torch.no_grad()
 def ablate_latent(
     model: Any,
     sae: Any,
@@ -76,66 +75,67 @@ def ablate_latent(
         tokens: ``[n, ctx]`` contexts; ``counted``: ``[n, ctx]`` bool, the real positions.
     Raises ``ValueError`` if the latent never fires at a scored position of these contexts.
     """
-    latent = F.check_feature_index(latent, sae.cfg.d_sae)
-    tokens = _check_tokens(tokens)
-    scored = _scored_mask(tokens, counted.bool())
-    acts_name = _acts_post_name(sae)
-    out_name = F.sae_hook_name(sae) + ".hook_sae_output"
-    last_resid = f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
-    if not direct_path and "hook_resid" not in F.sae_hook_name(sae):
-        raise ValueError(
-            f"direct_path=False needs an SAE on the residual stream; this one reads "
-            f"{F.sae_hook_name(sae)}"
-        )
-    d_vocab = model.cfg.d_vocab
-    change = torch.zeros(d_vocab, dtype=torch.float64)
-    loss_clean = loss_ablated = 0.0
-    n = 0
-    store: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        latent = F.check_feature_index(latent, sae.cfg.d_sae)
+        tokens = _check_tokens(tokens)
+        scored = _scored_mask(tokens, counted.bool())
+        acts_name = _acts_post_name(sae)
+        out_name = F.sae_hook_name(sae) + ".hook_sae_output"
+        last_resid = f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
+        if not direct_path and "hook_resid" not in F.sae_hook_name(sae):
+            raise ValueError(
+                f"direct_path=False needs an SAE on the residual stream; this one reads "
+                f"{F.sae_hook_name(sae)}"
+            )
+        d_vocab = model.cfg.d_vocab
+        change = torch.zeros(d_vocab, dtype=torch.float64)
+        loss_clean = loss_ablated = 0.0
+        n = 0
+        store: dict[str, torch.Tensor] = {}
 
-    def record(acts: torch.Tensor, hook: Any) -> torch.Tensor:
-        store["fired"] = acts[..., latent] > 0
-        return acts
-
-    def remove(acts: torch.Tensor, hook: Any) -> torch.Tensor:
-        acts = acts.clone()
-        acts[..., latent] = 0
-        return acts
-
-    def keep(name: str):
-        def hook(acts: torch.Tensor, hook: Any) -> torch.Tensor:
-            store[name] = acts
+        def record(acts: torch.Tensor, hook: Any) -> torch.Tensor:
+            store["fired"] = acts[..., latent] > 0
             return acts
 
-        return hook
+        def remove(acts: torch.Tensor, hook: Any) -> torch.Tensor:
+            acts = acts.clone()
+            acts[..., latent] = 0
+            return acts
 
-    def restore(resid: torch.Tensor, hook: Any) -> torch.Tensor:
-        return resid + (store["clean_out"] - store["ablated_out"])  # + a * W_dec[latent]
+        def keep(name: str):
+            def hook(acts: torch.Tensor, hook: Any) -> torch.Tensor:
+                store[name] = acts
+                return acts
 
-    clean_hooks = [(acts_name, record)]
-    ablated_hooks = [(acts_name, remove)]
-    if not direct_path:
-        clean_hooks.append((out_name, keep("clean_out")))
-        ablated_hooks += [(out_name, keep("ablated_out")), (last_resid, restore)]
-    with model.saes(saes=[sae], use_error_term=True):
-        for start in range(0, tokens.shape[0], batch_size):
-            batch = tokens[start : start + batch_size].to(model.cfg.device)
-            clean = model.run_with_hooks(batch, fwd_hooks=clean_hooks)
-            mask = store["fired"] & scored[start : start + batch_size].to(batch.device)
-            if not mask.any():
-                continue
-            ablated = model.run_with_hooks(batch, fwd_hooks=ablated_hooks)
-            next_ids = batch[:, 1:][mask[:, :-1]][:, None]
-            lp_clean = clean.float().log_softmax(-1)[mask]  # [n_fired, d_vocab]
-            lp_ablated = ablated.float().log_softmax(-1)[mask]
-            change += (lp_ablated - lp_clean).double().sum(0).cpu()
-            loss_clean -= lp_clean.gather(1, next_ids).sum().item()
-            loss_ablated -= lp_ablated.gather(1, next_ids).sum().item()
-            n += int(mask.sum())
-            store.clear()
-    if n == 0:
-        raise ValueError(
-            f"Latent {latent} never fires at a scored position of these contexts: pass contexts "
-            "where it fires (e.g. the sample's texts from sample.feature_activations(latent))."
-        )
-    return AblationEffect(latent, n, loss_clean / n, loss_ablated / n, (change / n).float())
+            return hook
+
+        def restore(resid: torch.Tensor, hook: Any) -> torch.Tensor:
+            return resid + (store["clean_out"] - store["ablated_out"])  # + a * W_dec[latent]
+
+        clean_hooks = [(acts_name, record)]
+        ablated_hooks = [(acts_name, remove)]
+        if not direct_path:
+            clean_hooks.append((out_name, keep("clean_out")))
+            ablated_hooks += [(out_name, keep("ablated_out")), (last_resid, restore)]
+        with model.saes(saes=[sae], use_error_term=True):
+            for start in range(0, tokens.shape[0], batch_size):
+                batch = tokens[start : start + batch_size].to(model.cfg.device)
+                clean = model.run_with_hooks(batch, fwd_hooks=clean_hooks)
+                mask = store["fired"] & scored[start : start + batch_size].to(batch.device)
+                if not mask.any():
+                    continue
+                ablated = model.run_with_hooks(batch, fwd_hooks=ablated_hooks)
+                next_ids = batch[:, 1:][mask[:, :-1]][:, None]
+                lp_clean = clean.float().log_softmax(-1)[mask]  # [n_fired, d_vocab]
+                lp_ablated = ablated.float().log_softmax(-1)[mask]
+                change += (lp_ablated - lp_clean).double().sum(0).cpu()
+                loss_clean -= lp_clean.gather(1, next_ids).sum().item()
+                loss_ablated -= lp_ablated.gather(1, next_ids).sum().item()
+                n += int(mask.sum())
+                store.clear()
+        if n == 0:
+            raise ValueError(
+                f"Latent {latent} never fires at a scored position of these contexts: pass contexts "
+                "where it fires (e.g. the sample's texts from sample.feature_activations(latent))."
+            )
+        return AblationEffect(latent, n, loss_clean / n, loss_ablated / n, (change / n).float())

@@ -107,7 +107,6 @@ def next_token_attribution(
     )
 
 
-@torch.no_grad()
 def ablation_effects(
     model: Any,
     sae: Any,
@@ -131,61 +130,62 @@ def ablation_effects(
     is unembedded. Same numbers as full forward passes (tests/test_interventions_attribution.py),
     less time (benchmarks/ablation_start_at_layer.py).
     """
-    tokens = _check_tokens(tokens)
-    if tokens.shape[0] != 1:
-        raise ValueError(f"give one context ([pos] or [1, pos]), got {tuple(tokens.shape)}")
-    if not 0 <= target_position <= tokens.shape[1] - 2:
-        raise ValueError(f"target_position must be in 0..{tokens.shape[1] - 2}")
-    for pos, f in pairs:
-        F.check_feature_index(f, sae.cfg.d_sae)
-        if not 0 <= pos < tokens.shape[1]:
-            raise IndexError(f"position {pos} is not in 0..{tokens.shape[1] - 1}")
-    tokens = tokens.to(model.cfg.device)
-    acts_name = _acts_post_name(sae)
-    layer = _resid_pre_layer(F.sae_hook_name(sae)) if from_hook else None
-    store: dict[str, torch.Tensor] = {}
-    final_name = _final_name(model)
+    with torch.no_grad():
+        tokens = _check_tokens(tokens)
+        if tokens.shape[0] != 1:
+            raise ValueError(f"give one context ([pos] or [1, pos]), got {tuple(tokens.shape)}")
+        if not 0 <= target_position <= tokens.shape[1] - 2:
+            raise ValueError(f"target_position must be in 0..{tokens.shape[1] - 2}")
+        for pos, f in pairs:
+            F.check_feature_index(f, sae.cfg.d_sae)
+            if not 0 <= pos < tokens.shape[1]:
+                raise IndexError(f"position {pos} is not in 0..{tokens.shape[1] - 1}")
+        tokens = tokens.to(model.cfg.device)
+        acts_name = _acts_post_name(sae)
+        layer = _resid_pre_layer(F.sae_hook_name(sae)) if from_hook else None
+        store: dict[str, torch.Tensor] = {}
+        final_name = _final_name(model)
 
-    def keep(name: str):
-        def hook(acts: torch.Tensor, hook: Any) -> torch.Tensor:
-            store[name] = acts.detach()
-            return acts
-
-        return hook
-
-    correct = tokens[0, target_position + 1]
-
-    def correct_logprob(input: torch.Tensor, hooks: list, **kwargs: Any) -> torch.Tensor:
-        """``[batch]`` log p(correct token) at the target position. Only that position is
-        unembedded: the other positions' logits (most of a pass's cost on a wide vocabulary)
-        are never computed."""
-        hooks = hooks + [(final_name, keep("final"))]
-        model.run_with_hooks(input, return_type=None, fwd_hooks=hooks, **kwargs)
-        final = store.pop("final")[:, target_position : target_position + 1]
-        logits = _unembed(model, final)
-        return logits[:, 0].float().log_softmax(-1)[:, correct]
-
-    with model.saes(saes=[sae], use_error_term=True):
-        input_name = F.sae_hook_name(sae) + ".hook_sae_input"
-        clean = correct_logprob(tokens, [(input_name, keep("resid"))])[0]
-        changes = []
-        for start in range(0, len(pairs), batch_size):
-            chunk = torch.tensor(pairs[start : start + batch_size], dtype=torch.long)
-            rows = torch.arange(len(chunk))
-
-            def remove(acts: torch.Tensor, hook: Any, chunk=chunk, rows=rows) -> torch.Tensor:
-                acts = acts.clone()
-                acts[rows, chunk[:, 0], chunk[:, 1]] = 0
+        def keep(name: str):
+            def hook(acts: torch.Tensor, hook: Any) -> torch.Tensor:
+                store[name] = acts.detach()
                 return acts
 
-            if layer is None:
-                batch = tokens.expand(len(chunk), -1)
-                changes.append(correct_logprob(batch, [(acts_name, remove)]) - clean)
-            else:  # the SAE at block `layer`'s hook_resid_pre runs first, on the cached input
-                resid = store["resid"].expand(len(chunk), -1, -1)
-                lp = correct_logprob(resid, [(acts_name, remove)], start_at_layer=layer)
-                changes.append(lp - clean)
-    return torch.cat(changes).cpu() if changes else torch.zeros(0)
+            return hook
+
+        correct = tokens[0, target_position + 1]
+
+        def correct_logprob(input: torch.Tensor, hooks: list, **kwargs: Any) -> torch.Tensor:
+            """``[batch]`` log p(correct token) at the target position. Only that position is
+            unembedded: the other positions' logits (most of a pass's cost on a wide vocabulary)
+            are never computed."""
+            hooks = hooks + [(final_name, keep("final"))]
+            model.run_with_hooks(input, return_type=None, fwd_hooks=hooks, **kwargs)
+            final = store.pop("final")[:, target_position : target_position + 1]
+            logits = _unembed(model, final)
+            return logits[:, 0].float().log_softmax(-1)[:, correct]
+
+        with model.saes(saes=[sae], use_error_term=True):
+            input_name = F.sae_hook_name(sae) + ".hook_sae_input"
+            clean = correct_logprob(tokens, [(input_name, keep("resid"))])[0]
+            changes = []
+            for start in range(0, len(pairs), batch_size):
+                chunk = torch.tensor(pairs[start : start + batch_size], dtype=torch.long)
+                rows = torch.arange(len(chunk))
+
+                def remove(acts: torch.Tensor, hook: Any, chunk=chunk, rows=rows) -> torch.Tensor:
+                    acts = acts.clone()
+                    acts[rows, chunk[:, 0], chunk[:, 1]] = 0
+                    return acts
+
+                if layer is None:
+                    batch = tokens.expand(len(chunk), -1)
+                    changes.append(correct_logprob(batch, [(acts_name, remove)]) - clean)
+                else:  # the SAE at block `layer`'s hook_resid_pre runs first, on the cached input
+                    resid = store["resid"].expand(len(chunk), -1, -1)
+                    lp = correct_logprob(resid, [(acts_name, remove)], start_at_layer=layer)
+                    changes.append(lp - clean)
+        return torch.cat(changes).cpu() if changes else torch.zeros(0)
 
 
 def compare_attribution_with_ablation(
@@ -244,11 +244,11 @@ def compare_attribution_with_ablation(
     return pd.DataFrame(rows)
 
 
-@torch.no_grad()
 def _input_norms(model: Any, sae: Any, tokens: torch.Tensor) -> torch.Tensor:
     """``[pos]`` norms of the SAE's input activation for one context ``[pos]``."""
-    acts = F.hook_activations(model, tokens[None], F.sae_hook_name(sae))[0]
-    return acts.float().norm(dim=-1).cpu()
+    with torch.no_grad():
+        acts = F.hook_activations(model, tokens[None], F.sae_hook_name(sae))[0]
+        return acts.float().norm(dim=-1).cpu()
 
 
 def agreement(frame: pd.DataFrame) -> dict[str, float]:

@@ -42,7 +42,6 @@ def promoted_token_ids(model: Any, direction: torch.Tensor, k: int = 10) -> torc
     return direct_logit_effects(model, direction).topk(k).indices
 
 
-@torch.no_grad()
 def direction_concentration(
     model: Any, directions: torch.Tensor, k: int = 10, chunk: int = 512
 ) -> torch.Tensor:
@@ -53,19 +52,21 @@ def direction_concentration(
     few tokens hard scores high; one that nudges thousands a little scores low. The score does
     not depend on the direction's length.
     """
-    if directions.ndim != 2:
-        raise ValueError(f"directions must be [n, d_model], got {tuple(directions.shape)}")
-    if not 1 <= k <= model.cfg.d_vocab:
-        raise ValueError(f"k must be between 1 and d_vocab={model.cfg.d_vocab}, got {k}")
-    scores = []
-    for start in range(0, len(directions), chunk):
-        effects = direct_logit_effects(model, directions[start : start + chunk])  # [chunk, vocab]
-        top = effects.topk(k, dim=-1).values.mean(-1)
-        scores.append((top - effects.mean(-1)) / effects.std(-1))
-    return torch.cat(scores) if scores else torch.zeros(0)
+    with torch.no_grad():
+        if directions.ndim != 2:
+            raise ValueError(f"directions must be [n, d_model], got {tuple(directions.shape)}")
+        if not 1 <= k <= model.cfg.d_vocab:
+            raise ValueError(f"k must be between 1 and d_vocab={model.cfg.d_vocab}, got {k}")
+        scores = []
+        for start in range(0, len(directions), chunk):
+            effects = direct_logit_effects(
+                model, directions[start : start + chunk]
+            )  # [chunk, vocab]
+            top = effects.topk(k, dim=-1).values.mean(-1)
+            scores.append((top - effects.mean(-1)) / effects.std(-1))
+        return torch.cat(scores) if scores else torch.zeros(0)
 
 
-@torch.no_grad()
 def logit_effect_concentration(
     model: Any,
     sae: Any,
@@ -75,8 +76,9 @@ def logit_effect_concentration(
 ) -> torch.Tensor:
     """:func:`direction_concentration` of latents' decoder rows ``W_dec[latents]``:
     ``[n_latents]``."""
-    latents = torch.as_tensor(latents, dtype=torch.long).flatten()
-    for f in latents.tolist():
-        F.check_feature_index(f, sae.cfg.d_sae)
-    rows = sae.W_dec[latents.to(sae.W_dec.device)].detach()
-    return direction_concentration(model, rows, k=k, chunk=chunk)
+    with torch.no_grad():
+        latents = torch.as_tensor(latents, dtype=torch.long).flatten()
+        for f in latents.tolist():
+            F.check_feature_index(f, sae.cfg.d_sae)
+        rows = sae.W_dec[latents.to(sae.W_dec.device)].detach()
+        return direction_concentration(model, rows, k=k, chunk=chunk)

@@ -54,16 +54,16 @@ def pack_documents(token_docs: Iterable[Sequence[int]], bos_id: int, n_ctx: int)
     return torch.tensor(contexts, dtype=torch.long)
 
 
-@torch.no_grad()
 def lm_cross_entropy(model, contexts: torch.Tensor, batch_size: int = 64) -> float:
     """Mean next-token cross-entropy (nats) of ``model`` over all positions of ``contexts`` [n, n_ctx]."""
-    total, count = 0.0, 0
-    for start in range(0, len(contexts), batch_size):
-        batch = contexts[start : start + batch_size].to(model.cfg.device)
-        loss = model(batch, return_type="loss", loss_per_token=True)
-        total += loss.sum().item()
-        count += loss.numel()
-    return total / count
+    with torch.no_grad():
+        total, count = 0.0, 0
+        for start in range(0, len(contexts), batch_size):
+            batch = contexts[start : start + batch_size].to(model.cfg.device)
+            loss = model(batch, return_type="loss", loss_per_token=True)
+            total += loss.sum().item()
+            count += loss.numel()
+        return total / count
 
 
 def unigram_cross_entropy(
@@ -178,26 +178,28 @@ def sae_lens_metrics(
     return result
 
 
-@torch.no_grad()
 def top_activations(model, sae, contexts: torch.Tensor, k: int = 30, batch_size: int = 64):
     """For every latent, its ``k`` largest activations on ``contexts`` and where they occur.
 
     Returns ``(values [d_sae, k], flat_positions [d_sae, k])``; a flat position ``p`` is context
     ``p // n_ctx``, token ``p % n_ctx``. BOS positions are skipped.
     """
-    hook = sae.cfg.metadata.hook_name
-    bos = model.tokenizer.bos_token_id
-    n_ctx = contexts.shape[1]
-    best_v = torch.full((sae.cfg.d_sae, k), -1.0)
-    best_p = torch.zeros((sae.cfg.d_sae, k), dtype=torch.long)
-    for start in range(0, len(contexts), batch_size):
-        batch = contexts[start : start + batch_size].to(model.cfg.device)
-        acts = sae.encode(hook_activations(model, batch, hook)).float().cpu()  # [b, n_ctx, d_sae]
-        acts[(batch == bos).cpu()] = 0.0
-        flat = acts.reshape(-1, sae.cfg.d_sae).T  # [d_sae, b*n_ctx]
-        positions = torch.arange(flat.shape[1]) + start * n_ctx
-        values = torch.cat([best_v, flat], dim=1)
-        where = torch.cat([best_p, positions.expand(sae.cfg.d_sae, -1)], dim=1)
-        top = values.topk(k, dim=1)
-        best_v, best_p = top.values, where.gather(1, top.indices)
-    return best_v, best_p
+    with torch.no_grad():
+        hook = sae.cfg.metadata.hook_name
+        bos = model.tokenizer.bos_token_id
+        n_ctx = contexts.shape[1]
+        best_v = torch.full((sae.cfg.d_sae, k), -1.0)
+        best_p = torch.zeros((sae.cfg.d_sae, k), dtype=torch.long)
+        for start in range(0, len(contexts), batch_size):
+            batch = contexts[start : start + batch_size].to(model.cfg.device)
+            acts = (
+                sae.encode(hook_activations(model, batch, hook)).float().cpu()
+            )  # [b, n_ctx, d_sae]
+            acts[(batch == bos).cpu()] = 0.0
+            flat = acts.reshape(-1, sae.cfg.d_sae).T  # [d_sae, b*n_ctx]
+            positions = torch.arange(flat.shape[1]) + start * n_ctx
+            values = torch.cat([best_v, flat], dim=1)
+            where = torch.cat([best_p, positions.expand(sae.cfg.d_sae, -1)], dim=1)
+            top = values.topk(k, dim=1)
+            best_v, best_p = top.values, where.gather(1, top.indices)
+        return best_v, best_p
