@@ -247,3 +247,78 @@ def test_detection_table_unit_normalises_the_true_directions():
     table = feature_detection_table(identity_sae(3), model, hidden, features, batch_size=2)
     assert table["cos"].tolist() == pytest.approx([1.0, 1.0, 1.0])
     assert table["magnitude_ratio"].tolist()[:2] == pytest.approx([1.0, 0.5])
+
+
+def scripted_sae(decoder: torch.Tensor, reads: list[int]) -> StandardTrainingSAE:
+    """An SAE with decoder rows ``decoder`` [L, d] whose latent ``reads[i]`` fires, with
+    activation x_i, exactly when input x_i > 0 (latents read by no input never fire)."""
+    width, d = decoder.shape
+    sae = StandardTrainingSAE(StandardTrainingSAEConfig(d_in=d, d_sae=width))
+    sae.W_enc.data = torch.zeros(d, width)
+    for i, latent in enumerate(reads):
+        sae.W_enc.data[i, latent] = 1.0
+    sae.W_dec.data = decoder.clone()
+    sae.b_enc.data.zero_()
+    sae.b_dec.data.zero_()
+    return sae
+
+
+def test_feature_detection_table_with_a_rotated_decoder_by_hand():
+    # The true features are the standard basis e0, e1, e2; 4 latents whose decoder rows are not
+    # the true directions (nor in their order): the best latent of e0 is latent 2 (cos 0.8, not
+    # latent 1's 0.6), of e1 latent 1 (cos 0.8), of e2 latent 0 (cos 1, but length 2).
+    decoder = torch.tensor([[0.0, 0.0, 2.0], [0.6, 0.8, 0.0], [0.8, -0.6, 0.0], [-1.0, 0.0, 0.0]])
+    sae = scripted_sae(decoder, reads=[2, 1, 0])  # input i: the activation of feature i's latent
+    # along = W_dec[latent] . e_i: 0.8, 0.8 and 2; magnitudes below 1
+    features = torch.tensor([[0.5, 0.0, 0.25], [0.5, 0.5, 0.0], [0.0, 0.0, 0.0], [0.25, 0.0, 0.0]])
+    hidden = torch.tensor([[0.5, 0.0, 0.5], [0.25, 0.5, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    table = feature_detection_table(sae, orthogonal_model(3), hidden, features, batch_size=3)
+    assert table["feature"].tolist() == [0, 1, 2]
+    assert table["latent"].tolist() == [2, 1, 0]
+    assert table["cos"].tolist() == pytest.approx([0.8, 0.8, 1.0], abs=1e-6)
+    # active on 3, 1 and 1 of the 4 samples
+    assert table["firing_rate"].tolist() == pytest.approx([3 / 4, 1 / 4, 1 / 4])
+    # feature 0: latent fires on samples 0, 1 (both active), active also on 3
+    # feature 1: fires on 1, 2, active on 1; feature 2: fires on 0, active on 0
+    assert table["precision"].tolist() == pytest.approx([1.0, 1 / 2, 1.0])
+    assert table["recall"].tolist() == pytest.approx([2 / 3, 1.0, 1.0])
+    # activation x along / magnitude, averaged where both are on:
+    # feature 0: (0.5 x 0.8 / 0.5 + 0.25 x 0.8 / 0.5) / 2 = (0.8 + 0.4) / 2;
+    # feature 1: 0.5 x 0.8 / 0.5; feature 2: 0.5 x 2 / 0.25
+    assert table["magnitude_ratio"].tolist() == pytest.approx([0.6, 0.8, 4.0], abs=1e-6)
+
+
+def hierarchy_model(width: int, parent: int, children: list[int]) -> SimpleNamespace:
+    """Stands in for a SyntheticModel whose true features are the standard basis, with one
+    hierarchy: ``parent`` over ``children``."""
+
+    def node(index: int, kids: list) -> SimpleNamespace:
+        return SimpleNamespace(feature_index=index, children=kids)
+
+    root = node(parent, [node(c, []) for c in children])
+    return SimpleNamespace(
+        feature_dict=SimpleNamespace(feature_vectors=torch.eye(width)),
+        hierarchy=SimpleNamespace(roots=[root]),
+    )
+
+
+def test_absorption_table_carried_at_exactly_half_the_magnitude():
+    # Parent 0 with children 1 and 2 (the standard basis). Latent 0 is e0; latent 1 (child 1's,
+    # cos 1/sqrt(1.25) to e1 against 0.5/sqrt(1.25) to e0) puts exactly half its activation
+    # along e0; latent 2 is e2.
+    decoder = torch.tensor([[1.0, 0.0, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    sae = scripted_sae(decoder, reads=[0, 1, 2])
+    model = hierarchy_model(3, parent=0, children=[1, 2])
+    # sample 0: parent alone (magnitude 1), its latent fires;
+    # sample 1: parent (magnitude 2) with child 1, only latent 1 fires, with activation 2:
+    #   1 along e0, exactly CARRIED_FRACTION (0.5) x 2: carried;
+    # sample 2: the same with activation 1: 0.5 along e0, below 0.5 x 2: lost
+    features = torch.tensor([[1.0, 0.0, 0.0], [2.0, 1.0, 0.0], [2.0, 1.0, 0.0]])
+    hidden = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 1.0, 0.0]])
+    table = absorption_table(sae, model, hidden, features, batch_size=2)
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert row["parent"] == 0 and row["parent_latent"] == 0
+    assert row["rate_alone"] == 1.0 and row["rate_with_child"] == 0.0
+    assert row["carried_with_child"] == 0.5 and row["lost_with_child"] == 0.5
+    assert row["carried_alone"] == 0.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -166,6 +167,28 @@ def test_lm_cross_entropy_is_the_mean_over_every_prediction(model, contexts):
     assert mean_of_batches != pytest.approx(expected, rel=1e-5)  # the data can tell them apart
 
 
+class DeviceModel:
+    """Stands in for a model on ``device``: keeps the device of each batch it is handed and
+    answers a loss of 1 per prediction (``[b, n_ctx - 1]``)."""
+
+    def __init__(self, device: str):
+        self.cfg = SimpleNamespace(device=device)
+        self.devices: list[torch.device] = []
+
+    def __call__(self, batch, return_type, loss_per_token):
+        assert return_type == "loss" and loss_per_token
+        self.devices.append(batch.device)
+        return torch.ones(batch.shape[0], batch.shape[1] - 1)
+
+
+def test_lm_cross_entropy_moves_each_batch_to_the_model_device():
+    # "meta" exists on any machine: a batch left where it was (on the CPU) would show
+    fake = DeviceModel("meta")
+    contexts = torch.zeros(5, 4, dtype=torch.long)
+    assert M.lm_cross_entropy(fake, contexts, batch_size=2) == 1.0
+    assert [d.type for d in fake.devices] == ["meta"] * 3
+
+
 def test_unigram_cross_entropy_by_hand():
     train = torch.tensor([[0, 1, 1, 2], [0, 1, 3, 3]])
     heldout = torch.tensor([[0, 2, 4], [4, 1, 0]])
@@ -260,6 +283,21 @@ def test_top_activations_with_more_slots_than_tokens(model, sae, contexts, bos):
     assert (positions[:, :real].sort(dim=1).values == torch.arange(real)).all()
     torch.testing.assert_close(flat.T.gather(1, positions[:, :real]), values[:, :real])
     assert (values[:, real:] < 0).all()
+    # the empty slots hold the fill value -1 (below any activation: the encoders end in a ReLU)
+    assert (values[:, real:] == -1.0).all()
+
+
+def test_top_activations_default_keeps_30_per_latent(model, sae, contexts, bos):
+    """Without ``k``: the 30 largest activations of each latent, out of 8 * N_CTX = 96 tokens."""
+    assert contexts.numel() > 30
+    with torch.no_grad():
+        _, cache = model.run_with_cache(contexts, names_filter=[HOOK])
+        flat = sae.encode(cache[HOOK]).reshape(-1, sae.cfg.d_sae)
+    flat[(contexts == bos).flatten()] = 0.0
+    expected = flat.topk(30, dim=0).values.T  # [d_sae, 30]
+    values, positions = M.top_activations(model, sae, contexts)
+    assert values.shape == positions.shape == (sae.cfg.d_sae, 30)
+    torch.testing.assert_close(values, expected, atol=1e-5, rtol=1e-5)
 
 
 # SAELens' evals ---------------------------------------------------------------------------------
