@@ -97,3 +97,34 @@ def test_final_norm_direction_by_hand():
     # the weights are cast to the direction's dtype, not the direction promoted to theirs
     half = F.final_norm_direction(models["LayerNorm"], direction.to(torch.bfloat16))
     assert half.dtype == torch.bfloat16 and half.tolist() == expected["LayerNorm"]
+
+
+def test_direct_logit_effects_of_a_float64_direction(model, sae):
+    """Cast to the unembedding's dtype first (float64 @ float32 would be refused)."""
+    effects = F.direct_logit_effects(model, sae.W_dec[4].double())
+    assert effects.dtype == torch.float32
+    torch.testing.assert_close(effects, logit_effects_by_hand(model, sae, 4).float())
+
+
+def test_feature_logit_effects_default_k_and_rank_index(model, sae):
+    table = F.feature_logit_effects(model, sae, 4)  # k = 10 unless given
+    assert table.index.tolist() == list(range(1, 11))
+    assert table.index.name == "rank"
+    top = logit_effects_by_hand(model, sae, 4).topk(10)
+    vocab = F.vocabulary_strings(model)
+    assert table["promoted"].tolist() == [vocab[i] for i in top.indices.tolist()]
+
+
+def test_feature_logit_effects_k_bounds(model, sae):
+    d_vocab = model.cfg.d_vocab
+    logits = logit_effects_by_hand(model, sae, 4)
+    one = F.feature_logit_effects(model, sae, 4, k=1)  # k = 1 is allowed
+    assert one["promoted_logit"].tolist() == pytest.approx([logits.max().item()], rel=1e-5)
+    assert one["suppressed_logit"].tolist() == pytest.approx([logits.min().item()], rel=1e-5)
+    every = F.feature_logit_effects(model, sae, 4, k=d_vocab)  # k = d_vocab is allowed
+    assert len(every) == d_vocab and every.index[-1] == d_vocab
+    for k in [0, d_vocab + 1]:
+        with pytest.raises(
+            ValueError, match=rf"k must be between 1 and d_vocab={d_vocab}, got {k}"
+        ):
+            F.feature_logit_effects(model, sae, 4, k=k)

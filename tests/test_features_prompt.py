@@ -31,6 +31,60 @@ def test_hook_activations_outside_the_blocks(model):
         F.hook_activations(model, torch.zeros(1, 0, dtype=torch.long), HOOK)
 
 
+def test_hook_activations_stops_after_the_hooks_block_and_caches_only_it(model):
+    """Only blocks 0..L run for a hook in block L (no later block, no final LayerNorm), and only
+    the asked-for hook is cached (probe hooks see which hook points have hooks attached)."""
+    seen: dict[str, list[str]] = {}
+
+    def probe(acts, hook):
+        seen[hook.name] = sorted(n for n, hp in model.hook_dict.items() if hp.fwd_hooks)
+
+    probes = ["blocks.0.hook_resid_post", "blocks.1.hook_resid_pre", "ln_final.hook_normalized"]
+    tokens = model.to_tokens("The capital of France is Paris")
+    _, cache = model.run_with_cache(tokens)
+    for hook_name, ran in [
+        ("blocks.0.hook_resid_post", ["blocks.0.hook_resid_post"]),  # block 1 never runs
+        (HOOK, ["blocks.0.hook_resid_post", HOOK]),  # blocks.1.hook_resid_pre: no final LayerNorm
+    ]:
+        seen.clear()
+        with model.hooks(fwd_hooks=[(name, probe) for name in probes]):
+            acts = F.hook_activations(model, tokens, hook_name)
+        torch.testing.assert_close(acts, cache[hook_name])
+        assert sorted(seen) == sorted(ran), hook_name
+        assert seen["blocks.0.hook_resid_post"] == sorted(probes)  # no cache hook anywhere else
+
+
+def test_hook_activations_passes_the_attention_mask(model):
+    tokens = model.to_tokens("The capital of France is Paris")
+    mask = torch.ones_like(tokens)
+    mask[0, 1] = 0  # the first word is padding
+    acts = F.hook_activations(model, tokens, HOOK, attention_mask=mask)
+    _, by_hand = model.run_with_cache(tokens, attention_mask=mask)
+    torch.testing.assert_close(acts, by_hand[HOOK])
+    assert not torch.allclose(acts, F.hook_activations(model, tokens, HOOK))  # the mask matters
+
+
+def test_encode_prompt_by_hand(model, sae):
+    prompt = "The capital of France is Paris"
+    enc = F.encode_prompt(model, sae, prompt)
+    tokens = model.to_tokens(prompt, prepend_bos=True)
+    assert enc.tokens.tolist() == tokens[0].tolist()
+    _, cache = model.run_with_cache(tokens)
+    torch.testing.assert_close(enc.activations, cache[HOOK][0])
+    by_hand = torch.relu(cache[HOOK][0] @ sae.W_enc + sae.b_enc)
+    torch.testing.assert_close(enc.feature_acts, by_hand)
+    torch.testing.assert_close(enc.reconstruction, by_hand @ sae.W_dec + sae.b_dec)
+    no_bos = F.encode_prompt(model, build_sae(prepend_bos=False), prompt)
+    assert no_bos.tokens.tolist() == model.to_tokens(prompt, prepend_bos=False)[0].tolist()
+
+
+def test_encode_prompt_names_the_hook_when_d_in_does_not_match(model):
+    with pytest.raises(
+        ValueError, match=r"The activations at blocks\.1\.hook_resid_pre has shape \(\d+, 48\)"
+    ):
+        F.encode_prompt(model, build_sae(d_in=D_MODEL * 2), "Hello world")
+
+
 def test_encode_prompt_shapes(model, sae):
     enc = F.encode_prompt(model, sae, "The capital of France is Paris")
     n = len(enc.str_tokens)
