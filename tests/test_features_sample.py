@@ -204,3 +204,123 @@ def test_token_counts_most_common_first(toy):
     counts = toy.token_counts()
     assert counts.index[0] == " a" and counts.iloc[0] == 3 and counts.name == "count"
     assert counts.tolist() == [3, 1, 1]
+
+
+# ---- collect_feature_stats against a text-by-text computation ---------------------------------
+
+
+def stats_by_hand(model, sae, texts, ctx, exclude_bos=True):
+    """What collect_feature_stats should keep, worked out one text at a time (no batches, no
+    padding): a direct forward pass and sae.encode per text, then a plain loop over its tokens.
+    Returns (firing counts, max activations, per-feature [(text, pos, value)] in text-then-position
+    order, l0 rows, number of counted tokens)."""
+    d_sae = sae.cfg.d_sae
+    counts, maxes = [0] * d_sae, [0.0] * d_sae
+    fired: list[list[tuple[int, int, float]]] = [[] for _ in range(d_sae)]
+    l0_rows = []
+    n_counted = 0
+    for text in texts:
+        if not text.strip():
+            continue
+        ids = model.to_tokens(text, prepend_bos=True)[0][:ctx]
+        _, cache = model.run_with_cache(ids[None], names_filter=[HOOK])
+        acts = sae.encode(cache[HOOK][0]).tolist()  # [len, d_sae]
+        t = len(l0_rows)
+        row = [0] * len(ids)
+        for p in range(1 if exclude_bos else 0, len(ids)):
+            n_counted += 1
+            for j, v in enumerate(acts[p]):
+                if v != 0:
+                    counts[j] += 1
+                    maxes[j] = max(maxes[j], v)
+                    fired[j].append((t, p, v))
+                    row[p] += 1
+        l0_rows.append(row)
+    return counts, maxes, fired, l0_rows, n_counted
+
+
+def assert_matches_hand(got, expected):
+    counts, maxes, fired, l0_rows, n_counted = expected
+    assert got.hook_name == HOOK
+    assert got.firing_counts.dtype == torch.long and got.firing_counts.tolist() == counts
+    assert got.n_tokens == n_counted
+    assert got.density.tolist() == pytest.approx([c / n_counted for c in counts])
+    assert got.max_activation.tolist() == pytest.approx(maxes, abs=1e-5)
+    assert len(got.feature_offsets) == len(counts) + 1
+    for j, firings in enumerate(fired):
+        text, pos, value = got.feature_activations(j)
+        assert list(zip(text.tolist(), pos.tolist())) == [(t, p) for t, p, _ in firings], j
+        assert value.tolist() == pytest.approx([v for _, _, v in firings], abs=1e-5)
+    for t, row in enumerate(l0_rows):
+        assert got.l0[t, : len(row)].tolist() == row
+        assert not got.l0[t, len(row) :].any()
+
+
+@pytest.fixture(scope="module")
+def quiet_end_sae():
+    """A random SAE whose last two features can never fire (bincount's length is then short)."""
+    sae = build_sae(seed=1)
+    with torch.no_grad():
+        sae.b_enc[-2:] = -1e4
+    return sae
+
+
+HAND_TEXTS = [*SAMPLE_TEXTS, "a"]  # 'a' is <bos> plus one token: a batch of one counted token
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 16])
+def test_collect_matches_text_by_text_computation(model, quiet_end_sae, batch_size):
+    """Single-text batches, a short last batch and one batch all give the per-text statistics;
+    firings of a feature come in text-then-position order; never-firing last features count 0."""
+    expected = stats_by_hand(model, quiet_end_sae, HAND_TEXTS, CTX)
+    assert expected[0][-2:] == [0, 0] and expected[4] == sum(len(r) - 1 for r in expected[3])
+    assert sum(expected[3][-1]) > 0  # the one-token text fires something
+    got = F.collect_feature_stats(
+        model, quiet_end_sae, HAND_TEXTS, CTX, batch_size=batch_size, progress=False
+    )
+    assert_matches_hand(got, expected)
+
+
+def test_collect_one_counted_token(model, quiet_end_sae):
+    """A sample of a single counted token is enough (density over 1 token)."""
+    got = F.collect_feature_stats(model, quiet_end_sae, ["a"], CTX, progress=False)
+    assert got.n_tokens == 1
+    assert_matches_hand(got, stats_by_hand(model, quiet_end_sae, ["a"], CTX))
+
+
+def test_collect_default_batches_of_16_with_padding_masked(model, sae, monkeypatch):
+    """The default batch_size is 16 texts per forward pass, and each pass is told which positions
+    are padding."""
+    seen = []
+    real = F.sample.hook_activations
+
+    def spy(model_, tokens, hook_name, attention_mask=None):
+        seen.append((tokens.shape[0], attention_mask))
+        return real(model_, tokens, hook_name, attention_mask=attention_mask)
+
+    monkeypatch.setattr(F.sample, "hook_activations", spy)
+    texts = [f"Hello world {i}" + " a" * (i % 3) for i in range(17)]
+    got = F.collect_feature_stats(model, sae, texts, CTX, progress=False)
+    assert [n for n, _ in seen] == [16, 1]
+    valid = torch.arange(got.context_size)[None, :] < got.lengths[:, None]
+    assert not valid.all()  # there is padding to mask
+    masks = torch.cat([m for _, m in seen])
+    assert masks is not None and masks.tolist() == valid.long().tolist()
+
+
+def test_collect_progress_bar_by_default(model, sae, capsys):
+    F.collect_feature_stats(model, sae, ["Hello world"], CTX)
+    assert "Encoding the sample" in capsys.readouterr().err
+    F.collect_feature_stats(model, sae, ["Hello world"], CTX, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_collect_refusals_say_why(model, sae):
+    with pytest.raises(ValueError, match="^batch_size must be at least 1, got 0$"):
+        F.collect_feature_stats(model, sae, ["Hello world"], CTX, batch_size=0, progress=False)
+    with pytest.raises(
+        ValueError,
+        match=r"^The activations at blocks\.1\.hook_resid_pre has shape \(1, \d+, 48\), but its "
+        r"last dimension must be the SAE's d_in = 40\.$",
+    ):
+        F.collect_feature_stats(model, build_sae(d_in=40), ["Hello world"], CTX, progress=False)
