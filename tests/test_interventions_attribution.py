@@ -324,3 +324,51 @@ def test_unembed_without_a_soft_cap_setting_applies_none():
     fake = SimpleNamespace(cfg=SimpleNamespace(normalization_type=None), unembed=lambda r: 10 * r)
     resid = torch.tensor([[[0.5, -2.0, 4.0]]])
     assert torch.equal(_unembed(fake, resid), 10 * resid)
+
+
+# ---- edges the mutants of ablation_effects found untested ----------------------------------------
+
+
+def test_ablation_effects_argument_checks_and_target_zero(model, sae, attribution):
+    tokens = attribution.tokens[0]
+    last = len(tokens) - 2
+    with pytest.raises(ValueError, match=r"give one context \(\[pos\] or \[1, pos\]\), got \(2, "):
+        I.ablation_effects(model, sae, attribution.tokens[:2], 0, [(0, 0)])
+    for bad in (-1, last + 1, last + 2):
+        with pytest.raises(ValueError, match=rf"target_position must be in 0\.\.{last}"):
+            I.ablation_effects(model, sae, tokens, bad, [(0, 0)])
+    # target position 0 (and the last allowed one) are fine: same as full forward passes
+    for target in (0, last):
+        acts = attribution.feature_acts[0, : target + 1]
+        pairs = [tuple(map(int, p)) for p in (acts > 0).nonzero()[:3]] + [(0, 1)]
+        actual = I.ablation_effects(model, sae, tokens, target, pairs)
+        expected = removed_by_hand(model, sae, tokens, target, pairs)
+        assert torch.allclose(actual, expected, rtol=1e-3, atol=1e-5), (actual, expected)
+
+
+def test_ablation_effects_of_no_pairs_is_empty(model, sae, attribution):
+    assert I.ablation_effects(model, sae, attribution.tokens[0], 3, []).shape == (0,)
+
+
+def test_ablation_effects_default_batch_and_only_the_target_is_unembedded(model, sae, attribution):
+    """17 pairs go 16 at a time by default (one clean pass, two batches of ablations), and every
+    pass unembeds the target position alone."""
+    tokens = attribution.tokens[0]
+    target = int(attribution.target_positions[0])
+    active = (attribution.feature_acts[0, : target + 1] > 0).nonzero()
+    pairs = [tuple(map(int, active[j % len(active)])) for j in range(17)]
+    calls, unembedded = [], []
+    handles = [
+        model.blocks[0].register_forward_hook(lambda *args: calls.append(1)),
+        model.unembed.register_forward_hook(
+            lambda module, args, out: unembedded.append(args[0].shape[1])
+        ),
+    ]
+    try:
+        actual = I.ablation_effects(model, sae, tokens, target, pairs, from_hook=False)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert len(calls) == 1 + 2
+    assert unembedded == [1] * 3
+    assert torch.allclose(actual, removed_by_hand(model, sae, tokens, target, pairs), atol=1e-5)

@@ -69,3 +69,64 @@ def test_direction_concentration_by_hand(model):
         assert math.isclose(score, concentration_by_hand(model, d, 4), rel_tol=1e-4)
     # a direction's length does not change its score
     assert torch.allclose(I.direction_concentration(model, 3 * directions, k=4), scores)
+
+
+# ---- edges the mutants of direction_concentration / logit_effect_concentration found untested ----
+
+
+def test_direction_concentration_default_k_is_10_and_k_may_be_the_vocabulary(model):
+    directions = torch.stack([I.random_unit_direction(D_MODEL, s) for s in range(3)])
+    scores = I.direction_concentration(model, directions)  # k defaults to 10
+    for d, score in zip(directions, scores.tolist()):
+        assert math.isclose(score, concentration_by_hand(model, d, 10), rel_tol=1e-4)
+    # k = d_vocab is allowed: the top k are the whole vocabulary, so the score is 0
+    every = I.direction_concentration(model, directions, k=model.cfg.d_vocab)
+    assert every.abs().max() < 1e-4
+
+
+def test_direction_concentration_argument_errors(model):
+    with pytest.raises(ValueError, match=r"directions must be \[n, d_model\], got \(48,\)"):
+        I.direction_concentration(model, torch.ones(D_MODEL))
+    vocab = model.cfg.d_vocab
+    for k in (0, vocab + 1):
+        with pytest.raises(ValueError, match=f"k must be between 1 and d_vocab={vocab}, got {k}"):
+            I.direction_concentration(model, torch.ones(2, D_MODEL), k=k)
+
+
+def test_no_directions_or_latents_give_an_empty_score(model, sae):
+    none = I.direction_concentration(model, torch.zeros(0, D_MODEL))
+    assert none.shape == (0,)
+    assert I.logit_effect_concentration(model, sae, []).shape == (0,)
+
+
+def test_concentration_works_chunk_directions_at_a_time(model, sae, monkeypatch):
+    """``chunk`` (default 512) bounds how many directions' effects are computed at once, for
+    :func:`logit_effect_concentration` too; the scores do not depend on it."""
+    from utils.interventions import directions as D
+
+    sizes = []
+    original = D.direct_logit_effects
+
+    def counting(model, directions):
+        sizes.append(len(directions))
+        return original(model, directions)
+
+    monkeypatch.setattr(D, "direct_logit_effects", counting)
+    generator = torch.Generator().manual_seed(0)
+    many = torch.randn(513, D_MODEL, generator=generator)
+    scores = I.direction_concentration(model, many, k=3)
+    assert sizes == [512, 1]
+    for i in (0, 511, 512):
+        assert math.isclose(
+            scores[i].item(), concentration_by_hand(model, many[i], 3), rel_tol=1e-4
+        )
+    latents = list(range(D_SAE)) * 3  # 600 latents, repeats allowed
+    sizes.clear()
+    default = I.logit_effect_concentration(model, sae, latents, k=3)
+    assert sizes == [512, 88]
+    sizes.clear()
+    small = I.logit_effect_concentration(model, sae, latents, k=3, chunk=250)
+    assert sizes == [250, 250, 100]
+    assert torch.allclose(small, default, atol=1e-5)
+    by_hand = concentration_by_hand(model, sae.W_dec[5].detach(), 3)
+    assert math.isclose(default[D_SAE + 5].item(), by_hand, rel_tol=1e-4)
