@@ -222,6 +222,208 @@ def test_steering_curves_by_hand_and_in_shared_passes(model, contexts):
         I.steering_curves(model, HOOK, tokens, counted, directions, scales, sets[:2])
 
 
+# ---- steering by hand: greedy loops, curves, defaults, progress, dtypes, RMSNorm --------------
+
+
+def _greedy_by_hand(model, tokens, hooks, n_new):
+    """``n_new`` greedy tokens after ``tokens``, each from a full hooked pass (no cache)."""
+    for _ in range(n_new):
+        with model.hooks(fwd_hooks=hooks):
+            logits = model(tokens)
+        tokens = torch.cat([tokens, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return tokens
+
+
+def _curve_by_hand(model, tokens, counted, direction, c, sets, start_position=1, hook=HOOK):
+    """Mean log-probability of each set and the loss over the scored positions (counted and
+    followed by a counted token), steered by a plain ``steering_hooks`` pass from the tokens."""
+    scored = counted[:, :-1] & counted[:, 1:]
+    with model.hooks(fwd_hooks=I.steering_hooks(model, hook, direction, c, start_position)):
+        logp = model(tokens).float().log_softmax(-1)[:, :-1][scored]  # [n_scored, d_vocab]
+    loss = -logp.gather(1, tokens[:, 1:][scored][:, None]).mean().item()
+    return {
+        name: logp[:, torch.as_tensor(ids).long()].mean().item() for name, ids in sets.items()
+    }, loss
+
+
+def _check_against_hand(model, frame, tokens, counted, direction, scales, sets, **kwargs):
+    for c in scales:
+        lps, loss = _curve_by_hand(model, tokens, counted, direction, c, sets, **kwargs)
+        for name, lp in lps.items():
+            row = frame[(frame["scale"] == c) & (frame["scored"] == name)].iloc[0]
+            assert row["logprob"] == pytest.approx(lp, abs=1e-4), (c, name)
+            assert row["loss"] == pytest.approx(loss, abs=1e-4), c
+
+
+class _Calls:
+    """Counts the forward passes through a module."""
+
+    def __init__(self, module):
+        self.n = 0
+        self.handle = module.register_forward_hook(self)
+
+    def __call__(self, *args):
+        self.n += 1
+
+
+def test_generate_steered_is_a_greedy_loop_by_hand(model, capsys):
+    """Each continuation equals a greedy loop by hand under steering_hooks: the default 20 new
+    tokens, BOS left alone (start 1) with prepend_bos, every new token steered (full passes, no
+    cache), no progress bar; without BOS, position 0 is steered too; one new token is allowed."""
+    prompt = "Hello world"
+    direction = I.random_unit_direction(D_MODEL, 1)  # scale 1: BOS steered or not differs
+    table = I.generate_steered(model, HOOK, prompt, direction, [0.0, 1.0])
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+    tokens = model.to_tokens(prompt, prepend_bos=True)
+    for c, text in zip([0.0, 1.0], table["continuation"]):
+        out = _greedy_by_hand(model, tokens, I.steering_hooks(model, HOOK, direction, c, 1), 20)
+        assert text == model.to_string(out[0, tokens.shape[1] :]), c
+    one = I.generate_steered(
+        model, HOOK, prompt, direction, [1.0], max_new_tokens=1, prepend_bos=False
+    )
+    bare = model.to_tokens(prompt, prepend_bos=False)
+    assert bare.shape[1] == tokens.shape[1] - 1
+    out = _greedy_by_hand(model, bare, I.steering_hooks(model, HOOK, direction, 1.0, 0), 1)
+    assert one["continuation"].iloc[0] == model.to_string(out[0, bare.shape[1] :])
+    with pytest.raises(ValueError, match="max_new_tokens must be at least 1, got 0"):
+        I.generate_steered(model, HOOK, prompt, direction, [0.0], max_new_tokens=0)
+
+
+def test_generate_steered_does_not_stop_at_eos(model):
+    """Steered hard towards the EOS token, generation still gives every new token asked for."""
+    eos = model.tokenizer.eos_token_id
+    toward = (model.W_U[:, eos] * model.ln_final.w).detach()
+    toward = toward - toward.mean()
+    direction = toward / toward.norm()
+    table = I.generate_steered(model, HOOK, "Hello world", direction, [50.0], max_new_tokens=4)
+    tokens = model.to_tokens("Hello world")
+    out = _greedy_by_hand(model, tokens, I.steering_hooks(model, HOOK, direction, 50.0, 1), 4)
+    new = out[0, tokens.shape[1] :]
+    assert new[0].item() == eos  # the push does make EOS the first token
+    assert table["continuation"].iloc[0] == model.to_string(new)
+
+
+def test_steering_curves_default_batch_and_start(model, contexts, capsys):
+    """The defaults: 16 rows a pass (one context, 17 steered scales -> 2 steered passes and the
+    unsteered one), passes from the hook (block 0 once), no progress bar."""
+    tokens, counted = contexts
+    tokens, counted = tokens[:1], counted[:1]
+    direction = I.random_unit_direction(D_MODEL, 8)
+    scales = [0.0] + [0.1 * k for k in range(1, 18)]
+    sets = {"other": torch.tensor([3, 9])}
+    for run in (
+        lambda: I.steering_curve(model, HOOK, tokens, counted, direction, scales, sets),
+        lambda: I.steering_curves(model, HOOK, tokens, counted, [direction], scales, [sets]),
+    ):
+        block0, block1 = _Calls(model.blocks[0]), _Calls(model.blocks[1])
+        try:
+            frame = run()
+        finally:
+            block0.handle.remove()
+            block1.handle.remove()
+        assert (block0.n, block1.n) == (1, 1 + 2)
+        assert len(frame) == len(scales)
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+def test_steering_curves_progress_bar(model, contexts, capsys):
+    """progress=True: a bar named Steering over the steered passes (2 contexts, 4 rows a pass:
+    2 pairs a pass, 3 pairs -> 2 passes)."""
+    tokens, counted = contexts
+    direction = I.random_unit_direction(D_MODEL, 8)
+    I.steering_curves(
+        model,
+        HOOK,
+        tokens[:2],
+        counted[:2],
+        [direction],
+        [0.0, 0.5, 1.0, 2.0],
+        [{"other": torch.tensor([3, 9])}],
+        batch_size=4,
+        progress=True,
+    )
+    err = capsys.readouterr().err
+    assert "Steering" in err
+    assert " 2/2 " in err
+
+
+def test_steering_curve_from_position_zero_one_row_a_pass(model, contexts):
+    """start_position=0 steers every position and batch_size=1 is allowed; token ids given as
+    floats are read as ids: all equal to the hand computation."""
+    tokens, counted = contexts
+    direction = I.random_unit_direction(D_MODEL, 9)
+    sets = {"own": I.promoted_token_ids(model, direction, 3), "floats": torch.tensor([3.0, 9.0])}
+    scales = [0.0, 2.0]
+    frame = I.steering_curve(
+        model, HOOK, tokens, counted, direction, scales, sets, start_position=0, batch_size=1
+    )
+    _check_against_hand(model, frame, tokens, counted, direction, scales, sets, start_position=0)
+    assert frame[frame["scale"] == 2.0]["logprob_gain"].abs().min() > 1e-3
+
+
+def test_steering_curves_without_scale_zero_and_bad_arguments(model, contexts):
+    """Without scale 0 the gains are NaN (float columns); the table has a fresh 0..n-1 index over
+    all directions; the argument checks say what is wrong."""
+    tokens, counted = contexts
+    directions = [I.random_unit_direction(D_MODEL, s) for s in (1, 2)]
+    sets = [{"a": torch.tensor([3, 9]), "b": torch.tensor([4])}] * 2
+    frame = I.steering_curves(model, HOOK, tokens, counted, directions, [0.5], sets)
+    assert list(frame.index) == list(range(len(frame))) == list(range(4))
+    for column in ("logprob_gain", "loss_increase"):
+        assert frame[column].dtype == "float64" and frame[column].isna().all(), column
+    with_zero = I.steering_curves(model, HOOK, tokens, counted, directions, [0.0, 0.5], sets)
+    assert list(with_zero.index) == list(range(8))
+    args = (model, HOOK, tokens, counted)
+    with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
+        I.steering_curves(*args, directions, [0.5], sets, batch_size=0)
+    with pytest.raises(ValueError, match="start_position must be >= 0, got -1"):
+        I.steering_curves(*args, directions, [0.5], sets, start_position=-1)
+    with pytest.raises(ValueError, match="directions is empty"):
+        I.steering_curves(*args, [], [0.5], [])
+    with pytest.raises(ValueError, match="No position to score"):
+        I.steering_curves(model, HOOK, tokens, torch.zeros_like(counted), directions, [0.5], sets)
+
+
+def _random_model(tokenizer, **cfg):
+    """A random 2-layer model like random_models.build_model's, with other config settings."""
+    from sae_lens import HookedSAETransformer
+    from transformer_lens import HookedTransformerConfig
+
+    torch.manual_seed(0)
+    settings = dict(n_layers=2, d_model=D_MODEL, n_heads=4, d_head=12, d_mlp=96, n_ctx=32)
+    settings.update(d_vocab=len(tokenizer), act_fn="gelu", seed=0, **cfg)
+    return HookedSAETransformer(HookedTransformerConfig(**settings), tokenizer=tokenizer).eval()
+
+
+def test_steering_curves_in_bfloat16(tokenizer, contexts):
+    """In a bfloat16 model (no normalization: TransformerLens' LayerNorm upcasts on CPU) the push
+    is cast to the activations' dtype: the numbers equal the hand computation in that model."""
+    half = _random_model(tokenizer, normalization_type=None, dtype=torch.bfloat16)
+    tokens, counted = contexts
+    direction = I.random_unit_direction(D_MODEL, 3)
+    sets = {"other": torch.tensor([3, 9])}
+    frame = I.steering_curves(half, HOOK, tokens, counted, [direction], [0.0, 1.0], [sets])
+    for c in (0.0, 1.0):
+        lps, loss = _curve_by_hand(half, tokens, counted, direction, c, sets)
+        row = frame[frame["scale"] == c].iloc[0]
+        assert row["logprob"] == pytest.approx(lps["other"], abs=2e-2), c
+        assert row["loss"] == pytest.approx(loss, abs=2e-2), c
+
+
+def test_steering_curves_leave_early_positions_alone_in_an_rms_model(tokenizer, contexts):
+    """With RMSNorm (no centring, unlike LayerNorm) anything added before start_position reaches
+    the later positions: the numbers must equal steering_hooks' from position 1."""
+    rms = _random_model(tokenizer, normalization_type="RMS")
+    tokens, counted = contexts
+    direction = I.random_unit_direction(D_MODEL, 3)
+    sets = {"other": torch.tensor([3, 9])}
+    scales = [0.0, 1.0]
+    frame = I.steering_curves(rms, HOOK, tokens, counted, [direction], scales, [sets])
+    _check_against_hand(rms, frame, tokens, counted, direction, scales, sets)
+
+
 # ---- the presets' sizes for tutorial 3 -----------------------------------------------------------
 
 
