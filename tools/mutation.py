@@ -24,6 +24,7 @@ summary and the reasons survivors are left in mutation_summary.py.
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime
 import json
 import os
@@ -67,8 +68,6 @@ def new_functions(modules: list[str], earlier: dict[str, dict[str, int | None]])
     (top-level or a class's method, not decorated but for staticmethod/classmethod) and that has
     no mutant in ``earlier`` (:func:`earlier_results`): new functions, or ones a decorator hid
     from an earlier run (mutmut 3 leaves decorated functions alone)."""
-    import ast
-
     seen = {key.rsplit("__mutmut_", 1)[0] for results in earlier.values() for key in results}
     found = set()
     for module in modules:
