@@ -62,8 +62,10 @@ def build_tokenizer(folder: Path):
     return AutoTokenizer.from_pretrained(str(folder))
 
 
-def build_model(tokenizer, seed: int = 0):
-    """A random 2-layer HookedSAETransformer with d_model 48 and a final LayerNorm scale far from 1."""
+def build_model(tokenizer, seed: int = 0, **overrides):
+    """A random 2-layer HookedSAETransformer with d_model 48 and a final LayerNorm scale far from 1.
+
+    ``overrides`` replace config settings (e.g. ``normalization_type="RMS"``, ``dtype``)."""
     from sae_lens import HookedSAETransformer
     from transformer_lens import HookedTransformerConfig
 
@@ -77,14 +79,14 @@ def build_model(tokenizer, seed: int = 0):
         n_ctx=N_CTX,
         d_vocab=len(tokenizer),
         act_fn="gelu",
-        normalization_type="LN",
-        seed=seed,
+        **{"normalization_type": "LN", "seed": seed, **overrides},
     )
     model = HookedSAETransformer(cfg, tokenizer=tokenizer)
     # A trained model's final LayerNorm scales each dimension differently; a fresh one has all
     # ones, which would let code that forgets the scale pass (feature_logit_effects' tests).
-    with torch.no_grad():
-        model.ln_final.w.copy_(0.25 + 1.5 * torch.rand(D_MODEL))
+    if hasattr(getattr(model, "ln_final", None), "w"):  # no final norm without a normalization
+        with torch.no_grad():
+            model.ln_final.w.copy_(0.25 + 1.5 * torch.rand(D_MODEL))
     model.eval()
     return model
 

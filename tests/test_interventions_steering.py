@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 from intervention_fixtures import contexts, model, tokenizer  # noqa: F401 (fixtures)
-from random_models import D_MODEL, HOOK
+from random_models import D_MODEL, HOOK, build_model
 
 from utils import interventions as I
 from utils.interventions import checks
@@ -386,21 +386,10 @@ def test_steering_curves_without_scale_zero_and_bad_arguments(model, contexts):
         I.steering_curves(model, HOOK, tokens, torch.zeros_like(counted), directions, [0.5], sets)
 
 
-def _random_model(tokenizer, **cfg):
-    """A random 2-layer model like random_models.build_model's, with other config settings."""
-    from sae_lens import HookedSAETransformer
-    from transformer_lens import HookedTransformerConfig
-
-    torch.manual_seed(0)
-    settings = dict(n_layers=2, d_model=D_MODEL, n_heads=4, d_head=12, d_mlp=96, n_ctx=32)
-    settings.update(d_vocab=len(tokenizer), act_fn="gelu", seed=0, **cfg)
-    return HookedSAETransformer(HookedTransformerConfig(**settings), tokenizer=tokenizer).eval()
-
-
 def test_steering_curves_in_bfloat16(tokenizer, contexts):
     """In a bfloat16 model (no normalization: TransformerLens' LayerNorm upcasts on CPU) the push
     is cast to the activations' dtype: the numbers equal the hand computation in that model."""
-    half = _random_model(tokenizer, normalization_type=None, dtype=torch.bfloat16)
+    half = build_model(tokenizer, normalization_type=None, dtype=torch.bfloat16)
     tokens, counted = contexts
     direction = I.random_unit_direction(D_MODEL, 3)
     sets = {"other": torch.tensor([3, 9])}
@@ -415,7 +404,7 @@ def test_steering_curves_in_bfloat16(tokenizer, contexts):
 def test_steering_curves_leave_early_positions_alone_in_an_rms_model(tokenizer, contexts):
     """With RMSNorm (no centring, unlike LayerNorm) anything added before start_position reaches
     the later positions: the numbers must equal steering_hooks' from position 1."""
-    rms = _random_model(tokenizer, normalization_type="RMS")
+    rms = build_model(tokenizer, normalization_type="RMS")
     tokens, counted = contexts
     direction = I.random_unit_direction(D_MODEL, 3)
     sets = {"other": torch.tensor([3, 9])}
