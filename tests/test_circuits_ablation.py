@@ -278,3 +278,69 @@ def test_agreement_statistics_by_hand():
     zero = frame.assign(predicted=0.0)
     stats = C.agreement(zero, n_boot=5)
     assert np.isnan(stats["slope"]) and np.isnan(stats["median_ratio"]) and np.isnan(stats["r_low"])
+
+
+def _where(graph, nodes):
+    return [
+        tuple(int(graph.nodes.at[int(i), c]) for c in ("layer", "position", "latent"))
+        for i in nodes
+    ]
+
+
+def test_ablate_latents_runs_32_at_a_time_by_default(lm, transcoders, graph, monkeypatch):
+    """The default batch holds 32 ablations: 33 latents take two runs of the model (32, then 1),
+    and the changes do not depend on how they are batched (one at a time gives the same)."""
+    latents = graph.index("latent").tolist()
+    where = _where(graph, (latents * 33)[:33])
+    one_by_one = C.ablate_latents(lm, transcoders, graph, where[:3], batch_size=1)
+    sizes = []
+    run = lm.run_with_hooks
+
+    def counting(tokens, *args, **kwargs):
+        sizes.append(tokens.shape[0])
+        return run(tokens, *args, **kwargs)
+
+    monkeypatch.setattr(lm, "run_with_hooks", counting)
+    got = C.ablate_latents(lm, transcoders, graph, where)
+    assert sizes == [32, 1] and got.shape == (33,)
+    assert torch.allclose(got[:3], one_by_one, atol=1e-5)
+
+
+def test_ablate_latents_of_no_latents_is_an_empty_tensor(lm, transcoders, graph):
+    """No latents to ablate: an empty ``[0]`` tensor, as ``[len(latents)]`` says."""
+    got = C.ablate_latents(lm, transcoders, graph, [])
+    assert isinstance(got, torch.Tensor) and got.shape == (0,)
+
+
+def test_freezing_attention_holds_every_pattern_at_its_clean_value(
+    lm, transcoders, graph, monkeypatch
+):
+    """freeze=("attention",): in the ablated runs every attention pattern is the clean run's
+    (read back after the ablation's hooks); left free, ablating a layer-0 latent at the first
+    positions moves the layer-1 patterns, and so the changes of the target differ."""
+    _, clean = lm.run_with_cache(graph.tokens[None])
+    patterns = [f"blocks.{layer}.attn.hook_pattern" for layer in range(lm.cfg.n_layers)]
+    early = [
+        int(i)
+        for i in graph.index("latent")
+        if graph.nodes.at[int(i), "layer"] == 0 and graph.nodes.at[int(i), "position"] <= 2
+    ][:4]
+    assert len(early) == 4
+    where = _where(graph, early)
+    seen = {}
+    run = lm.run_with_hooks
+
+    def recording(tokens, fwd_hooks=(), **kwargs):
+        def keep(x, hook):
+            seen[hook.name] = x.clone()
+
+        return run(tokens, fwd_hooks=list(fwd_hooks) + [(n, keep) for n in patterns], **kwargs)
+
+    monkeypatch.setattr(lm, "run_with_hooks", recording)
+    frozen = C.ablate_latents(lm, transcoders, graph, where, freeze=("attention",))
+    for name in patterns:
+        assert torch.allclose(seen[name], clean[name].expand(4, -1, -1, -1), atol=1e-6), name
+    free = C.ablate_latents(lm, transcoders, graph, where)
+    moved = seen[patterns[1]] - clean[patterns[1]]
+    assert moved.abs().max() > 1e-4
+    assert not torch.allclose(frozen, free, atol=1e-5)
