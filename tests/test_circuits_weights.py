@@ -47,3 +47,32 @@ def test_a_latent_that_is_not_one_of_the_transcoders_is_refused(lm, transcoders,
 def test_the_first_and_last_latents_are_accepted(lm, transcoders):
     for latent in (0, 63):
         assert len(C.de_embedding(lm, transcoders[0], latent, k=2)) == 2
+
+
+def test_de_embedding_default_is_ten_tokens_with_their_strings(lm, transcoders):
+    """Columns ``token``, ``token_id``, ``score`` (docstring); ``k`` is 10 unless given; the
+    top tokens by hand, best first."""
+    table = C.de_embedding(lm, transcoders[0], 7)
+    assert list(table.columns) == ["token", "token_id", "score"]
+    assert len(table) == 10 < lm.cfg.d_vocab
+    e = lm.W_E - lm.W_E.mean(-1, keepdim=True)
+    scores = (e / (e.pow(2).mean(-1, keepdim=True) + 1e-5).sqrt()) @ transcoders[0].W_enc[:, 7]
+    assert table["token_id"].tolist() == scores.argsort(descending=True)[:10].tolist()
+    assert table["token"].tolist() == [lm.to_single_str_token(i) for i in table["token_id"]]
+
+
+def test_virtual_weights_default_scale_is_one(transcoders):
+    low, high = transcoders
+    centred = low.W_dec - low.W_dec.mean(dim=1, keepdim=True)
+    torch.testing.assert_close(C.virtual_weights(low, high), centred @ high.W_enc)
+    torch.testing.assert_close(C.virtual_weights(low, high, latent=2), centred @ high.W_enc[:, 2])
+
+
+def test_virtual_weights_refuse_mismatched_widths_and_a_scale_that_is_not_positive(transcoders):
+    low, high = transcoders
+    narrow = C.make_transcoder(16, 24, 8, 2, layer=0)
+    with pytest.raises(ValueError, match=f"low writes 24 dimensions, high reads {high.cfg.d_in}"):
+        C.virtual_weights(narrow, high)
+    for scale in (0, 0.0, -1.5):
+        with pytest.raises(ValueError, match=f"scale must be positive, got {scale}"):
+            C.virtual_weights(low, high, scale=scale)
