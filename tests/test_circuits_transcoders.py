@@ -246,3 +246,129 @@ def test_a_transcoder_of_impossible_sizes_is_refused(kwargs, message):
     sizes = dict(d_in=3, d_out=3, d_sae=7, k=2) | kwargs
     with pytest.raises(ValueError, match=message):
         C.make_transcoder(**sizes, layer=0)
+
+
+def test_harvest_mlp_io_s_default_mask_drops_position_zero_and_every_bos(lm):
+    """Without a mask: the tokenizer's BOS positions (also one in the middle of a text) and position
+    0 are left out; every layer asked for, the last one too, is the cached MLP in and out."""
+    bos = lm.tokenizer.bos_token_id
+    tokens = torch.stack([lm.to_tokens(t)[0, :6] for t in SAMPLE_TEXTS[:3]])
+    tokens[1, 3] = bos  # a document boundary inside a text
+    tokens[2, 0] = tokens[2, 1]  # position 0 is dropped even when it is not BOS
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    mask[:, 0] = False
+    mask[1, 3] = False
+    assert (tokens == bos).sum() == 3 and not (tokens[mask] == bos).any()
+    got = C.harvest_mlp_io(lm, tokens, [1, 0])
+    _, cache = lm.run_with_cache(tokens)
+    assert sorted(got) == [0, 1]
+    for layer in (0, 1):
+        x, y = got[layer]
+        assert x.shape == y.shape == (int(mask.sum()), lm.cfg.d_model) == (14, lm.cfg.d_model)
+        torch.testing.assert_close(x, cache[f"blocks.{layer}.ln2.hook_normalized"][mask])
+        torch.testing.assert_close(y, cache[f"blocks.{layer}.hook_mlp_out"][mask])
+
+
+def test_harvest_mlp_io_without_a_tokenizer_masks_only_position_zero(lm, monkeypatch):
+    bos = lm.tokenizer.bos_token_id
+    tokens = torch.stack([lm.to_tokens(t)[0, :5] for t in SAMPLE_TEXTS[:2]])
+    tokens[0, 2] = bos
+    monkeypatch.setattr(lm, "tokenizer", None)
+    x, y = C.harvest_mlp_io(lm, tokens, [0])[0]
+    _, cache = lm.run_with_cache(tokens)
+    torch.testing.assert_close(x, cache["blocks.0.ln2.hook_normalized"][:, 1:].flatten(0, 1))
+    torch.testing.assert_close(y, cache["blocks.0.hook_mlp_out"][:, 1:].flatten(0, 1))
+
+
+def test_harvest_mlp_io_refuses_tokens_not_2d_and_layers_outside_the_model(lm):
+    tokens = lm.to_tokens(SAMPLE_TEXTS[0])[:, :4]
+    with pytest.raises(ValueError, match=r"tokens must be \[n_texts, ctx\], got shape \(4,\)"):
+        C.harvest_mlp_io(lm, tokens[0], [0])
+    for layer in (2, -1):  # the model has layers 0 and 1
+        with pytest.raises(ValueError, match=rf"layer {layer} is not in 0\.\.1$"):
+            C.harvest_mlp_io(lm, tokens, [0, layer])
+
+
+def test_harvest_mlp_io_runs_32_texts_a_pass_by_default_without_a_bar(lm, monkeypatch, capsys):
+    """The default batch is 32 texts (33 texts: two passes, of 32 and 1) and no progress bar."""
+    tokens = lm.to_tokens(SAMPLE_TEXTS[1])[:, :3].repeat(33, 1)
+    passes = []
+    run_with_cache = lm.run_with_cache
+
+    def counting(batch, **kwargs):
+        passes.append(len(batch))
+        return run_with_cache(batch, **kwargs)
+
+    monkeypatch.setattr(lm, "run_with_cache", counting)
+    x, _ = C.harvest_mlp_io(lm, tokens, [0])[0]
+    assert passes == [32, 1] and len(x) == 33 * 2
+    assert capsys.readouterr().err == ""
+
+
+def test_harvest_mlp_io_s_progress_bar_is_named_and_erased(lm, capsys):
+    tokens = lm.to_tokens(SAMPLE_TEXTS[1])[:, :3].repeat(3, 1)
+    x, _ = C.harvest_mlp_io(lm, tokens, [0], batch_size=1, progress=True)[0]
+    assert len(x) == 3 * 2
+    err = capsys.readouterr().err
+    assert re.search(r"(?<![A-Za-z])harvest: .*/3 ", err)  # the bar's label, one step a batch
+    assert not err.endswith("\n")  # leave=False: the finished bar is wiped, not left behind
+
+
+def test_harvest_mlp_io_in_float16_by_hand(lm):
+    tokens = torch.stack([lm.to_tokens(t)[0, :5] for t in SAMPLE_TEXTS[:2]])
+    mask = torch.zeros_like(tokens, dtype=torch.bool)
+    mask[:, 2:] = True
+    x, y = C.harvest_mlp_io(lm, tokens, [1], mask=mask, dtype=torch.float16)[1]
+    _, cache = lm.run_with_cache(tokens)
+    assert x.dtype == y.dtype == torch.float16 and x.device.type == "cpu"
+    torch.testing.assert_close(x, cache["blocks.1.ln2.hook_normalized"][mask].half())
+    torch.testing.assert_close(y, cache["blocks.1.hook_mlp_out"][mask].half())
+
+
+def test_transcoder_metrics_add_up_over_batches_by_hand():
+    """5 rows in batches of 2: L0 counts every batch's active latents, a latent is dead only if
+    it fired in no batch, and the tokens scored are all 5."""
+    tc = C.make_transcoder(4, 3, 8, 2, layer=0, seed=3)
+    x = torch.randn(5, 4, generator=torch.Generator().manual_seed(4))
+    y = torch.randn(5, 3, generator=torch.Generator().manual_seed(5))
+    pre = x @ tc.W_enc + tc.b_enc
+    top = pre.topk(2, dim=-1)
+    acts = torch.zeros_like(pre).scatter(-1, top.indices, top.values.relu())
+    active = acts != 0
+    dead = int((~active.any(0)).sum())
+    assert dead != int((~active[4:].any(0)).sum())  # the last batch alone would differ
+    y_hat = acts @ tc.W_dec + tc.b_dec
+    fvu = float((y - y_hat).pow(2).sum().detach() / (y - y.mean(0)).pow(2).sum())
+    metrics = C.transcoder_metrics(tc, x, y, batch_size=2)
+    assert metrics.l0 == pytest.approx(float(active.sum()) / 5)
+    assert metrics.dead == dead and metrics.n_tokens == 5
+    assert metrics.fvu == pytest.approx(fvu, rel=1e-5)
+    assert metrics.as_dict() == {"fvu": metrics.fvu, "l0": metrics.l0, "dead": dead, "n_tokens": 5}
+
+
+def test_transcoder_metrics_refuses_mismatched_or_no_rows_and_one_has_no_variance():
+    tc = C.make_transcoder(4, 3, 8, 2, layer=0, seed=3)
+    x = torch.randn(5, 4, generator=torch.Generator().manual_seed(4))
+    y = torch.randn(5, 3, generator=torch.Generator().manual_seed(5))
+    with pytest.raises(ValueError, match="same, non-zero number of rows: 5 vs 4"):
+        C.transcoder_metrics(tc, x, y[:4])
+    with pytest.raises(ValueError, match="same, non-zero number of rows: 0 vs 0"):
+        C.transcoder_metrics(tc, x[:0], y[:0])
+    with pytest.raises(ValueError, match="at least two activation vectors"):
+        C.transcoder_metrics(tc, x[:1], y[:1])  # one row is not refused as empty: it has no FVU
+
+
+def test_transcoder_metrics_scores_8192_rows_a_batch_by_default(monkeypatch):
+    tc = C.make_transcoder(4, 3, 8, 2, layer=0, seed=3)
+    x = torch.randn(8193, 4, generator=torch.Generator().manual_seed(4))
+    y = tc(x).detach()
+    batches = []
+    encode = tc.encode
+
+    def counting(rows):
+        batches.append(len(rows))
+        return encode(rows)
+
+    monkeypatch.setattr(tc, "encode", counting)
+    metrics = C.transcoder_metrics(tc, x, y)
+    assert batches == [8192, 1] and metrics.n_tokens == 8193
