@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from mutation_parts import PARTS, REPO, check_parts_cover_the_configuration
-from mutation_summary import named_reasons, part_results, reason_for, summary
+from mutation_summary import named_reasons, part_results, reason_for, stopped_how, summary
 
 
 def toml_list(values: list[str]) -> str:
@@ -166,7 +166,13 @@ def run(
     ).returncode
     start = time.monotonic()
     mutmut = Path(sys.executable).with_name("mutmut")
-    stopped = False
+    stopped_by = None  # "time budget" or "hand" (SIGTERM/SIGINT): the mutants left are "not run"
+    signalled = []
+
+    def stop(signum: int, frame: object) -> None:  # a stopped run keeps what it found
+        signalled.append(signum)
+        os.killpg(process.pid, signal.SIGTERM)
+
     with open(where / "mutmut.log", "w") as log:
         process = subprocess.Popen(
             [str(mutmut), "run", "--max-children", str(jobs), *again],
@@ -176,13 +182,19 @@ def run(
             env=os.environ,
             start_new_session=True,  # its workers too, so a budget can stop them all
         )
+        handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             returncode = process.wait(timeout=budget)
         except subprocess.TimeoutExpired:
             # mutmut records each mutant's result as it comes: what ran so far stays
             os.killpg(process.pid, signal.SIGTERM)
             process.wait()
-            returncode, stopped = 0, True
+            returncode, stopped_by = 0, "time budget"
+        finally:
+            for number, handler in handlers.items():
+                signal.signal(number, handler)
+        if signalled:
+            returncode, stopped_by = 0, "hand"
     seconds = time.monotonic() - start
     if returncode != 0:
         sys.exit(f"mutmut failed on part {part}; see {where / 'mutmut.log'}")
@@ -202,7 +214,8 @@ def run(
         "commit": commit + (" + uncommitted changes to these files" if dirty else ""),
         "seconds": round(seconds),
         "jobs": jobs,
-        "stopped": stopped,
+        "stopped": stopped_by is not None,
+        "stopped_by": stopped_by,
         "tests": spec["tests"],
     }
     if again_run:
@@ -218,7 +231,7 @@ def run(
         record["note"] = (
             f"the functions {which} in the run of {earlier_record['date']} (commit "
             f"{earlier_record['commit']}, {earlier_record['seconds']} s"
-            + (", stopped at its time budget" if earlier_record.get("stopped") else "")
+            + (f", {stopped_how(earlier_record)}" if earlier_record.get("stopped") else "")
             + ") run against the tests of this commit; the other functions' results are "
             "that run's"
         )

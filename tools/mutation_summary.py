@@ -169,6 +169,13 @@ def not_mutated_lines(module: str) -> int:
     return count
 
 
+def stopped_how(record: dict) -> str:
+    """How a stopped run stopped, from its record (older records knew only the time budget)."""
+    if record.get("stopped_by") == "hand":
+        return "stopped by hand"
+    return "stopped at its time budget"
+
+
 def row(name: str, c: Counter) -> str:
     killed = sum(c[s] for s in KILLED)
     not_run = c["not checked"]
@@ -244,8 +251,9 @@ def summary(folder: Path, previous: str = "") -> None:
     print("Mutation testing (mutmut 3, `make mutation`) of the modules that print numbers, each")
     print("mutant run against those modules' unit tests (tools/mutation.py).")
     print("killed % = killed / (killed + survived); timeouts count as killed; 'other': mutants no")
-    print("selected test reaches; 'not run': left when a part stopped at its time budget.")
-    print("Parts not listed were not run; a part marked 'kept' shows its last run's results.")
+    print("selected test reaches; 'not run': left when a part stopped early (its time budget, or")
+    print("stopped by hand). Parts not listed were not run; a part marked 'kept' shows its last")
+    print("run's results.")
     runs, total, all_survivors = [], Counter(), {}
     kept = earlier_summary(previous)
     kept_reasons: dict[str, list[str]] = {}
@@ -288,7 +296,7 @@ def summary(folder: Path, previous: str = "") -> None:
         print(
             f"Part {record['part']}: {record['date']}, commit {record['commit']}, "
             f"{record['seconds']} s wall with {record['jobs']} workers"
-            + (" (stopped at its time budget)" if record.get("stopped") else "")
+            + (f" ({stopped_how(record)})" if record.get("stopped") else "")
         )
         if record.get("note"):
             print(f"  note: {record['note']}")
