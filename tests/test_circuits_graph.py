@@ -75,13 +75,12 @@ def test_edges_into_every_node_add_up_to_it(lm, transcoders, prompt, target):
     graph = C.build_graph(lm, transcoders, prompt, target=target, batch_size=7)
     assert C.edge_sum_error(graph) < 1e-4
     assert torch.triu(graph.adjacency).eq(0).all()
-    latents = graph.nodes["kind"] == "latent"
+    latents = torch.tensor((graph.nodes["kind"] == "latent").to_numpy())
     # a TopK latent's input (pre-activation) is its activation
     values = torch.tensor(graph.nodes["value"].to_numpy().copy(), dtype=torch.float32)
-    assert torch.allclose(
-        graph.node_input[latents.to_numpy()], values[latents.to_numpy()], atol=1e-5
-    )
-    logits = lm(prompt[None])[0, -1]
+    assert torch.allclose(graph.node_input[latents], values[latents], atol=1e-5)
+    with torch.no_grad():
+        logits = lm(prompt[None])[0, -1]
     top, second = logits.topk(2).indices.tolist()
     expected = logits[top] - (logits[second] if target == "logit_diff" else logits.mean())
     assert graph.nodes.iloc[-1]["value"] == pytest.approx(float(expected), abs=1e-5)
@@ -110,7 +109,7 @@ def test_one_edge_through_attention_by_hand(lm, transcoders, prompt, graph):
     v = torch.einsum("d,hde->he", ln1, lm.blocks[0].attn.W_V)
     written = torch.einsum("h,he,hed->d", pattern, v, lm.blocks[0].attn.W_O)
     into_mlp = (written - written.mean()) / cache["blocks.0.ln2.hook_scale"][0, p, 0]
-    by_hand = float(into_mlp @ transcoders[0].W_enc[:, j])
+    by_hand = float((into_mlp @ transcoders[0].W_enc[:, j]).detach())
     src = int(nodes.index[(nodes["kind"] == "embedding") & (nodes["position"] == q)][0])
     dst = graph.latent_node(0, p, j)
     assert float(graph.adjacency[dst, src]) == pytest.approx(by_hand, rel=1e-4, abs=1e-6)
