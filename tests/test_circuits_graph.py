@@ -331,9 +331,10 @@ def test_nodes_and_edges_against_the_frozen_model_by_hand(lm, transcoders, promp
     first = max(1, len(prompt) - kwargs.get("positions", len(prompt)))
     logits = lm(prompt[None])[0, -1].detach()
     top, second = kwargs.get("target_tokens", logits.topk(2).indices.tolist())
-    rows, adjacency, node_input = _hand_graph_of(
-        lm, transcoders, prompt, layers, first, target, top, second
-    )
+    with torch.no_grad():  # the hand graph takes sources out; it needs no gradient
+        rows, adjacency, node_input = _hand_graph_of(
+            lm, transcoders, prompt, layers, first, target, top, second
+        )
     nodes = graph.nodes
     assert list(nodes.columns) == ["kind", "layer", "position", "latent", "value", "label"]
     got = list(nodes.itertuples(index=False, name=None))
