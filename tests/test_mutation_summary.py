@@ -89,6 +89,22 @@ def test_a_resumed_run_takes_each_function_with_a_mutant_not_run():
     assert mutation.unfinished_functions({"m.meta": {"utils.a.x_f__mutmut_1": 33}}) == set()
 
 
+def test_a_survivors_run_also_takes_each_function_a_test_never_reached():
+    earlier = {
+        "mutants/utils/a.py.meta": {
+            "utils.a.x_f__mutmut_1": 33,  # mutmut's "no tests"
+            "utils.a.x_f__mutmut_2": 1,
+            "utils.a.x_g__mutmut_1": 0,
+            "utils.a.x_h__mutmut_1": None,
+        },
+        "mutants/utils/b.py.meta": {"utils.b.xǁKǁm__mutmut_3": 33, "utils.b.x_k__mutmut_1": 1},
+    }
+    assert mutation.untested_functions(earlier) == {
+        "utils.a.x_f__mutmut_*",
+        "utils.b.xǁKǁm__mutmut_*",
+    }
+
+
 def test_new_functions_are_the_mutable_ones_the_last_run_had_no_mutant_of(tmp_path, monkeypatch):
     """mutmut 3 skips decorated functions (but staticmethod/classmethod); a function that lost
     its decorator, or is new, has no mutant in the last run: those are the ones --new runs."""

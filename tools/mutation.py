@@ -63,6 +63,20 @@ def unfinished_functions(earlier: dict[str, dict[str, int | None]]) -> set[str]:
     }
 
 
+NO_TESTS = 33  # mutmut's exit code for a mutant no selected test reaches
+
+
+def untested_functions(earlier: dict[str, dict[str, int | None]]) -> set[str]:
+    """``module.function__mutmut_*`` of each function with a mutant no test reached in ``earlier``
+    (:func:`earlier_results`): like a survivor, nothing explains it until a test reaches it."""
+    return {
+        key.rsplit("__mutmut_", 1)[0] + "__mutmut_*"
+        for results in earlier.values()
+        for key, code in results.items()
+        if code == NO_TESTS
+    }
+
+
 def new_functions(modules: list[str], earlier: dict[str, dict[str, int | None]]) -> set[str]:
     """``module.function__mutmut_*`` of each function of ``modules`` that mutmut can mutate
     (top-level or a class's method, not decorated but for staticmethod/classmethod) and that has
@@ -101,7 +115,8 @@ def run(
     new: bool = False,
 ) -> None:
     """Run ``part`` in a fresh copy under ``folder``. With ``survivors``, run again only the
-    functions that had a survivor with no reason in the part's last run (every mutant of each),
+    functions that had a survivor with no reason, or a mutant no test reached, in the part's last
+    run (every mutant of each),
     against today's tests, and keep that run's results for the other functions (the record says
     so): after new tests, minutes instead of the whole part. With ``resume``, run the functions
     that a stopped run left with mutants not run (every mutant of each), keeping the rest; both
@@ -129,6 +144,7 @@ def run(
                 if reason_for(module, line, named) == "NO REASON":
                     function = line.split(": ", 1)[0].rsplit("__mutmut_", 1)[0]
                     again_set.add(f"{dotted}.{function}__mutmut_*")
+        again_set |= untested_functions(earlier)
     unfinished = unfinished_functions(earlier) if resume else set()
     fresh = new_functions(spec["modules"], earlier) if new else set()
     again = sorted(again_set | unfinished | fresh)
@@ -222,7 +238,7 @@ def run(
         which = " and ".join(
             name
             for name, chosen in (
-                (f"with unexplained survivors ({len(again_set)})", survivors),
+                (f"with unexplained survivors or untested mutants ({len(again_set)})", survivors),
                 (f"with mutants not run ({len(unfinished)})", resume),
                 (f"with no mutant in that run ({len(fresh)}: new or no longer decorated)", new),
             )
