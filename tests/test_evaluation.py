@@ -241,3 +241,116 @@ def test_dead_latents_and_dead_fraction_edges():
         E.dead_latents([0.1, -0.5])
     one = E.headline_metrics(*fake_eval_output([0.0]))  # one latent, dead: all of them
     assert one["dead_latents"] == 1 and one["dead_fraction"] == 1.0
+
+
+# ---- sample_explained_variances: batches, skipped batches, devices, padding ---------------------
+
+
+def _explained_variances_by_hand(model, sae, sample, batch_size):
+    """The three figures in plain torch: each text run alone (no padding), its counted tokens
+    taken out, batches of ``batch_size`` texts with fewer than two counted tokens left out."""
+    hook = sae.cfg.metadata.hook_name
+    xs, x_hats, ratios = [], [], []
+    for start in range(0, sample.n_texts, batch_size):
+        batch_x = []
+        for row in range(start, min(start + batch_size, sample.n_texts)):
+            n = int(sample.lengths[row])
+            _, cache = model.run_with_cache(sample.tokens[row : row + 1, :n])
+            batch_x.append(cache[hook][0][sample.counted[row, :n]])
+        x = torch.cat(batch_x).double()
+        if len(x) < 2:
+            continue
+        with torch.no_grad():
+            x_hat = sae.decode(sae.encode(x.float())).double()
+        ratios.append((x - x_hat).pow(2).sum(-1) / (x - x.mean(0)).pow(2).sum(-1))
+        xs.append(x)
+        x_hats.append(x_hat)
+    x, x_hat = torch.cat(xs), torch.cat(x_hats)
+    resid = (x - x_hat).pow(2).sum(-1).mean().item()
+    return {
+        "explained_variance": 1 - resid / (x - x.mean(0)).pow(2).sum(-1).mean().item(),
+        "explained_variance_legacy": 1 - torch.cat(ratios).mean().item(),
+        "explained_variance_about_zero": 1 - resid / x.pow(2).sum(-1).mean().item(),
+        "n_tokens": float(len(x)),
+    }
+
+
+def _collect(model, sae, texts):
+    from random_models import SAMPLE_CONTEXT
+
+    from utils import features as F
+
+    return F.collect_feature_stats(
+        model, sae, texts, context_size=SAMPLE_CONTEXT, batch_size=4, progress=False
+    )
+
+
+def _assert_matches(got, expected):
+    assert got["n_tokens"] == expected["n_tokens"]
+    for name in E.EXPLAINED_VARIANCES:
+        assert got[name] == pytest.approx(expected[name], rel=1e-6), name
+
+
+def test_sample_explained_variances_default_batches_are_16_texts(model, sae):
+    # 18 texts: the default batches are texts 0-15 and 16-17 (the legacy figure shows the split)
+    texts = [f"def add_{i}(a, b): return a + b * {i}  # Paris and Rome" for i in range(18)]
+    many = _collect(model, sae, texts)
+    assert many.n_texts == 18
+    got = E.sample_explained_variances(model, sae, many)
+    _assert_matches(got, _explained_variances_by_hand(model, sae, many, 16))
+    other = _explained_variances_by_hand(model, sae, many, 17)
+    assert got["explained_variance_legacy"] != pytest.approx(other["explained_variance_legacy"])
+
+
+def test_sample_explained_variances_leaves_out_batches_of_fewer_than_two_tokens(model, sae):
+    # One text per batch: "Hello" has one counted token (no batch mean: left out), "Paris" two.
+    texts = ["The capital of France is Paris.", "Hello", "Paris", "Hello world", "Rome"]
+    short = _collect(model, sae, texts)
+    counted = short.counted.sum(1).tolist()
+    assert counted[1] == 1 and counted[2] == 2
+    got = E.sample_explained_variances(model, sae, short, batch_size=1)
+    expected = _explained_variances_by_hand(model, sae, short, 1)
+    assert expected["n_tokens"] == short.n_tokens - 1
+    _assert_matches(got, expected)
+
+
+def test_sample_explained_variances_rejects_a_batch_size_below_one(model, sae, sample):
+    with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
+        E.sample_explained_variances(model, sae, sample, batch_size=0)
+
+
+def test_sample_explained_variances_hands_the_sae_its_device_and_dtype(model, sae, sample):
+    # A stand-in SAE on another device ("meta") and dtype: the activations must reach its
+    # encode there, whatever the model's device and dtype.
+    seen = []
+
+    class Reached(Exception):
+        pass
+
+    class OtherDeviceSAE:
+        cfg = sae.cfg
+        device = torch.device("meta")
+        dtype = torch.float64
+
+        def encode(self, x):
+            seen.append((x.device, x.dtype))
+            raise Reached
+
+        def decode(self, feature_acts):
+            raise AssertionError("decode before encode")
+
+    with pytest.raises(Reached):
+        E.sample_explained_variances(model, OtherDeviceSAE(), sample, batch_size=2)
+    assert seen == [(torch.device("meta"), torch.float64)]
+
+
+def test_sample_explained_variances_attends_every_real_token_with_left_padding(
+    model, sae, monkeypatch
+):
+    # A text starting with <|endoftext|> after its BOS: a left-padding model left to work out
+    # its own attention mask would take both for padding; the sample's mask says they are real.
+    texts = ["<|endoftext|>The capital of France is Paris.", "Hello world, Rome is a city."]
+    short = _collect(model, sae, texts)
+    expected = _explained_variances_by_hand(model, sae, short, 2)
+    monkeypatch.setattr(model.tokenizer, "padding_side", "left")
+    _assert_matches(E.sample_explained_variances(model, sae, short, batch_size=2), expected)

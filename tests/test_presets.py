@@ -410,3 +410,79 @@ def test_hub_reachable_asks_for_headers_only_within_two_seconds(monkeypatch):
     monkeypatch.setattr(presets.urllib.request, "urlopen", fake_urlopen)
     assert presets.hub_reachable("https://example.invalid/") is True
     assert seen == [("HEAD", "https://example.invalid/", 2.0)]
+
+
+def test_a_scaled_circuit_run_keeps_the_last_graph_layers_and_loads_only_them():
+    """gpt2-small's tutorial 5 sizes at scale 0.5, by hand (scale_circuits' docstring): the last
+    round(4 x 0.5) = 2 of its graph layers (8, 9, 10, 11) are kept, (10, 11), and only those MLPs
+    are replaced, so the run loads neither layer 0's nor layers 8 and 9's transcoders. The
+    demonstration's layer 0 is not loaded, so it trains the first kept layer, 10. Counts: 7 x 0.5
+    = 3.5 rounds to 4 faithfulness prompts, 2 -> 1 rerun prefix, 10 -> 5 ablated latents, 32 -> 16
+    texts, 65,536 -> 32,768 demonstration tokens; positions and the source do not change."""
+    gpt2 = PRESETS["gpt2-small"].circuits
+    half = presets.scale_circuits(gpt2, 0.5)
+    assert half.graph_layers == (10, 11)
+    assert half.layers == (10, 11)
+    assert half.demo_layer == 10
+    expected = dict(
+        faithfulness_prompts=4,
+        diagnosed_prompts=1,
+        ablated_per_prompt=5,
+        texts=16,
+        demo_tokens=32_768,
+        graph_positions=2,
+        transcoder_repo="pchlenski/gpt2-transcoders",
+        demo_d_sae=6144,
+    )
+    assert {name: getattr(half, name) for name in expected} == expected
+
+
+def test_a_demonstration_layer_the_scaled_run_loads_stays():
+    """Four graph layers at scale 0.5 keep the last two, (2, 3): a demonstration on layer 3 is
+    still loaded (the notebook compares it with that layer's transcoder), so it stays on 3; one on
+    layer 1 is left out and moves to the first kept layer, 2."""
+    sizes = presets.CircuitSizes(layers=(0, 1, 2, 3), graph_layers=(0, 1, 2, 3), demo_layer=3)
+    kept = presets.scale_circuits(sizes, 0.5)
+    assert (kept.graph_layers, kept.layers, kept.demo_layer) == ((2, 3), (2, 3), 3)
+    moved = presets.scale_circuits(dataclasses.replace(sizes, demo_layer=1), 0.5)
+    assert moved.demo_layer == 2
+
+
+def test_the_smallest_circuit_run_by_hand():
+    """gpt2-small's tutorial 5 sizes at scale 1e-6, where every floor of scale_circuits' docstring
+    binds: 2 graph layers (a path from one layer's latents to the next), the last two, (10, 11),
+    and only their MLPs replaced; 3 faithfulness prompts, 1 prefix rerun with parts frozen, 3
+    latents ablated per prompt, 16 texts, and 4,096 demonstration tokens (two of
+    train_transcoder's 2,048-token batches) on the first kept layer."""
+    small = presets.scale_circuits(PRESETS["gpt2-small"].circuits, 1e-6)
+    expected = dict(
+        graph_layers=(10, 11),
+        layers=(10, 11),
+        faithfulness_prompts=3,
+        diagnosed_prompts=1,
+        ablated_per_prompt=3,
+        texts=16,
+        demo_tokens=4096,
+        demo_layer=10,
+    )
+    assert {name: getattr(small, name) for name in expected} == expected
+
+
+def test_scale_one_leaves_the_circuit_sizes_as_they_are():
+    # a run 1 times as big is the full run: gpt2-small still replaces MLP 0 (the de-embedding's
+    # example) besides the four graph layers, and tiny its two
+    for name, layers in [("gpt2-small", (0, 8, 9, 10, 11)), ("tiny", (0, 1))]:
+        sizes = PRESETS[name].circuits
+        full = presets.scale_circuits(sizes, 1)
+        assert full == sizes
+        assert full.layers == layers
+
+
+def test_a_scaled_preset_scales_tutorial_5_too():
+    """scale_preset applies scale_circuits (the stand-in notebooks load only the scaled layers'
+    transcoders): gpt2-small at 0.5 keeps graph layers (10, 11) and 16 texts (32 x 0.5), as above;
+    a preset without tutorial 5's sizes stays without them."""
+    half = presets.scale_preset(PRESETS["gpt2-small"], 0.5).circuits
+    assert (half.graph_layers, half.layers, half.texts) == ((10, 11), (10, 11), 16)
+    without = dataclasses.replace(PRESETS["tiny"], circuits=None)
+    assert presets.scale_preset(without, 0.5).circuits is None
