@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from circuit_helpers import D_SAE, K
+from circuit_helpers import D_SAE, K, randomize_norms_and_biases
 from random_models import SAMPLE_TEXTS, build_model, build_tokenizer
 
 from utils import circuits as C
@@ -22,14 +22,7 @@ def lm(tmp_path_factory):
     """The random 2-layer model with every LayerNorm weight and bias and the attention and MLP
     biases made random too, so a hand computation that forgets one of them fails."""
     model = build_model(build_tokenizer(tmp_path_factory.mktemp("tok")))
-    generator = torch.Generator().manual_seed(5)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith((".w", ".b", "b_V", "b_O", "b_Q", "b_K", "b_in", "b_out")):
-                if "ln" in name and name.endswith(".w"):
-                    param.copy_(0.5 + torch.rand(param.shape, generator=generator))
-                else:
-                    param.copy_(0.1 * torch.randn(param.shape, generator=generator))
+    randomize_norms_and_biases(model)
     return model
 
 

@@ -13,6 +13,19 @@ from utils.circuits.graph import AttributionGraph
 D_SAE, K = 64, 6  # the random TopK transcoders' latents and k
 
 
+def randomize_norms_and_biases(model, seed: int = 5) -> None:
+    """Make every LayerNorm weight (in [0.5, 1.5)) and bias, and the attention and MLP biases,
+    random in place, so a hand computation that forgets one of them fails."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith((".w", ".b", "b_V", "b_O", "b_Q", "b_K", "b_in", "b_out")):
+                if "ln" in name and name.endswith(".w"):
+                    param.copy_(0.5 + torch.rand(param.shape, generator=generator))
+                else:
+                    param.copy_(0.1 * torch.randn(param.shape, generator=generator))
+
+
 def hand_graph() -> AttributionGraph:
     """bias, embedding e, latent l (value 2), error r, target T. Edges: e -> l 2, bias -> l 0;
     l -> T 3, r -> T 1, e -> T -1, bias -> T 0.5."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from circuit_fixtures import lm, transcoders  # noqa: F401 (fixtures)
+from circuit_helpers import randomize_norms_and_biases
 
 from utils import circuits as C
 
@@ -112,14 +113,7 @@ def deep():
     torch.manual_seed(3)
     model = HookedSAETransformer(cfg)
     model.eval()
-    generator = torch.Generator().manual_seed(5)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith((".w", ".b", "b_V", "b_O", "b_Q", "b_K", "b_in", "b_out")):
-                if "ln" in name and name.endswith(".w"):
-                    param.copy_(0.5 + torch.rand(param.shape, generator=generator))
-                else:
-                    param.copy_(0.1 * torch.randn(param.shape, generator=generator))
+    randomize_norms_and_biases(model)
     tcs = {}
     for layer in range(3):
         tc = C.make_transcoder(D_DEEP, D_DEEP, D_SAE_DEEP, K_DEEP, layer, seed=layer)
