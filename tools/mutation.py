@@ -52,29 +52,29 @@ def earlier_results(where: Path) -> dict[str, dict[str, int | None]]:
     }
 
 
-def unfinished_functions(earlier: dict[str, dict[str, int | None]]) -> set[str]:
-    """``module.function__mutmut_*`` of each function with a mutant not run (``None``) in
-    ``earlier`` (:func:`earlier_results`)."""
-    return {
-        key.rsplit("__mutmut_", 1)[0] + "__mutmut_*"
-        for results in earlier.values()
-        for key, code in results.items()
-        if code is None
-    }
-
-
 NO_TESTS = 33  # mutmut's exit code for a mutant no selected test reaches
 
 
-def untested_functions(earlier: dict[str, dict[str, int | None]]) -> set[str]:
-    """``module.function__mutmut_*`` of each function with a mutant no test reached in ``earlier``
-    (:func:`earlier_results`): like a survivor, nothing explains it until a test reaches it."""
+def functions_with(earlier: dict[str, dict[str, int | None]], code: int | None) -> set[str]:
+    """``module.function__mutmut_*`` of each function with a mutant whose result in ``earlier``
+    (:func:`earlier_results`) is ``code``."""
     return {
         key.rsplit("__mutmut_", 1)[0] + "__mutmut_*"
         for results in earlier.values()
-        for key, code in results.items()
-        if code == NO_TESTS
+        for key, result in results.items()
+        if result == code
     }
+
+
+def unfinished_functions(earlier: dict[str, dict[str, int | None]]) -> set[str]:
+    """Each function with a mutant not run (``None``) in ``earlier``."""
+    return functions_with(earlier, None)
+
+
+def untested_functions(earlier: dict[str, dict[str, int | None]]) -> set[str]:
+    """Each function with a mutant no test reached in ``earlier``: like a survivor, nothing
+    explains it until a test reaches it."""
+    return functions_with(earlier, NO_TESTS)
 
 
 def new_functions(modules: list[str], earlier: dict[str, dict[str, int | None]]) -> set[str]:
